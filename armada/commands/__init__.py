@@ -1,0 +1,1 @@
+"""One module per group of `armada` commands, each with a register(app) function."""

@@ -1,0 +1,382 @@
+"""The pipeline configuration: `pipeline.toml` read into frozen dataclasses.
+
+Precedence, lowest first: the defaults written below ← the pipeline file ← `--set section.key=value`
+← explicit command-line flags. Unknown keys, wrong types and impossible values are errors that
+name the key and where it came from. The defaults here are the paper's settings (Appendix C)
+unless a comment says otherwise.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from armada.errors import ConfigError
+
+
+def _check(default, *, low=None, high=None, above=None, doc=""):
+    """A field whose value must lie in [low, high] (and be > above); `doc` says what it is."""
+    return field(default=default, metadata={"low": low, "high": high, "above": above, "doc": doc})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What `armada run` does: every task × variant × seed, then eval and a report."""
+
+    name: str = "default"                       # runs go to <runs_dir>/<name>/, the report to <report_dir>/<name>/
+    tasks: tuple[str, ...] = ("bbc-news",)      # task names (`armada tasks`)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    runs_dir: str = "runs"
+    report_dir: str = "report"
+    analysis: bool = False                      # add the paper's §6 embedding views to the report
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and how much of it."""
+
+    data_dir: str = ""                          # local GLUE/SuperGLUE suite or task folder; "" reads the hub
+    train_limit: int = _check(0, low=0, doc="keep the first N training rows (0 = all)")
+    validation_limit: int = _check(0, low=0, doc="keep the first N validation rows (0 = all)")
+    # Teacher text per task: a template over the task's text fields, e.g. "{title}" (default: all
+    # text fields joined and lowercased, as the authors' code does).
+    teacher_templates: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Stage 1: teacher latents into the cache."""
+
+    teacher: str = "piper-whisper"              # a registered teacher (`armada teachers`) or a [teachers.NAME] table
+    splits: tuple[str, ...] = ("train", "validation")
+    cache_dir: str = "cache"                    # `armada run` writes <cache_dir>/<task>--<teacher>.zarr
+    batch_size: int = _check(8, low=1)
+    shard_rows: int = _check(2048, low=1, doc="rows per shard: the unit of writing, resuming and verifying")
+    dtype: Literal["float16", "float32"] = "float16"
+    num_processes: int = _check(1, low=1)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Stage 2: ARMADA training of a student against the cache (paper §3, Appendix C)."""
+
+    student: str = "minilm-l6"                  # an alias (`armada students`), hub id or local folder
+    undistilled: bool = False                   # the baseline: same student and head, task loss only, no cache
+    manifold: Literal["cosine", "euclid", "elementwise"] = "euclid"
+    alpha: float = _check(0.5, low=0.0, high=1.0, doc="weight of the logit-matching loss (eq. 2)")
+    beta: float = _check(1.0, low=0.0, doc="weight of the manifold loss")
+    gamma: float = _check(1.0, low=0.0, doc="weight of the auxiliary output losses")
+    tau: float = _check(5.0, above=0.0, doc="temperature of logit matching")
+    soft_loss: Literal["l2", "mse"] = "l2"      # "l2": ‖Φ(o_ts/τ) − Φ(o_s/τ)‖₂ as eq. 2 writes it; "mse": ×τ², the authors' code
+    schedule: Literal["joint", "alternating"] = "joint"   # joint: the paper's online distillation; alternating: the authors' code
+    aligner: Literal["trained", "frozen-random"] = "trained"  # frozen-random: the Figure 9 ablation
+    teacher_noise: float = _check(0.0, low=0.0, doc="σ of Gaussian noise on the aligner's inputs (Figure 10)")
+    projection_dim: int = _check(768, low=1, doc="dimension of the shared manifold (P_ts, P_s)")
+    aligner_hidden: int = _check(1024, low=1, doc="hidden size of the aligner's MLP F̃_ts")
+    epochs: int = _check(10, low=1)
+    batch_size: int = _check(32, low=1)
+    eval_batch_size: int = _check(64, low=1)
+    max_length: int = _check(128, low=8)
+    lr: float = _check(2e-5, above=0.0, doc="student learning rate")
+    aligner_lr: float = _check(1e-3, above=0.0, doc="aligner learning rate")
+    weight_decay: float = _check(0.01, low=0.0)
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    warmup_ratio: float = _check(0.0, low=0.0, high=1.0)
+    group_by_length: bool = False               # batches of similar length: less padding, same examples per epoch
+    lora_r: int = _check(0, low=0, doc="LoRA rank on the student backbone (0 = full fine-tuning)")
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    gradient_accumulation_steps: int = _check(1, low=1)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the report: a name and the [distill] settings it changes."""
+
+    name: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """A task read from local CSV, TSV or JSONL files: `file:NAME` refers to [tasks.NAME]."""
+
+    train: str = ""
+    validation: str = ""
+    test: str = ""
+    kind: Literal["classification", "regression"] = "classification"
+    text_fields: tuple[str, ...] = ("text",)
+    label_field: str = "label"
+    labels: tuple[str, ...] = ()                # classification: the label values as they appear in the file
+    id_field: str = ""                          # "" uses the row number together with a hash of the row
+    metric: Literal["accuracy", "mcc", "accuracy_f1", "pearson_spearman"] = "accuracy"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    variants: tuple[Variant, ...] = (Variant("undistilled", {"undistilled": True}), Variant("armada-euclid", {"manifold": "euclid"}))
+    # [teachers.NAME] tables: settings for a registered teacher, or a new one with `kind = ...`.
+    teachers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    tasks: Mapping[str, FileTask] = field(default_factory=dict)
+    # [distill_per_task."TASK"]: [distill] settings for one task (e.g. SuperGLUE's batch 8).
+    distill_per_task: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    source: str = "defaults"                    # the file it was read from, for messages
+
+    def distill_for(self, task: str, variant: Variant | None = None, **flags) -> DistillConfig:
+        """The [distill] settings for one task and variant: base ← per-task ← variant ← flags."""
+        merged = dataclasses.asdict(self.distill)
+        merged.update(self.distill_per_task.get(task, {}))
+        if variant is not None:
+            merged.update(variant.settings)
+        merged.update({k: v for k, v in flags.items() if v is not None})
+        return build(DistillConfig, merged, "distill", _Origins(self.source))
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise ConfigError(f"{self.source}: no variant named {name!r}; the variants are {[v.name for v in self.variants]}")
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(to_dict(self), sort_keys=True).encode()).hexdigest()
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+class _Origins:
+    """Where each key came from ("pipeline.toml", "--set", "--alpha"), for error messages."""
+
+    def __init__(self, default: str):
+        self.default = default
+        self.by_key: dict[str, str] = {}
+
+    def __call__(self, key: str) -> str:
+        return self.by_key.get(key, self.default)
+
+
+def load(path: str | Path | None = None, sets: list[str] = (), flags: Mapping[str, Any] | None = None) -> PipelineConfig:
+    """Read a pipeline: defaults ← `path` ← `sets` ("section.key=value") ← `flags` ({"section.key": value}).
+
+    Flags whose value is None were not given and change nothing.
+    """
+    source = str(path) if path else "defaults"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such pipeline file")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    origins = _Origins(source)
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set distill.alpha=0.3")
+        _assign(raw, key.strip(), _parse_value(text.strip()), f"--set {item}", origins)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _assign(raw, key, value, "--" + key.rsplit(".", 1)[-1].replace("_", "-"), origins)
+    config = _build_pipeline(raw, origins)
+    return dataclasses.replace(config, source=source)
+
+
+def _parse_value(text: str) -> Any:
+    """A --set value is TOML (numbers, booleans, ["lists"], "strings"); anything else is a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _split_key(key: str) -> list[str]:
+    """`distill_per_task."super_glue/copa".batch_size` → three parts (quotes protect dots)."""
+    parts, current, quoted = [], "", False
+    for ch in key:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    if quoted or any(not p for p in parts):
+        raise ConfigError(f"{key!r}: not a valid key path; write section.key, quoting parts with dots or slashes")
+    return parts
+
+
+def _assign(raw: dict, key: str, value: Any, origin: str, origins: _Origins) -> None:
+    parts = _split_key(key)
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{origin}: {key}: {part} is a value, not a section")
+    node[parts[-1]] = value
+    origins.by_key[".".join(parts)] = origin
+
+
+def _build_pipeline(raw: dict, origins: _Origins) -> PipelineConfig:
+    known = {f.name for f in dataclasses.fields(PipelineConfig)} - {"source"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{origins(key)}: unknown section [{key}]; the sections are {sorted(known)}")
+    values: dict[str, Any] = {}
+    for name, cls in (("run", RunConfig), ("data", DataConfig), ("extract", ExtractConfig), ("distill", DistillConfig)):
+        values[name] = build(cls, _table(raw.get(name, {}), name, origins), name, origins)
+    if "variants" in raw:
+        values["variants"] = _build_variants(raw["variants"], origins)
+    tasks = _table(raw.get("tasks", {}), "tasks", origins)
+    values["tasks"] = {name: build(FileTask, table, f"tasks.{name}", origins) for name, table in tasks.items()}
+    per_task = _table(raw.get("distill_per_task", {}), "distill_per_task", origins)
+    distill = dataclasses.asdict(values["distill"])
+    for task, table in per_task.items():
+        build(DistillConfig, {**distill, **_table(table, f"distill_per_task.{task}", origins)}, f"distill_per_task.{task}", origins)
+    values["distill_per_task"] = per_task
+    teachers = _table(raw.get("teachers", {}), "teachers", origins)
+    values["teachers"] = {name: _table(t, f"teachers.{name}", origins) for name, t in teachers.items()}
+    config = PipelineConfig(**values, source=origins.default)
+    _check_references(config, origins)
+    return config
+
+
+def _build_variants(items: Any, origins: _Origins) -> tuple[Variant, ...]:
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{origins('variants')}: [[variants]] must be a list of tables, each with a name")
+    variants, seen = [], set()
+    for i, item in enumerate(items):
+        where = f"variants[{i}]"
+        item = dict(_table(item, where, origins))
+        name = item.pop("name", None)
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{origins('variants')}: {where} needs a name = \"...\"")
+        if name in seen:
+            raise ConfigError(f"{origins('variants')}: two variants are named {name!r}")
+        seen.add(name)
+        build(DistillConfig, item, f"{where} ({name})", origins)  # reject unknown keys and bad values now
+        variants.append(Variant(name, item))
+    return tuple(variants)
+
+
+def _table(value: Any, where: str, origins: _Origins) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{origins(where)}: {where} must be a table, got {value!r}")
+    return value
+
+
+def _check_references(config: PipelineConfig, origins: _Origins) -> None:
+    from armada.extract.registry import validate_teacher_tables
+    from armada.tasks import task_names
+
+    validate_teacher_tables(config.teachers, lambda key: origins(key))
+    valid = set(task_names()) | {f"file:{name}" for name in config.tasks}
+    for task in config.run.tasks:
+        if task not in valid:
+            raise ConfigError(
+                f"{origins('run.tasks')}: run.tasks: unknown task {task!r}; the tasks are {sorted(valid)} "
+                "(a [tasks.NAME] table defines file:NAME)"
+            )
+
+
+def build(cls, table: Mapping[str, Any], where: str, origins: _Origins | str):
+    """Build dataclass `cls` from a TOML table, checking every key, type and range."""
+    if isinstance(origins, str):
+        origins = _Origins(origins)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        dotted = f"{where}.{key}"
+        if key not in fields:
+            raise ConfigError(f"{origins(dotted)}: unknown key {dotted}; the keys of [{where}] are {sorted(fields)}")
+        values[key] = _coerce(value, hints[key], dotted, origins)
+        meta = fields[key].metadata
+        low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
+        v = values[key]
+        if (low is not None and v < low) or (high is not None and v > high) or (above is not None and v <= above):
+            bounds = " and ".join(
+                s for s in (low is not None and f">= {low}", high is not None and f"<= {high}", above is not None and f"> {above}") if s
+            )
+            raise ConfigError(f"{origins(dotted)}: {dotted} = {v!r} is impossible: it must be {bounds}")
+    try:
+        return cls(**values)
+    except TypeError as e:
+        raise ConfigError(f"{origins(where)}: [{where}]: {e}") from None
+
+
+def _coerce(value: Any, hint: Any, key: str, origins: _Origins) -> Any:
+    def wrong(expected: str):
+        return ConfigError(f"{origins(key)}: {key} = {value!r} has the wrong type: expected {expected}")
+
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong("a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{origins(key)}: {key} = {value!r} is not one of {list(typing.get_args(hint))}")
+        return value
+    if origin is tuple:
+        item_hint = typing.get_args(hint)[0]
+        if not isinstance(value, (list, tuple)):
+            raise wrong("a list")
+        return tuple(_coerce(v, item_hint, f"{key}[{i}]", origins) for i, v in enumerate(value))
+    if origin in (dict, collections.abc.Mapping):
+        _, item_hint = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise wrong("a table")
+        return {k: _coerce(v, item_hint, f"{key}.{k}", origins) for k, v in value.items()}
+    raise TypeError(f"config field {key} has an unsupported type {hint}")  # a bug here, not a user error
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+def to_dict(obj) -> Any:
+    """A plain, TOML-writable form of a config (the `source` bookkeeping left out)."""
+    if isinstance(obj, Variant):
+        return {"name": obj.name, **obj.settings}
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "source"}
+    if isinstance(obj, (tuple, list)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def to_toml(data: Mapping[str, Any]) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(_drop_empty(data))
+
+
+def _drop_empty(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (_drop_empty(v) if isinstance(v, Mapping) else v) for k, v in data.items() if v != {}}

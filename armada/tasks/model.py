@@ -1,0 +1,190 @@
+"""What a task is: its rows as examples, what the student and the teacher read, its label set."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Literal, Mapping
+
+from armada.errors import ArmadaError
+
+Kind = Literal["classification", "regression", "multiple_choice"]
+Metric = Literal["accuracy", "mcc", "accuracy_f1", "pearson_spearman"]
+SPLITS = ("train", "validation", "test")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    fields: Mapping[str, str]               # the row's text fields by name
+    inputs: tuple[tuple[str, ...], ...]     # what the student reads: one text or pair per choice (one entry unless multiple choice)
+    label: int | float | None               # class or choice index; a float for regression; None where the split has no labels
+    teacher_text: str                       # what the teacher encodes
+
+    @property
+    def teacher_sha256(self) -> str:
+        return sha256_text(self.teacher_text)
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row as a reader yields it: fields under the hub's names, `idx` the data's own index or position."""
+
+    idx: int | str
+    fields: Mapping[str, object]
+    label: object                           # raw label as stored (int, str, bool, float, None)
+    where: str                              # file:line or hub split, for messages
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str                               # "glue/cola"
+    kind: Kind
+    text_fields: tuple[str, ...]            # the text fields, in order: the default teacher text joins them
+    labels: tuple[str, ...]                 # class names (index = class id); choice names for multiple choice; () for regression
+    metric: Metric
+    student_input: Callable[[Mapping[str, object]], tuple[tuple[str, ...], ...]]
+    reader: "Reader"
+    indexed: bool                           # the published rows carry their own index (else: position + content hash)
+    description: str
+    splits: tuple[str, ...] = SPLITS
+    label_values: Mapping[object, int] = field(default_factory=dict)  # raw label → class id, beyond the names
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.kind == "regression" else len(self.labels)
+
+    def load(self, split: str, *, data_dir: str = "", limit: int = 0, template: str = "") -> "Split":
+        """Read one split: `data_dir` local files ("" = the hub), the first `limit` rows (0 = all)."""
+        if split not in self.splits:
+            raise ArmadaError(f"{self.name} has no split {split!r}; its splits are {list(self.splits)}")
+        check_template(self, template)
+        rows = self.reader.read(self, split, data_dir)
+        examples, seen = [], {}
+        for row in rows:
+            if limit and len(examples) == limit:
+                break
+            example = self._example(row, template)
+            if example.id in seen:
+                raise ArmadaError(
+                    f"{self.name} {split}: example id {example.id!r} appears twice ({seen[example.id]} and {row.where}); "
+                    "ids must be unique: check the data for duplicated rows or indexes"
+                )
+            seen[example.id] = row.where
+            examples.append(example)
+        if not examples:
+            raise ArmadaError(f"{self.name} {split}: no rows were read from {self.reader.describe(self, split, data_dir)}")
+        return Split(self, split, tuple(examples), self.reader.describe(self, split, data_dir), limit)
+
+    def _example(self, row: Row, template: str) -> Example:
+        texts = {name: _text(row.fields.get(name), name, row.where) for name in self.text_fields}
+        if self.indexed:
+            example_id = str(row.idx)
+        else:
+            content = sha256_text(json.dumps([texts[n] for n in self.text_fields]))[:10]
+            example_id = f"{row.idx}-{content}"
+        inputs = self.student_input({**row.fields, **texts})
+        return Example(example_id, texts, inputs, self._label(row), teacher_text(self, texts, template))
+
+    def _label(self, row: Row) -> int | float | None:
+        raw = row.label
+        if raw is None or raw == "" or (isinstance(raw, int) and not isinstance(raw, bool) and raw == -1):
+            return None                     # unlabeled (test split; the hub writes -1)
+        if self.kind == "regression":
+            try:
+                return float(raw)
+            except (TypeError, ValueError):
+                raise ArmadaError(f"{self.name}: label {raw!r} at {row.where} is not a number") from None
+        for key in (raw, str(raw)):
+            if key in self.label_values:
+                return self.label_values[key]
+        if isinstance(raw, str) and raw in self.labels:
+            return self.labels.index(raw)
+        if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < len(self.labels):
+            return raw
+        if isinstance(raw, str) and raw.strip().lstrip("-").isdigit() and 0 <= int(raw) < len(self.labels):
+            return int(raw)
+        raise ArmadaError(
+            f"{self.name}: label {raw!r} at {row.where} is not in the task's label set {list(self.labels)} "
+            "(class ids 0.." + str(len(self.labels) - 1) + "); fix the row or the task's labels"
+        )
+
+
+class Reader:
+    """Reads a task's rows from somewhere: the hub, published local files, a package."""
+
+    def read(self, task: Task, split: str, data_dir: str) -> Iterable[Row]:
+        raise NotImplementedError
+
+    def describe(self, task: Task, split: str, data_dir: str) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Split:
+    task: Task
+    name: str
+    examples: tuple[Example, ...]
+    source: str                             # where the rows came from
+    limit: int = 0
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.id for e in self.examples]
+
+    @property
+    def teacher_texts(self) -> list[str]:
+        return [e.teacher_text for e in self.examples]
+
+    @property
+    def teacher_hashes(self) -> list[str]:
+        return [e.teacher_sha256 for e in self.examples]
+
+    @property
+    def labels(self) -> list[int | float | None]:
+        return [e.label for e in self.examples]
+
+    def fingerprint(self) -> str:
+        """Changes when any id, teacher text or label changes, or rows are added, dropped or reordered."""
+        h = hashlib.sha256(f"{self.task.name}\n{self.name}\n".encode())
+        for e in self.examples:
+            h.update(json.dumps([e.id, e.teacher_sha256, e.label]).encode())
+            h.update(b"\n")
+        return h.hexdigest()
+
+
+def _text(value: object, name: str, where: str) -> str:
+    if value is None:
+        raise ArmadaError(f"row at {where} has no text field {name!r}; check the file's columns or the task's field mapping")
+    return str(value)
+
+
+def check_template(task: Task, template: str) -> None:
+    if not template:
+        return
+    try:
+        names = [n for _, n, _, _ in string.Formatter().parse(template) if n is not None]
+    except ValueError as e:
+        raise ArmadaError(f"teacher template {template!r} for {task.name} is not a valid template: {e}") from None
+    unknown = [n for n in names if n not in task.text_fields]
+    if unknown or not names:
+        raise ArmadaError(
+            f"teacher template {template!r} for {task.name} uses {unknown or 'no field'}; "
+            f"write it with the task's text fields: {', '.join('{' + f + '}' for f in task.text_fields)}"
+        )
+
+
+def teacher_text(task: Task, texts: Mapping[str, str], template: str) -> str:
+    """Default: every text field joined and lowercased, as the authors' code feeds the teacher."""
+    if template:
+        return template.format(**texts)
+    return " ".join(texts[n] for n in task.text_fields).lower()

@@ -1,0 +1,97 @@
+"""The teacher registry: names → (family, settings), and the factory that builds a teacher.
+
+`armada teachers` lists it. A [teachers.NAME] table in the pipeline file changes a registered
+teacher's settings, or adds a teacher of any family with `kind = "<family>"`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from armada.config import build
+from armada.errors import ConfigError
+from armada.extract.settings import (DiffusionSettings, HttpSettings, PiperWhisperSettings, SpeechT5Settings,
+                                     VideoSettings)
+
+
+@dataclass(frozen=True)
+class Family:
+    settings: type
+    teacher: str                            # "module:Class", imported only when a teacher is built
+    description: str
+
+
+FAMILIES: dict[str, Family] = {
+    "diffusers-t2i": Family(DiffusionSettings, "armada.extract.diffusion:DiffusionTeacher",
+                            "any diffusers text-to-image model: its latent, pooled"),
+    "text-to-video": Family(VideoSettings, "armada.extract.video:VideoTeacher",
+                            "a diffusers text-to-video model: the first frame's latent, pooled"),
+    "speecht5": Family(SpeechT5Settings, "armada.extract.speech:SpeechT5Teacher",
+                       "SpeechT5 speech, heard by wav2vec2, mean over real frames"),
+    "piper-whisper": Family(PiperWhisperSettings, "armada.extract.piper_whisper:PiperWhisperTeacher",
+                            "Piper speech, heard by Whisper's encoder, mean over real frames (offline)"),
+    "http": Family(HttpSettings, "armada.extract.http:HttpTeacher",
+                   "a black-box service: the ARMADA JSON protocol or OpenAI-compatible endpoints"),
+}
+
+
+@dataclass(frozen=True)
+class Registered:
+    family: str
+    settings: Mapping[str, Any]             # over the family's defaults
+    description: str
+
+
+TEACHERS: dict[str, Registered] = {
+    "sd14": Registered("diffusers-t2i", {}, "Stable Diffusion v1-4, 20 steps, guidance 7.5 (paper §4)"),
+    "mj": Registered("diffusers-t2i", {"lora": "prompthero/openjourney-lora", "lora_weight_name": "openjourneyLora.safetensors"},
+                     "Stable Diffusion v1-4 with a Midjourney-style LoRA (Openjourney)"),
+    "modelscope-t2v": Registered("text-to-video", {}, "ModelScope text-to-video 1.7B"),
+    "speecht5": Registered("speecht5", {}, "SpeechT5 TTS + HiFi-GAN, wav2vec2-base → 768 (paper §4)"),
+    "piper-whisper": Registered("piper-whisper", {}, "Piper en_US-joe-medium, Whisper tiny.en encoder → 384 (offline)"),
+    "http": Registered("http", {}, "a black-box service; set url and dim in [teachers.http]"),
+}
+
+
+def resolve(name: str, tables: Mapping[str, Mapping[str, Any]] | None = None, where: Callable[[str], str] | None = None):
+    """The family and settings of teacher `name`: registry defaults ← its [teachers.NAME] table."""
+    tables = tables or {}
+    table = dict(tables.get(name, {}))
+    origin = where or (lambda key: "pipeline")
+    kind = table.pop("kind", None)
+    if name in TEACHERS:
+        registered = TEACHERS[name]
+        if kind is not None and kind != registered.family:
+            raise ConfigError(f"{origin(f'teachers.{name}.kind')}: teachers.{name}.kind = {kind!r}: {name} is a "
+                              f"registered {registered.family} teacher; give a new name to define a {kind} teacher")
+        kind, defaults = registered.family, registered.settings
+    elif kind is None:
+        raise ConfigError(
+            f"unknown teacher {name!r}; the teachers are {', '.join(sorted(TEACHERS))}, or define one in the pipeline "
+            f"file as [teachers.{name}] with kind = one of {', '.join(sorted(FAMILIES))}"
+        )
+    elif kind not in FAMILIES:
+        raise ConfigError(f"{origin(f'teachers.{name}.kind')}: teachers.{name}.kind = {kind!r} is not one of {sorted(FAMILIES)}")
+    else:
+        defaults = {}
+    settings = build(FAMILIES[kind].settings, {**defaults, **table}, f"teachers.{name}", origin)
+    return kind, settings
+
+
+def validate_teacher_tables(tables: Mapping[str, Mapping[str, Any]], where: Callable[[str], str]) -> None:
+    for name in tables:
+        resolve(name, tables, where)
+
+
+def load_teacher(name: str, tables: Mapping[str, Mapping[str, Any]] | None = None):
+    """Build teacher `name` (importing its family's module only now: the heavy libraries load here)."""
+    kind, settings = resolve(name, tables)
+    module, _, cls = FAMILIES[kind].teacher.partition(":")
+    return getattr(importlib.import_module(module), cls)(name, settings)
+
+
+def settings_dict(settings) -> dict[str, Any]:
+    return dataclasses.asdict(settings)

