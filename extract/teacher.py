@@ -1,0 +1,49 @@
+"""What every teacher is, and the small pieces all teacher families share."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Teacher(Protocol):
+    """A frozen teacher: text in, one float32 vector per text out.
+
+    `encode` must give a row that depends only on its text and the settings, never on the batch
+    it fell in or its position: randomness is drawn from a generator seeded by `row_seed`.
+    """
+
+    name: str                               # the registry name ("sd14")
+    kind: str                               # the family ("diffusers-t2i")
+    dim: int                                # known before anything is encoded
+
+    def provenance(self) -> dict[str, Any]:
+        """Model ids, revisions or weight hashes, and every setting that changes the output (JSON-able)."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """float32 [len(texts), dim]."""
+
+
+def row_seed(text: str, seed: int) -> int:
+    """A per-text seed: the same text gives the same noise in any batch, position or process."""
+    digest = hashlib.sha256(f"{seed}\x00{text}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
