@@ -1,0 +1,159 @@
+"""The typed pipeline config: precedence, and errors that name the key and where it came from."""
+
+from pathlib import Path
+
+import pytest
+
+from armada import config
+from armada.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "pipeline.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("*.toml")) + sorted((ROOT / "configs").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_toml_loads(path):
+    if path.name == "pyproject.toml":
+        return
+    cfg = config.load(path)
+    assert cfg.run.tasks and cfg.variants
+    for task in cfg.run.tasks:
+        for variant in cfg.variants:
+            cfg.distill_for(task, variant)   # every variant is a valid [distill] for every task
+
+
+def test_the_default_pipeline_exists():
+    assert (ROOT / "pipeline.toml").is_file()
+
+
+def test_precedence_defaults_file_set_flags(tmp_path):
+    path = write(tmp_path, "[distill]\nalpha = 0.1\nbeta = 0.2\ngamma = 0.3\n")
+    cfg = config.load(path, sets=["distill.beta=0.4", "distill.gamma=0.5"], flags={"distill.gamma": 0.6, "distill.tau": None})
+    assert (cfg.distill.alpha, cfg.distill.beta, cfg.distill.gamma) == (0.1, 0.4, 0.6)
+    assert cfg.distill.tau == 5.0                                # a flag left as None changes nothing
+    assert cfg.distill.epochs == config.DistillConfig().epochs
+
+
+def test_unknown_key_names_the_key_and_the_file(tmp_path):
+    path = write(tmp_path, "[distill]\nalfa = 0.1\n")
+    with pytest.raises(ConfigError, match=r"pipeline\.toml: unknown key distill\.alfa"):
+        config.load(path)
+
+
+def test_unknown_section(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown section \[distil\]"):
+        config.load(write(tmp_path, "[distil]\nalpha = 0.1\n"))
+
+
+def test_wrong_type_and_impossible_value(tmp_path):
+    with pytest.raises(ConfigError, match=r"distill\.epochs = '3' has the wrong type: expected an integer"):
+        config.load(write(tmp_path, '[distill]\nepochs = "3"\n'))
+    with pytest.raises(ConfigError, match=r"distill\.alpha = 1\.5 is impossible: it must be >= 0\.0 and <= 1\.0"):
+        config.load(write(tmp_path, "[distill]\nalpha = 1.5\n"))
+    with pytest.raises(ConfigError, match=r"distill\.tau = 0\.0 is impossible: it must be > 0\.0"):
+        config.load(write(tmp_path, "[distill]\ntau = 0\n"))
+    with pytest.raises(ConfigError, match=r"distill\.manifold = 'cos' is not one of \['cosine', 'euclid', 'elementwise'\]"):
+        config.load(write(tmp_path, '[distill]\nmanifold = "cos"\n'))
+    with pytest.raises(ConfigError, match=r"true or false"):
+        config.load(None, flags={"distill.undistilled": 1})
+
+
+def test_errors_from_overrides_name_the_override():
+    with pytest.raises(ConfigError, match=r"^--set distill\.alpha=2: distill\.alpha = 2\.0 is impossible"):
+        config.load(None, sets=["distill.alpha=2"])
+    with pytest.raises(ConfigError, match=r"^--beta: distill\.beta = -1\.0 is impossible"):
+        config.load(None, flags={"distill.beta": -1.0})
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        config.load(None, sets=["distill.alpha"])
+
+
+def test_set_parses_toml_values_and_quoted_keys():
+    cfg = config.load(None, sets=['run.tasks=["glue/cola", "glue/rte"]', 'distill_per_task."glue/cola".batch_size=8',
+                                  "extract.teacher=sd14"])
+    assert cfg.run.tasks == ("glue/cola", "glue/rte")
+    assert cfg.extract.teacher == "sd14"                     # a bare word is a string
+    assert cfg.distill_for("glue/cola").batch_size == 8
+    assert cfg.distill_for("glue/rte").batch_size == 32
+
+
+def test_variants_override_distill_and_are_checked(tmp_path):
+    path = write(tmp_path, """
+[distill]
+alpha = 0.3
+[[variants]]
+name = "undistilled"
+undistilled = true
+[[variants]]
+name = "armada-cosine"
+manifold = "cosine"
+""")
+    cfg = config.load(path)
+    merged = cfg.distill_for("glue/cola", cfg.variant("armada-cosine"), epochs=2)
+    assert (merged.manifold, merged.alpha, merged.epochs) == ("cosine", 0.3, 2)
+    with pytest.raises(ConfigError, match="no variant named 'x'"):
+        cfg.variant("x")
+    with pytest.raises(ConfigError, match=r"unknown key variants\[0\] \(bad\)\.manifould"):
+        config.load(write(tmp_path, '[[variants]]\nname = "bad"\nmanifould = "cosine"\n'))
+    with pytest.raises(ConfigError, match="two variants are named 'a'"):
+        config.load(write(tmp_path, '[[variants]]\nname = "a"\n[[variants]]\nname = "a"\n'))
+
+
+def test_per_task_settings_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match=r"distill_per_task\.glue/cola\.batch_size = 0 is impossible"):
+        config.load(write(tmp_path, '[distill_per_task."glue/cola"]\nbatch_size = 0\n'))
+
+
+def test_teacher_tables(tmp_path):
+    cfg = config.load(write(tmp_path, """
+[teachers.sd14]
+steps = 30
+[teachers.my-service]
+kind = "http"
+url = "http://127.0.0.1:9/encode"
+dim = 16
+"""))
+    from armada.extract.registry import resolve
+
+    assert resolve("sd14", cfg.teachers)[1].steps == 30
+    assert resolve("my-service", cfg.teachers)[1].dim == 16
+    with pytest.raises(ConfigError, match=r"unknown key teachers\.sd14\.stepz"):
+        config.load(write(tmp_path, "[teachers.sd14]\nstepz = 30\n"))
+    with pytest.raises(ConfigError, match=r"unknown teacher 'mine'.*kind ="):
+        config.load(write(tmp_path, "[teachers.mine]\nsteps = 3\n"))
+    with pytest.raises(ConfigError, match=r"teachers\.x\.kind = 'dalle' is not one of"):
+        config.load(write(tmp_path, '[teachers.x]\nkind = "dalle"\n'))
+
+
+def test_unknown_task_lists_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown task 'glue/colaa'; the tasks are \[.*'glue/cola'"):
+        config.load(write(tmp_path, '[run]\ntasks = ["glue/colaa"]\n'))
+    cfg = config.load(write(tmp_path, '[run]\ntasks = ["file:mine"]\n[tasks.mine]\ntrain = "t.csv"\nlabels = ["a", "b"]\n'))
+    assert cfg.tasks["mine"].labels == ("a", "b")
+
+
+def test_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(ConfigError, match="no such pipeline file"):
+        config.load(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(write(tmp_path, "[distill\n"))
+
+
+def test_resolved_config_round_trips_through_toml(tmp_path):
+    cfg = config.load(None, sets=['distill_per_task."super_glue/copa".batch_size=8', "teachers.sd14.steps=25"])
+    path = tmp_path / "resolved.toml"
+    path.write_text(config.to_toml(config.to_dict(cfg)))
+    again = config.load(path)
+    assert again.digest() == cfg.digest()
+    assert again.distill_for("super_glue/copa").batch_size == 8
+
+
+def test_config_is_frozen():
+    cfg = config.load(None)
+    with pytest.raises(Exception):
+        cfg.distill.alpha = 0.9
