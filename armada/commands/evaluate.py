@@ -1,0 +1,47 @@
+"""`armada eval` (score one run's student or aligner on a split) and `armada report` (tables,
+t-tests and figures over many runs)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
+
+
+def evaluate(
+    run: str = typer.Option(..., "--run", help="the run folder armada distill wrote (runs/NAME)"),
+    split: str = typer.Option("validation", "--split", help="validation or test (test sets are unlabeled: predictions only)"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="where the task's files are (default: the run's data.data_dir)"),
+    aligner: bool = typer.Option(False, "--aligner", help="score the TS Aligner alone on the cache's teacher features (paper Table 6)"),
+) -> None:
+    """Score a run's student (or its TS Aligner alone) on a split and write its predictions.
+
+    Writes RUN/eval/SPLIT.json (scores) and RUN/eval/predictions-SPLIT.jsonl (id, prediction, label,
+    logits); with --aligner, SPLIT-aligner.json and predictions-SPLIT-aligner.jsonl.
+
+    Example: armada eval --run runs/cola-euclid-s0 --split validation --data-dir ../shared/data/glue
+    """
+    from armada.eval.evaluate import evaluate_run
+
+    result = evaluate_run(run, split=split, data_dir=data_dir, aligner=aligner)
+    typer.echo(result.summary())
+
+
+def report(
+    runs: List[str] = typer.Argument(..., help="run folders, or folders searched for them"),
+    out: str = typer.Option("report", "--out", "-o", help="the folder to write results.md, results.csv and the PNGs to"),
+    analysis: bool = typer.Option(False, "--analysis", help="add the paper's §6 views of student embeddings (t-SNE, silhouette, KMeans purity)"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="for --analysis: where the tasks' files are (default: each run's data.data_dir)"),
+) -> None:
+    """Write results tables (mean ± sd over seeds, Δ against undistilled, paired t-tests) and plots.
+
+    Example: armada report runs/ --out report/ --analysis
+    """
+    from armada.eval.report import write_report
+
+    files = write_report(runs, out, analysis=analysis, data_dir=data_dir)
+    typer.echo(f"wrote {files.markdown}, {files.csv} and {len(files.figures)} figure(s) in {files.markdown.parent}")

@@ -1,0 +1,250 @@
+"""`armada report`: run folders → results.md, results.csv and PNG figures (and with `analysis`, the
+paper's §6 embedding views). Everything found is accounted for: missing seeds, missing runs,
+unfinished and unreadable runs are said in the report, never averaged in or silently dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from armada.eval.runs import SELECTIONS, BrokenRun, Run, find_run_dirs, load_run
+from armada.eval.stats import PairedTest
+from armada.eval.tables import Cell, Table, build_tables
+
+SELECTION_HEADINGS = {
+    "best": "Best epoch on dev (selected the way the paper's code selects)",
+    "last": "Last epoch (no selection on dev)",
+}
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    markdown: Path
+    csv: Path
+    figures: tuple[Path, ...]
+
+
+def write_report(paths: list[str | Path], out: str | Path, analysis: bool = False, data_dir: str | None = None) -> ReportFiles:
+    """Read every run under `paths` and write the report to the folder `out`."""
+    loaded = [load_run(d) for d in find_run_dirs(paths)]
+    runs = [r for r in loaded if isinstance(r, Run)]
+    broken = [r for r in loaded if isinstance(r, BrokenRun)]
+    tables = build_tables(runs)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from armada.eval import plots
+
+    figures: dict[str, list[Path]] = {}
+    for table in tables:
+        slug = _slug(table.student)
+        mine = figures.setdefault(table.student, [])
+        if table.baseline is not None and len(table.variants) > 1:
+            mine.append(plots.plot_deltas(table, out / f"deltas-{slug}.png"))
+        mine.append(plots.plot_curves(table, out / f"curves-{slug}.png"))
+
+    sections = [_render_table(table, figures[table.student]) for table in tables]
+    if analysis:
+        from armada.eval.embeddings import analyse_tables
+
+        section, analysis_figures = analyse_tables(tables, out, data_dir)
+        sections.append(section)
+        figures.setdefault("analysis", []).extend(analysis_figures)
+
+    markdown = out / "results.md"
+    markdown.write_text(_render_document(tables, runs, broken, sections), encoding="utf-8")
+    table_csv = out / "results.csv"
+    _write_csv(tables, table_csv)
+    return ReportFiles(markdown, table_csv, tuple(p for paths in figures.values() for p in paths))
+
+
+# --- markdown ---------------------------------------------------------------------------------
+
+def _render_document(tables: list[Table], runs: list[Run], broken: list[BrokenRun], sections: list[str]) -> str:
+    finished = [r for r in runs if r.finished]
+    lines = [
+        "# ARMADA results",
+        "",
+        f"Written by `armada report` on {datetime.date.today().isoformat()} from {len(finished)} finished run(s)"
+        f"{f', {len(runs) + len(broken) - len(finished)} more not counted (listed below)' if len(finished) < len(runs) + len(broken) else ''}.",
+        "Cells: dev-split score ×100, mean ± sd over seeds (sample sd); Δ = variant − undistilled, taken seed by seed "
+        "where both ran that seed (mean ± sd of those differences), else as a difference of means (\"unpaired\"); "
+        "n = seeds in the cell, or \"k of m seeds\" where some of the task's seeds are missing.",
+        "t-test: one-sided paired t-test, H1: the variant scores higher than undistilled; one pair per (task, seed) "
+        "cell (scipy.stats.ttest_rel, alternative=\"greater\").",
+        "",
+    ]
+    if not tables:
+        lines += ["No finished or unfinished runs could be read.", ""]
+    lines += sections
+    lines += _render_not_counted(runs, broken)
+    lines += _render_run_list(runs)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _render_table(table: Table, figures: list[Path]) -> str:
+    lines = [f"## Student: {table.student}", ""]
+    lines += [f"Note: {note}." for note in table.notes]
+    if table.notes:
+        lines.append("")
+    for selection in SELECTIONS:
+        lines += [f"### {SELECTION_HEADINGS[selection]}", ""]
+        header = ["variant"] + [f"{task} ({table.metrics[task]})" for task in table.tasks]
+        lines.append(_md_row(header))
+        lines.append(_md_row(["---"] * len(header)))
+        for variant in table.variants:
+            cells = [table.cells[(variant, task)] for task in table.tasks]
+            lines.append(_md_row([variant] + [_cell_text(cell, selection) for cell in cells]))
+        lines.append("")
+        tests = [(v, table.tests[(selection, v)]) for v in table.variants if (selection, v) in table.tests]
+        if tests:
+            lines += [f"One-sided paired t-test against {table.baseline} (pairs = (task, seed) cells; mean Δ ×100):", ""]
+            lines.append(_md_row(["variant", "pairs", "mean Δ", "t", "p"]))
+            lines.append(_md_row(["---"] * 5))
+            lines += [_md_row([variant, *_test_cells(test)]) for variant, test in tests]
+            lines.append("")
+    coverage = _coverage(table)
+    lines += ["### Coverage", ""]
+    lines += coverage or ["Every cell has every seed of its task."]
+    lines.append("")
+    lines += [f"![{figure.stem}]({figure.name})" for figure in figures]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _cell_text(cell: Cell, selection: str) -> str:
+    summary = cell.summary[selection]
+    if summary is None:
+        if not cell.runs and not cell.unfinished_seeds:
+            return "no runs"
+        if not cell.runs:
+            return f"no finished runs ({len(cell.unfinished_seeds)} unfinished)"
+        return "undefined on every seed"
+    text = _score(summary.mean, summary.sd)
+    d = cell.delta.get(selection)
+    if d is not None:
+        text += ", Δ " + _score(d.mean, d.sd, signed=True)
+        if d.pairs == 0:
+            text += " unpaired"
+        elif d.pairs < summary.n:
+            text += f" on {d.pairs} paired seed(s)"
+    expected = len(cell.expected_seeds)
+    seeds = f"n={summary.n}" if summary.n == expected else f"{summary.n} of {expected} seeds"
+    return f"{text} ({seeds})"
+
+
+def _score(mean: float, sd: float, signed: bool = False) -> str:
+    text = f"{100 * mean:+.1f}" if signed else f"{100 * mean:.1f}"
+    return text if math.isnan(sd) else f"{text} ± {100 * sd:.1f}"
+
+
+def _test_cells(test: PairedTest) -> list[str]:
+    mean = "n/a" if math.isnan(test.mean_difference) else f"{100 * test.mean_difference:+.2f}"
+    if test.reason:
+        return [str(test.pairs), mean, f"n/a: {test.reason}", "n/a"]
+    p = "< 0.001" if test.p < 0.001 else f"{test.p:.3f}"
+    return [str(test.pairs), mean, f"{test.t:.2f}", p]
+
+
+def _coverage(table: Table) -> list[str]:
+    lines = []
+    for task in table.tasks:
+        for variant in table.variants:
+            cell = table.cells[(variant, task)]
+            if cell.complete:
+                continue
+            if not cell.runs and not cell.unfinished_seeds:
+                lines.append(f"- {variant} × {task}: no runs (the task has seeds {_seeds(cell.expected_seeds)})")
+                continue
+            parts = [f"{len(cell.seeds)} of {len(cell.expected_seeds)} seeds finished"]
+            if cell.missing_seeds:
+                parts.append(f"no run for seed {_seeds(cell.missing_seeds)}")
+            if cell.unfinished_seeds:
+                parts.append(f"seed {_seeds(cell.unfinished_seeds)} unfinished")
+            for selection in SELECTIONS:
+                if cell.undefined_seeds[selection]:
+                    parts.append(f"{selection}-epoch score undefined (NaN) for seed {_seeds(cell.undefined_seeds[selection])}")
+            lines.append(f"- {variant} × {task}: " + "; ".join(parts))
+    return lines
+
+
+def _seeds(seeds) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
+def _render_not_counted(runs: list[Run], broken: list[BrokenRun]) -> list[str]:
+    unfinished = [r for r in runs if not r.finished]
+    if not unfinished and not broken:
+        return []
+    lines = ["## Runs not counted in the tables", "", _md_row(["run folder", "why"]), _md_row(["---", "---"])]
+    for run in unfinished:
+        lines.append(_md_row([str(run.path), f"unfinished: status {run.status!r}, {len(run.history)} epoch(s) logged "
+                              f"({run.student} {run.variant} on {run.task}, seed {run.seed})"]))
+    for run in broken:
+        lines.append(_md_row([str(run.path), run.reason]))
+    return lines + [""]
+
+
+def _render_run_list(runs: list[Run]) -> list[str]:
+    finished = [r for r in runs if r.finished]
+    if not finished:
+        return []
+    lines = ["## Finished runs", "", _md_row(["run folder", "student", "task", "variant", "seed", "best epoch", "best ×100", "last ×100", "seconds"])]
+    lines.append(_md_row(["---"] * 9))
+    for run in sorted(finished, key=lambda r: (r.student, r.task, r.variant, r.seed)):
+        seconds = "" if run.seconds is None else f"{run.seconds:.0f}"
+        lines.append(_md_row([str(run.path), run.student, run.task, run.variant, str(run.seed), str(run.best_epoch),
+                              f"{100 * run.score('best'):.1f}", f"{100 * run.score('last'):.1f}", seconds]))
+    return lines + [""]
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "student"
+
+
+# --- csv --------------------------------------------------------------------------------------
+
+def _write_csv(tables: list[Table], path: Path) -> None:
+    """One row per (student, epoch selection, variant); per task: mean, sd, n, delta, delta sd,
+    paired seeds, all ×100 and empty where there is nothing; then the variant's t-test."""
+    tasks = sorted({t for table in tables for t in table.tasks})
+    columns = ["student", "epoch", "variant"]
+    for task in tasks:
+        columns += [f"{task} {part}" for part in ("metric", "mean", "sd", "seeds", "expected seeds", "delta", "delta sd", "paired seeds")]
+    columns += ["t-test pairs", "t", "p"]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for table in tables:
+            for selection in SELECTIONS:
+                for variant in table.variants:
+                    row = [table.student, selection, variant]
+                    for task in tasks:
+                        cell = table.cells.get((variant, task))
+                        if cell is None:
+                            row += [""] * 8
+                            continue
+                        s, d = cell.summary[selection], cell.delta.get(selection)
+                        row += [
+                            table.metrics[task],
+                            _num(s and 100 * s.mean), _num(s and 100 * s.sd), s.n if s else 0, len(cell.expected_seeds),
+                            _num(d and 100 * d.mean), _num(d and 100 * d.sd), d.pairs if d else "",
+                        ]
+                    test = table.tests.get((selection, variant))
+                    row += [test.pairs, _num(test.t), _num(test.p)] if test else ["", "", ""]
+                    writer.writerow(row)
+
+
+def _num(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.6g}"

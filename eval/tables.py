@@ -1,0 +1,145 @@
+"""Runs gathered into the report's tables: one per student, rows = variants, columns = tasks, each
+cell the seeds' scores at the best and the last epoch, their summary and their delta against the
+undistilled variant, plus one paired t-test per variant. Only what is there is counted: missing and
+unfinished seeds are recorded per cell, never filled in.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from armada.errors import ArmadaError
+from armada.eval.runs import SELECTIONS, Run
+from armada.eval.stats import Delta, PairedTest, Summary, delta, paired_t_test, summarize
+
+# The paper's order of the manifold losses (Table 2); other variants (ablations) follow by name.
+MANIFOLD_VARIANTS = ("armada-cosine", "armada-euclid", "armada-elementwise")
+
+
+@dataclass
+class Cell:
+    variant: str
+    task: str
+    expected_seeds: tuple[int, ...]                 # every seed any variant ran on this task
+    runs: list[Run] = field(default_factory=list)   # finished runs
+    unfinished_seeds: tuple[int, ...] = ()
+    scores: dict[str, dict[int, float]] = field(default_factory=dict)       # selection → seed → score
+    undefined_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # selection → seeds whose score is NaN
+    summary: dict[str, Summary | None] = field(default_factory=dict)
+    delta: dict[str, Delta | None] = field(default_factory=dict)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(sorted(r.seed for r in self.runs))
+
+    @property
+    def missing_seeds(self) -> tuple[int, ...]:
+        return tuple(s for s in self.expected_seeds if s not in self.seeds and s not in self.unfinished_seeds)
+
+    @property
+    def complete(self) -> bool:
+        return self.seeds == self.expected_seeds and not any(self.undefined_seeds.values())
+
+
+@dataclass
+class Table:
+    student: str
+    tasks: tuple[str, ...]
+    metrics: dict[str, str]                         # task → primary metric name
+    variants: tuple[str, ...]                       # baseline first
+    baseline: str | None                            # the undistilled variant deltas are taken against
+    cells: dict[tuple[str, str], Cell]              # (variant, task) → cell
+    tests: dict[tuple[str, str], PairedTest]        # (selection, variant) → test against the baseline
+    notes: list[str]
+
+
+def build_tables(runs: list[Run]) -> list[Table]:
+    """One table per student, over every run given (finished or not)."""
+    students = sorted({r.student for r in runs})
+    return [_build_table(student, [r for r in runs if r.student == student]) for student in students]
+
+
+def _build_table(student: str, runs: list[Run]) -> Table:
+    notes: list[str] = []
+    tasks = tuple(sorted({r.task for r in runs}))
+    metrics = _metrics(runs)
+    baselines = sorted({r.variant for r in runs if r.undistilled})
+    baseline = ("undistilled" if "undistilled" in baselines else baselines[0]) if baselines else None
+    if len(baselines) > 1:
+        notes.append(f"several undistilled variants ({', '.join(baselines)}): deltas are against {baseline}")
+    if baseline is None:
+        notes.append("no undistilled runs: no deltas and no t-tests")
+    variants = _order_variants({r.variant for r in runs}, baseline)
+    _refuse_duplicates(runs)
+
+    cells = {}
+    for task in tasks:
+        expected = tuple(sorted({r.seed for r in runs if r.task == task}))
+        for variant in variants:
+            mine = [r for r in runs if r.task == task and r.variant == variant]
+            finished = [r for r in mine if r.finished]
+            done = {r.seed for r in finished}
+            cell = Cell(
+                variant, task, expected, finished,
+                unfinished_seeds=tuple(sorted({r.seed for r in mine if not r.finished} - done)),
+            )
+            for selection in SELECTIONS:
+                by_seed = {r.seed: r.score(selection) for r in finished}
+                cell.scores[selection] = {s: v for s, v in by_seed.items() if not math.isnan(v)}
+                cell.undefined_seeds[selection] = tuple(sorted(s for s, v in by_seed.items() if math.isnan(v)))
+                cell.summary[selection] = summarize(cell.scores[selection].values()) if cell.scores[selection] else None
+            cells[(variant, task)] = cell
+
+    tests = {}
+    for selection in SELECTIONS:
+        for variant in variants:
+            if baseline is None:
+                continue
+            base_cells = {t: cells[(baseline, t)].scores[selection] for t in tasks}
+            for task in tasks:
+                cell = cells[(variant, task)]
+                base = base_cells[task]
+                cell.delta[selection] = delta(cell.scores[selection], base) if variant != baseline and cell.scores[selection] and base else None
+            if variant != baseline:
+                ours = {(t, s): v for t in tasks for s, v in cells[(variant, t)].scores[selection].items()}
+                theirs = {(t, s): v for t in tasks for s, v in base_cells[t].items()}
+                tests[(selection, variant)] = paired_t_test(ours, theirs)
+    return Table(student, tasks, metrics, variants, baseline, cells, tests, notes)
+
+
+def _metrics(runs: list[Run]) -> dict[str, str]:
+    metrics: dict[str, Run] = {}
+    for run in runs:
+        first = metrics.setdefault(run.task, run)
+        if first.metric != run.metric:
+            raise ArmadaError(
+                f"{run.task}: runs disagree on the metric ({first.path}: {first.metric}, {run.path}: {run.metric}); "
+                "report runs made with one version of the task"
+            )
+    return {task: run.metric for task, run in metrics.items()}
+
+
+def _refuse_duplicates(runs: list[Run]) -> None:
+    seen: dict[tuple, Run] = {}
+    for run in runs:
+        if not run.finished:
+            continue
+        key = (run.variant, run.task, run.seed)
+        if key in seen:
+            raise ArmadaError(
+                f"two finished runs of {run.student} {run.variant} on {run.task} with seed {run.seed}: "
+                f"{seen[key].path} and {run.path}; give the report only one of them"
+            )
+        seen[key] = run
+
+
+def _order_variants(names: set[str], baseline: str | None) -> tuple[str, ...]:
+    def natural(name: str):
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+    first = [baseline] if baseline else []
+    manifold = [v for v in MANIFOLD_VARIANTS if v in names and v != baseline]
+    rest = sorted(names - set(first) - set(manifold), key=natural)
+    return tuple(first + manifold + rest)
