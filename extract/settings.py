@@ -25,7 +25,8 @@ class DiffusionSettings:
     width: int = _check(256, low=8)
     # "channel-mean": mean over the latent's channels, 4×32×32 → 1024 (the paper's size at 256 px);
     # "flatten": every latent value; "avgpool:K": average-pool each channel to K×K, then flatten.
-    pool: str = "channel-mean"
+    # "" = the recipe's own: channel-mean for "latent", flatten for "reference" (4×16×16 → 1024).
+    pool: str = ""
     # "latent": one text-to-image pass. "reference": the authors' two passes: text-to-image,
     # the image resized to reference_size, img2img at `strength`, its 4×16×16 latent flattened.
     recipe: Literal["latent", "reference"] = "latent"
@@ -33,7 +34,7 @@ class DiffusionSettings:
     strength: float = _check(0.75, above=0.0, high=1.0)
     seed: int = 0                                  # each row's generator is seeded from this and its text
     lora: str = ""                                 # a LoRA (hub id or local file) loaded with load_lora_weights
-    lora_weight_name: str = ""                     # the file inside a LoRA repository, where it holds several
+    lora_weight_name: str = ""                     # the file inside a LoRA repository or folder ("" = pytorch_lora_weights.safetensors)
     lora_scale: float = _check(1.0, low=0.0)
     negative_prompt: str = ""
     device: str = "auto"                           # "auto": CUDA if present, else CPU
@@ -91,22 +92,24 @@ class PiperWhisperSettings:
 
 @dataclass(frozen=True)
 class HttpSettings:
-    """kind "http": a black-box service (see README: the ARMADA JSON protocol and OpenAI-compatible endpoints)."""
+    """kind "http": a black-box service; extract/http.py documents the protocols."""
 
     url: str = ""                                  # the endpoint, e.g. http://host:8000/encode or https://api.openai.com/v1/embeddings
     protocol: Literal["armada", "openai-embeddings", "openai-images"] = "armada"
     model: str = ""                                # the "model" field sent to OpenAI-compatible endpoints
-    dim: int = _check(0, low=0, doc="the vector size the service returns; every response is checked against it")
+    dim: int = _check(0, low=0, doc="the vector size the service returns; every response is checked against it "
+                                    "(openai-images: 0, the size follows from image_size and pool)")
     api_key_env: str = ""                          # name of the environment variable holding the API key
-    timeout: float = _check(60.0, above=0.0, doc="seconds per request")
+    timeout: float = _check(60.0, above=0.0, doc="seconds per request, from sending it to the last byte of the answer")
     max_retries: int = _check(5, low=0)
-    backoff: float = _check(1.0, above=0.0, doc="first retry delay in seconds, doubled each retry, with jitter")
-    max_backoff: float = _check(60.0, above=0.0)
+    backoff: float = _check(1.0, above=0.0, doc="retry delays are drawn from [0, backoff·2^(retry-1)] (full jitter)")
+    max_backoff: float = _check(60.0, above=0.0, doc="cap on any delay, a 429's Retry-After included")
     concurrency: int = _check(4, low=1, doc="requests in flight at once")
-    request_size: int = _check(16, low=1, doc="texts per request")
+    request_size: int = _check(16, low=1, doc="texts per request (openai-images: always 1, the API takes one prompt)")
     # openai-images: images come back as base64 PNG and are encoded locally by this diffusers
     # model's VAE encoder, at image_size pixels, then pooled.
     image_encoder: str = "CompVis/stable-diffusion-v1-4"
     image_size: int = _check(256, low=8)
+    generated_size: str = ""                       # the "size" asked of the service, e.g. "1024x1024"; "" = image_size×image_size
     pool: str = "channel-mean"
     extra: Mapping[str, Any] = field(default_factory=dict)  # more JSON fields sent with every request

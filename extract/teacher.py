@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from armada.errors import ArmadaError
+
 
 class Teacher(Protocol):
     """A frozen teacher: text in, one float32 vector per text out.
@@ -25,6 +27,14 @@ class Teacher(Protocol):
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """float32 [len(texts), dim]."""
+
+
+class NonFiniteVectors(ArmadaError):
+    """A teacher got NaN or inf for some texts; `positions` are their indices in the encode() call."""
+
+    def __init__(self, message: str, positions: list[int]):
+        super().__init__(message)
+        self.positions = positions
 
 
 def row_seed(text: str, seed: int) -> int:
