@@ -83,8 +83,7 @@ class FaultServer:
         self.max_in_flight = 0
         self._state = threading.Condition()
         self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
     def url(self, path: str = "/encode") -> str:
@@ -147,6 +146,11 @@ class FaultServer:
         # OpenAI-compatible servers need not answer in input order: the reversed order tests "index".
         data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)][::-1]
         return 200, {}, json.dumps({"object": "list", "data": data, "model": request.body["model"]}).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True       # a slow answer still waiting must not hold up the end of a test
+    request_queue_size = 64     # the default 5 drops connections when many clients connect at once
 
 
 def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
