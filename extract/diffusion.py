@@ -1,0 +1,270 @@
+"""diffusers-t2i: a text-to-image diffusion model's latent for each text, pooled (sd14, mj).
+
+Recipe "latent" runs the text-to-image pipeline with `output_type="latent"`: the VAE decoder never
+runs, and the [B, C, height/8, width/8] latent is pooled (extract/pooling.py). Recipe "reference"
+is the authors' route: the text-to-image pass is decoded to an image, the image resized to
+reference_size² and put through img2img (same components) at `strength`, whose latent is kept;
+4×16×16 at 128 px, flattened to 1024.
+
+Each text gets its own CPU `torch.Generator` seeded with `row_seed(text, seed)`: the pipelines
+draw every row's noise from its own generator, so a row depends only on its text and the
+settings, never on its batch, and is the same on any device up to the device's arithmetic.
+
+The loading helpers here are shared with the text-to-video teacher (extract/video.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import AutoPipelineForText2Image, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+from PIL import Image
+
+from armada.errors import ArmadaError
+from armada.extract.pooling import parse_pool, pool_latents, pooled_dim
+from armada.extract.settings import DiffusionSettings
+from armada.extract.teacher import file_sha256, resolve_device, row_seed
+
+LORA_ADAPTER = "teacher-lora"
+DEFAULT_LORA_FILE = "pytorch_lora_weights.safetensors"   # what diffusers' save_lora_weights writes
+
+
+class DiffusionTeacher:
+    kind = "diffusers-t2i"
+
+    def __init__(self, name: str, settings: DiffusionSettings):
+        self.name = name
+        self.settings = settings
+        s = settings
+        reference = s.recipe == "reference"
+        self.pool = parse_pool(s.pool or ("flatten" if reference else "channel-mean"))
+        if reference and self.image_to_image_steps < 1:
+            raise ArmadaError(f"teacher {name}: the reference recipe's img2img runs steps × strength = "
+                              f"{s.steps} × {s.strength} → {self.image_to_image_steps} steps; raise steps or strength")
+        self.device = resolve_device(s.device)
+        self.dtype = torch_dtype(s.dtype, self.device)
+        self.pipe = load_pipeline(AutoPipelineForText2Image, name, s.model, s.revision, self.dtype, self.device,
+                                  safety_checker=None, requires_safety_checker=False)
+        check_size(self.pipe, name, "height", s.height)
+        check_size(self.pipe, name, "width", s.width)
+        self.lora = load_lora(self.pipe, name, s.lora, s.lora_weight_name, s.lora_scale) if s.lora else None
+        self.image_to_image = None
+        if reference:
+            check_size(self.pipe, name, "reference_size", s.reference_size)
+            if not isinstance(self.pipe, StableDiffusionPipeline):
+                raise ArmadaError(f"teacher {name}: the reference recipe is the authors' Stable Diffusion route; "
+                                  f"{s.model} is a {type(self.pipe).__name__}: use recipe = \"latent\"")
+            # The same modules (and LoRA), so nothing is loaded twice.
+            self.image_to_image = StableDiffusionImg2ImgPipeline(**self.pipe.components, requires_safety_checker=False)
+            self.image_to_image.set_progress_bar_config(disable=True)
+            quiet_truncation(self.image_to_image)
+            self.latent_shape = latent_shape(self.pipe, s.reference_size, s.reference_size)
+        else:
+            self.latent_shape = latent_shape(self.pipe, s.height, s.width)
+        self.dim = pooled_dim(self.latent_shape, self.pool)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        s = self.settings
+        generators = text_generators(texts, s.seed)
+        common = dict(num_inference_steps=s.steps, guidance_scale=s.guidance,
+                      negative_prompt=[s.negative_prompt] * len(texts), generator=generators)
+        if self.image_to_image is None:
+            latents = self.pipe(texts, height=s.height, width=s.width, output_type="latent", **common).images
+        else:
+            # The generators go on from where the first pass left them: still one stream per text.
+            first = self.pipe(texts, height=s.height, width=s.width, output_type="latent", **common).images
+            size = (s.reference_size, s.reference_size)
+            images = [self._decode(latent).resize(size, Image.Resampling.BICUBIC) for latent in first]
+            latents = self.image_to_image(texts, image=images, strength=s.strength, output_type="latent", **common).images
+        return pool_latents(latents.float().cpu().numpy(), self.pool)
+
+    @torch.no_grad()
+    def _decode(self, latent: torch.Tensor) -> Image.Image:
+        """One latent to an 8-bit image, alone: a batched VAE decode differs from a lone one in the last bits, and
+        8-bit rounding turns that into whole pixel steps, which would make a row depend on its batch."""
+        vae = self.pipe.vae
+        pixels = vae.decode(latent[None] / vae.config.scaling_factor, return_dict=False)[0]
+        return self.pipe.image_processor.postprocess(pixels, output_type="pil")[0]
+
+    @property
+    def image_to_image_steps(self) -> int:
+        """The denoising steps img2img runs: it starts `strength` of the way into a `steps`-step schedule."""
+        return int(self.settings.steps * self.settings.strength)
+
+    def provenance(self) -> dict[str, Any]:
+        return dict(self._provenance)
+
+    @functools.cached_property
+    def _provenance(self) -> dict[str, Any]:
+        s = self.settings
+        found = {
+            **dataclasses.asdict(s),
+            **pipeline_provenance(self.pipe, s.model, s.revision, self.dtype, self.device),
+            "family": self.kind,
+            "teacher": self.name,
+            "pool": str(self.pool),
+            "latent_shape": list(self.latent_shape),
+            "dim": self.dim,
+        }
+        if not s.pool:
+            found["pool_chosen_by"] = f"the {s.recipe} recipe's default"
+        if self.image_to_image is not None:
+            found["image_to_image_pipeline"] = type(self.image_to_image).__name__
+            found["image_to_image_steps"] = self.image_to_image_steps
+            found["reference_resize"] = "the decoded 8-bit image, PIL bicubic"
+        if self.lora is not None:
+            found["lora_file"] = self.lora
+        return found
+
+
+# --- shared with extract/video.py --------------------------------------------------------------
+
+def torch_dtype(name: str, device: str) -> torch.dtype:
+    if name == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, name)
+
+
+def is_local_path(model: str) -> bool:
+    return os.path.exists(os.path.expanduser(model)) or model.startswith(("/", "./", "../", "~"))
+
+
+def load_pipeline(pipeline_class, teacher: str, model: str, revision: str, dtype: torch.dtype, device: str, **kwargs):
+    """`pipeline_class.from_pretrained(model)`, the same call for a hub id and a local folder, with clear errors."""
+    local = is_local_path(model)
+    if local:
+        model = os.path.expanduser(model)
+        if not os.path.isfile(os.path.join(model, "model_index.json")):
+            raise ArmadaError(f"teacher {teacher}: model = {model!r} is not a diffusers pipeline folder (no "
+                              "model_index.json there); give a folder written by save_pretrained, or a hub id")
+    try:
+        pipe = pipeline_class.from_pretrained(model, revision=revision or None, dtype=dtype, **kwargs)
+    except ValueError as e:   # e.g. a model of another task: AutoPipeline finds no text-to-image class for it
+        raise ArmadaError(f"teacher {teacher}: {model} cannot be loaded as a {pipeline_class.__name__}: {e}") from None
+    except OSError as e:
+        if local:
+            raise ArmadaError(f"teacher {teacher}: the pipeline in {model} could not be loaded: {e}") from None
+        raise ArmadaError(
+            f"teacher {teacher}: the hub model {model!r}{f' (revision {revision})' if revision else ''} could not be "
+            f"loaded: it is not in the local Hugging Face cache and the hub cannot be reached ({e.__class__.__name__}). "
+            f"Download it where there is internet (`hf download {model} --local-dir DIR`), copy DIR here and set "
+            f'model = "/path/to/DIR" in [teachers.{teacher}]'
+        ) from None
+    pipe.set_progress_bar_config(disable=True)
+    quiet_truncation(pipe)
+    return pipe.to(device)
+
+
+def check_size(pipe, teacher: str, setting: str, pixels: int) -> None:
+    factor = pipe.vae_scale_factor
+    if pixels % factor:
+        raise ArmadaError(f"teacher {teacher}: {setting} = {pixels} must be a multiple of {factor}, the VAE's "
+                          f"downscaling factor (e.g. {pixels // factor * factor or factor})")
+
+
+def latent_shape(pipe, height: int, width: int) -> tuple[int, int, int]:
+    factor = pipe.vae_scale_factor
+    return (pipe.unet.config.in_channels, height // factor, width // factor)
+
+
+def text_generators(texts: list[str], seed: int) -> list[torch.Generator]:
+    # CPU generators on every device: CUDA's generator draws different numbers for the same seed.
+    return [torch.Generator("cpu").manual_seed(row_seed(text, seed)) for text in texts]
+
+
+def text_limits(pipe) -> dict[str, int]:
+    """Each tokenizer's length limit: longer texts are cut there (CLIP: 77 tokens, start and end included)."""
+    return {name: module.model_max_length for name, module in pipe.components.items()
+            if module is not None and hasattr(module, "model_max_length")}
+
+
+class _DropTruncationNotice(logging.Filter):
+    """diffusers logs every truncated prompt; the limit is in the provenance, so long datasets stay readable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("The following part of your input was truncated")
+
+
+_DROP_TRUNCATION_NOTICE = _DropTruncationNotice()
+
+
+def quiet_truncation(pipe) -> None:
+    logging.getLogger(type(pipe).__module__).addFilter(_DROP_TRUNCATION_NOTICE)
+
+
+def pipeline_provenance(pipe, model: str, revision: str, dtype: torch.dtype, device: str) -> dict[str, Any]:
+    import diffusers
+
+    found: dict[str, Any] = {
+        "pipeline": type(pipe).__name__,
+        "scheduler": type(pipe.scheduler).__name__,
+        "text_max_tokens": text_limits(pipe),
+        "dtype": str(dtype).removeprefix("torch."),
+        "device": torch.device(device).type,
+        "seeding": "one CPU torch.Generator per text, seeded with row_seed(text, seed)",
+        "diffusers_version": diffusers.__version__,
+        "torch_version": torch.__version__,
+    }
+    if is_local_path(model):
+        found["files_sha256"] = folder_sha256(Path(model).expanduser())
+    else:
+        found["commit"] = hub_commit(model, revision)
+    return found
+
+
+def folder_sha256(folder: Path) -> dict[str, str]:
+    """sha256 of every file of a local model folder (hidden ones left out), by relative path."""
+    return {path.relative_to(folder).as_posix(): file_sha256(path)
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)}
+
+
+def hub_commit(model: str, revision: str) -> str:
+    """The commit of the cached snapshot from_pretrained just loaded (its folder is named by it)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(model, "model_index.json", revision=revision or None)
+    return Path(cached).parent.name if isinstance(cached, str) else ""
+
+
+def load_lora(pipe, teacher: str, lora: str, weight_name: str, scale: float) -> dict[str, Any]:
+    """Load a LoRA safetensors file (local file or folder, or hub id) into the pipeline at `scale`."""
+    if not hasattr(pipe, "load_lora_weights"):
+        raise ArmadaError(f"teacher {teacher}: {type(pipe).__name__} cannot load a LoRA; unset lora")
+    path = lora_file(teacher, lora, weight_name or DEFAULT_LORA_FILE)
+    if not path.endswith(".safetensors"):
+        raise ArmadaError(f"teacher {teacher}: lora file {path} is not a .safetensors file; only safetensors "
+                          "LoRAs are loaded (other formats can run code when unpickled)")
+    try:
+        pipe.load_lora_weights(path, adapter_name=LORA_ADAPTER)
+    except (ValueError, KeyError) as e:
+        raise ArmadaError(f"teacher {teacher}: {path} is not a LoRA for {type(pipe).__name__}: {e}") from None
+    pipe.set_adapters(LORA_ADAPTER, adapter_weights=scale)
+    return {"lora": lora, "weight_name": Path(path).name, "sha256": file_sha256(path)}
+
+
+def lora_file(teacher: str, lora: str, weight_name: str) -> str:
+    if is_local_path(lora):
+        path = Path(lora).expanduser()
+        path = path / weight_name if path.is_dir() else path
+        if not path.is_file():
+            raise ArmadaError(f"teacher {teacher}: lora = {lora!r}: no such file ({path}); give a .safetensors "
+                              "file, a folder holding lora_weight_name, or a hub id")
+        return str(path)
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return hf_hub_download(lora, weight_name)
+    except (OSError, ValueError) as e:
+        raise ArmadaError(
+            f"teacher {teacher}: the LoRA {weight_name} of hub repository {lora!r} could not be loaded: it is not in "
+            f"the local Hugging Face cache and the hub cannot be reached ({e.__class__.__name__}). Download it where "
+            f'there is internet and set lora = "/path/to/{weight_name}" in [teachers.{teacher}]'
+        ) from None

@@ -1,0 +1,191 @@
+"""The diffusers-t2i teacher (sd14, mj) and latent pooling, on a tiny Stable Diffusion built from configs,
+saved to a folder and loaded back by the teacher through from_pretrained, as a hub id would be."""
+
+import json
+
+import numpy as np
+import pytest
+from tiny_diffusers import CLIP_MAX_TOKENS, save_tiny_stable_diffusion, save_tiny_unet_lora
+
+from armada.errors import ArmadaError
+from armada.extract.diffusion import DiffusionTeacher
+from armada.extract.pooling import parse_pool, pool_latents, pooled_dim
+from armada.extract.registry import load_teacher
+from armada.extract.teacher import file_sha256
+
+TEXTS = ["a cat on a mat", "the dog and the cat", "naïve café 猫 😀 \x00\x07\tend", "the " * 400]
+SMALL = {"steps": 2, "height": 64, "width": 64}             # an 8×8 latent: fast, same code path
+
+
+@pytest.fixture(scope="module")
+def sd_folder(tmp_path_factory):
+    return save_tiny_stable_diffusion(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="module")
+def lora_path(sd_folder, tmp_path_factory):
+    return save_tiny_unet_lora(sd_folder, tmp_path_factory.mktemp("tiny-lora"))
+
+
+def teacher(name="sd14", **settings):
+    return load_teacher(name, {name: settings})
+
+
+@pytest.fixture(scope="module")
+def small(sd_folder):
+    return teacher(model=str(sd_folder), **SMALL)
+
+
+@pytest.fixture(scope="module")
+def small_rows(small):
+    return small.encode(TEXTS)
+
+
+# --- pooling -------------------------------------------------------------------------------------
+
+def test_pool_modes_match_hand_computed_values():
+    latents = np.random.default_rng(0).normal(size=(2, 4, 6, 6)).astype(np.float32)
+    flat = pool_latents(latents, parse_pool("flatten"))
+    channel_mean = pool_latents(latents, parse_pool("channel-mean"))
+    grid = pool_latents(latents, parse_pool("avgpool:3"))
+    assert flat.shape == (2, 144) and channel_mean.shape == (2, 36) and grid.shape == (2, 36)
+    for b in range(2):
+        np.testing.assert_array_equal(flat[b], [latents[b, c, y, x] for c in range(4) for y in range(6) for x in range(6)])
+        expected_mean = [sum(float(latents[b, c, y, x]) for c in range(4)) / 4 for y in range(6) for x in range(6)]
+        np.testing.assert_allclose(channel_mean[b], expected_mean, rtol=1e-6, atol=1e-6)
+        expected_grid = [sum(float(latents[b, c, 2 * i + dy, 2 * j + dx]) for dy in range(2) for dx in range(2)) / 4
+                         for c in range(4) for i in range(3) for j in range(3)]
+        np.testing.assert_allclose(grid[b], expected_grid, rtol=1e-6, atol=1e-6)
+    assert flat.dtype == channel_mean.dtype == grid.dtype == np.float32
+
+
+def test_pooled_dim_comes_from_the_latent_shape_alone():
+    assert pooled_dim((4, 32, 32), parse_pool("channel-mean")) == 1024      # sd14 at 256 px
+    assert pooled_dim((4, 16, 16), parse_pool("flatten")) == 1024           # the reference recipe
+    assert pooled_dim((4, 32, 32), parse_pool("avgpool:4")) == 64
+    assert pooled_dim((4, 32, 32), parse_pool("flatten")) == 4096
+
+
+@pytest.mark.parametrize("text", ["mean", "avgpool", "avgpool:0", "avgpool:-2", "avgpool:x", "Flatten", ""])
+def test_an_unknown_pool_is_an_armada_error(text):
+    with pytest.raises(ArmadaError, match="channel-mean"):
+        parse_pool(text)
+
+
+def test_a_grid_that_does_not_divide_the_latent_is_an_armada_error():
+    with pytest.raises(ArmadaError, match="does not divide"):
+        pooled_dim((4, 32, 32), parse_pool("avgpool:3"))
+
+
+# --- the teacher ---------------------------------------------------------------------------------
+
+def test_sd14_defaults_give_a_4x32x32_latent_pooled_to_1024(sd_folder):
+    sd14 = teacher(model=str(sd_folder), steps=1)            # default 256×256 px and channel-mean
+    assert isinstance(sd14, DiffusionTeacher) and sd14.name == "sd14" and sd14.kind == "diffusers-t2i"
+    assert sd14.latent_shape == (4, 32, 32) and sd14.dim == 1024
+    rows = sd14.encode(TEXTS[:2])
+    assert rows.shape == (2, 1024) and rows.dtype == np.float32 and np.isfinite(rows).all()
+
+
+def test_encoding_is_deterministic_and_rows_differ_by_text(small, small_rows):
+    assert small_rows.shape == (len(TEXTS), small.dim) == (4, 64) and small_rows.dtype == np.float32
+    np.testing.assert_array_equal(small.encode(TEXTS), small_rows)
+    assert len({row.tobytes() for row in small_rows}) == len(TEXTS)
+
+
+def test_long_non_ascii_and_control_character_texts_encode(small, small_rows):
+    assert np.isfinite(small_rows).all()
+    assert small.provenance()["text_max_tokens"] == {"tokenizer": CLIP_MAX_TOKENS}  # "the " × 400 is cut there
+
+
+def test_a_row_is_the_same_alone_or_in_any_batch(small, small_rows):
+    # Bit-identical on this CPU: each row has its own generator, and batched convolutions and
+    # matmuls reduce each row in the same order whatever the batch size.
+    for i in (0, 3):
+        np.testing.assert_array_equal(small.encode([TEXTS[i]])[0], small_rows[i])
+    reordered = small.encode([TEXTS[3], TEXTS[0], "another text entirely"])
+    np.testing.assert_array_equal(reordered[0], small_rows[3])
+    np.testing.assert_array_equal(reordered[1], small_rows[0])
+
+
+def test_the_seed_changes_the_rows(sd_folder, small_rows):
+    other = teacher(model=str(sd_folder), seed=1, **SMALL).encode(TEXTS[:1])
+    assert not np.allclose(other[0], small_rows[0])
+
+
+def test_provenance_names_the_weights_and_every_setting(small, sd_folder):
+    found = small.provenance()
+    json.dumps(found)
+    assert found["model"] == str(sd_folder) and found["family"] == "diffusers-t2i" and found["teacher"] == "sd14"
+    unet = "unet/diffusion_pytorch_model.safetensors"
+    assert found["files_sha256"][unet] == file_sha256(sd_folder / unet)
+    assert found["scheduler"] == "PNDMScheduler" and found["pipeline"] == "StableDiffusionPipeline"
+    assert found["dtype"] == "float32" and found["device"] == "cpu"
+    assert (found["steps"], found["guidance"], found["height"], found["width"]) == (2, 7.5, 64, 64)
+    assert (found["recipe"], found["pool"], found["pool_chosen_by"]) == ("latent", "channel-mean", "the latent recipe's default")
+    assert (found["latent_shape"], found["dim"], found["seed"]) == ([4, 8, 8], 64, 0)
+
+
+def test_the_reference_recipe_flattens_a_4x16x16_img2img_latent_to_1024(sd_folder):
+    reference = teacher(model=str(sd_folder), recipe="reference", **SMALL)   # img2img runs int(2 × 0.75) = 1 step
+    assert reference.latent_shape == (4, 16, 16) and reference.dim == 1024
+    found = reference.provenance()
+    assert (found["pool"], found["pool_chosen_by"]) == ("flatten", "the reference recipe's default")
+    assert (found["image_to_image_pipeline"], found["image_to_image_steps"]) == ("StableDiffusionImg2ImgPipeline", 1)
+    rows = reference.encode(TEXTS[:2])
+    assert rows.shape == (2, 1024) and np.isfinite(rows).all()
+    np.testing.assert_array_equal(reference.encode(TEXTS[1:2])[0], rows[1])
+
+
+def test_a_reference_recipe_without_an_img2img_step_is_an_armada_error(sd_folder):
+    with pytest.raises(ArmadaError, match="raise steps or strength"):
+        teacher(model=str(sd_folder), recipe="reference", steps=1, strength=0.75)
+
+
+def test_a_lora_changes_the_rows_and_scale_zero_gives_the_base_rows(sd_folder, lora_path, small_rows):
+    mj = teacher("mj", model=str(sd_folder), lora=str(lora_path), **SMALL)
+    with_lora = mj.encode(TEXTS[:2])
+    assert np.isfinite(with_lora).all() and not np.allclose(with_lora, small_rows[:2], atol=1e-3)
+    found = mj.provenance()["lora_file"]
+    assert found == {"lora": str(lora_path), "weight_name": lora_path.name, "sha256": file_sha256(lora_path)}
+    # A folder holding the default file name loads the same LoRA.
+    from_folder = teacher("mj", model=str(sd_folder), lora=str(lora_path.parent), lora_weight_name="", **SMALL)
+    np.testing.assert_array_equal(from_folder.encode(TEXTS[:1])[0], with_lora[0])
+    off = teacher("mj", model=str(sd_folder), lora=str(lora_path), lora_scale=0.0, **SMALL)
+    np.testing.assert_array_equal(off.encode(TEXTS[:2]), small_rows[:2])
+
+
+def test_an_unreachable_hub_model_is_a_clear_armada_error():
+    with pytest.raises(ArmadaError) as caught:
+        teacher()                                             # CompVis/stable-diffusion-v1-4, offline
+    message = str(caught.value)
+    assert "'CompVis/stable-diffusion-v1-4'" in message and 'model = "/path/to/' in message and "[teachers.sd14]" in message
+
+
+def test_an_unreachable_hub_lora_is_a_clear_armada_error(sd_folder):
+    with pytest.raises(ArmadaError) as caught:
+        teacher("mj", model=str(sd_folder), **SMALL)         # prompthero/openjourney-lora, offline
+    message = str(caught.value)
+    assert "'prompthero/openjourney-lora'" in message and 'lora = "/path/to/openjourneyLora.safetensors"' in message
+
+
+def test_bad_local_paths_and_sizes_are_armada_errors(sd_folder, tmp_path):
+    with pytest.raises(ArmadaError, match="not a diffusers pipeline folder"):
+        teacher(model=str(tmp_path / "missing"))
+    with pytest.raises(ArmadaError, match="not a diffusers pipeline folder"):
+        teacher(model=str(tmp_path))
+    with pytest.raises(ArmadaError, match="no such file"):
+        teacher("mj", model=str(sd_folder), lora=str(tmp_path / "missing.safetensors"), **SMALL)
+    (tmp_path / "lora.bin").write_bytes(b"\x80")
+    with pytest.raises(ArmadaError, match="only safetensors"):
+        teacher("mj", model=str(sd_folder), lora=str(tmp_path / "lora.bin"), **SMALL)
+    with pytest.raises(ArmadaError, match="height = 60 must be a multiple of 8"):
+        teacher(model=str(sd_folder), steps=1, height=60)
+    with pytest.raises(ArmadaError, match="is not a latent pooling"):
+        teacher(model=str(sd_folder), pool="max")
+
+
+def test_a_pipeline_file_can_define_a_new_diffusers_t2i_teacher(sd_folder, small_rows):
+    mine = load_teacher("my-t2i", {"my-t2i": {"kind": "diffusers-t2i", "model": str(sd_folder), **SMALL}})
+    assert mine.name == "my-t2i" and mine.kind == "diffusers-t2i"
+    np.testing.assert_array_equal(mine.encode(TEXTS[:1])[0], small_rows[0])
