@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import os
 from pathlib import Path
@@ -28,7 +29,7 @@ from diffusers import AutoPipelineForText2Image, StableDiffusionImg2ImgPipeline,
 from PIL import Image
 
 from armada.errors import ArmadaError
-from armada.extract.pooling import parse_pool, pool_latents, pooled_dim
+from armada.extract.pooling import Pool, parse_pool, pool_latents, pooled_dim
 from armada.extract.settings import DiffusionSettings
 from armada.extract.teacher import file_sha256, resolve_device, row_seed
 
@@ -44,7 +45,7 @@ class DiffusionTeacher:
         self.settings = settings
         s = settings
         reference = s.recipe == "reference"
-        self.pool = parse_pool(s.pool or ("flatten" if reference else "channel-mean"))
+        self.pool = recipe_pool(s)
         if reference and self.image_to_image_steps < 1:
             raise ArmadaError(f"teacher {name}: the reference recipe's img2img runs steps × strength = "
                               f"{s.steps} × {s.strength} → {self.image_to_image_steps} steps; raise steps or strength")
@@ -124,6 +125,17 @@ class DiffusionTeacher:
         return found
 
 
+def recipe_pool(settings: DiffusionSettings) -> Pool:
+    return parse_pool(settings.pool or ("flatten" if settings.recipe == "reference" else "channel-mean"))
+
+
+def output_dim(settings: DiffusionSettings) -> int:
+    """The row size for these settings without loading the model (`armada teachers`)."""
+    side = settings.reference_size if settings.recipe == "reference" else 0
+    shape = configured_latent_shape(settings.model, settings.revision, side or settings.height, side or settings.width)
+    return pooled_dim(shape, recipe_pool(settings))
+
+
 # --- shared with extract/video.py --------------------------------------------------------------
 
 def torch_dtype(name: str, device: str) -> torch.dtype:
@@ -172,6 +184,30 @@ def check_size(pipe, teacher: str, setting: str, pixels: int) -> None:
 def latent_shape(pipe, height: int, width: int) -> tuple[int, int, int]:
     factor = pipe.vae_scale_factor
     return (pipe.unet.config.in_channels, height // factor, width // factor)
+
+
+def configured_latent_shape(model: str, revision: str, height: int, width: int) -> tuple[int, int, int]:
+    """The latent's (C, h, w) from the model's unet and vae configs where they are on this machine (a local folder
+    or the Hugging Face cache); elsewhere the layout of Stable Diffusion 1-2, SDXL and ModelScope: 4 channels, 8×
+    fewer pixels a side. The loaded teacher's `dim` comes from the model itself."""
+    unet = read_model_config(model, revision, "unet/config.json")
+    vae = read_model_config(model, revision, "vae/config.json")
+    channels = unet["in_channels"] if unet else 4
+    factor = 2 ** (len(vae["block_out_channels"]) - 1) if vae else 8   # as diffusers' pipelines compute it
+    return (channels, height // factor, width // factor)
+
+
+def read_model_config(model: str, revision: str, file: str) -> dict | None:
+    if is_local_path(model):
+        path = Path(model).expanduser() / file
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, file, revision=revision or None)
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def text_generators(texts: list[str], seed: int) -> list[torch.Generator]:

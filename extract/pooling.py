@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from armada.errors import ArmadaError
+from armada.errors import ConfigError
 
 POOLS = ("flatten", "channel-mean", "avgpool:K")
 
@@ -29,13 +29,13 @@ class Pool:
 
 
 def parse_pool(text: str) -> Pool:
-    """The pool a settings string names; an ArmadaError for anything else."""
+    """The pool a settings string names; a ConfigError (an ArmadaError) for anything else."""
     if text in ("flatten", "channel-mean"):
         return Pool(text)
     mode, sep, grid = text.partition(":")
     if mode == "avgpool" and sep and grid.isdigit() and int(grid) > 0:
         return Pool("avgpool", int(grid))
-    raise ArmadaError(f"pool = {text!r} is not a latent pooling; use one of {', '.join(POOLS)} "
+    raise ConfigError(f"pool = {text!r} is not a latent pooling; use one of {', '.join(POOLS)} "
                       "(K a positive integer that divides the latent's height and width, e.g. avgpool:4)")
 
 
@@ -47,7 +47,7 @@ def pooled_dim(latent_shape: tuple[int, int, int], pool: Pool) -> int:
     if pool.mode == "channel-mean":
         return height * width
     if height % pool.grid or width % pool.grid:
-        raise ArmadaError(f"pool = {str(pool)!r}: {pool.grid} does not divide the latent's {height}×{width} "
+        raise ConfigError(f"pool = {str(pool)!r}: {pool.grid} does not divide the latent's {height}×{width} "
                           f"positions; choose a K that divides both (or change height/width)")
     return channels * pool.grid * pool.grid
 

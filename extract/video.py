@@ -17,8 +17,8 @@ import numpy as np
 from diffusers import TextToVideoSDPipeline, UNet3DConditionModel
 
 from armada.errors import ArmadaError
-from armada.extract.diffusion import (check_size, latent_shape, load_pipeline, pipeline_provenance, text_generators,
-                                      torch_dtype)
+from armada.extract.diffusion import (check_size, configured_latent_shape, latent_shape, load_pipeline,
+                                      pipeline_provenance, text_generators, torch_dtype)
 from armada.extract.pooling import parse_pool, pool_latents, pooled_dim
 from armada.extract.settings import VideoSettings
 from armada.extract.teacher import resolve_device
@@ -67,3 +67,9 @@ class VideoTeacher:
             "latent_shape": list(self.latent_shape),
             "dim": self.dim,
         }
+
+
+def output_dim(settings: VideoSettings) -> int:
+    """The row size for these settings without loading the model (`armada teachers`)."""
+    shape = configured_latent_shape(settings.model, settings.revision, settings.height, settings.width)
+    return pooled_dim(shape, parse_pool(settings.pool))

@@ -8,9 +8,9 @@ import pytest
 from tiny_diffusers import CLIP_MAX_TOKENS, save_tiny_stable_diffusion, save_tiny_unet_lora
 
 from armada.errors import ArmadaError
-from armada.extract.diffusion import DiffusionTeacher
+from armada.extract.diffusion import DiffusionTeacher, output_dim
 from armada.extract.pooling import parse_pool, pool_latents, pooled_dim
-from armada.extract.registry import load_teacher
+from armada.extract.registry import load_teacher, resolve
 from armada.extract.teacher import file_sha256
 
 TEXTS = ["a cat on a mat", "the dog and the cat", "naïve café 猫 😀 \x00\x07\tend", "the " * 400]
@@ -85,6 +85,14 @@ def test_sd14_defaults_give_a_4x32x32_latent_pooled_to_1024(sd_folder):
     assert sd14.latent_shape == (4, 32, 32) and sd14.dim == 1024
     rows = sd14.encode(TEXTS[:2])
     assert rows.shape == (2, 1024) and rows.dtype == np.float32 and np.isfinite(rows).all()
+
+
+def test_output_dim_is_known_without_loading_the_model(sd_folder):
+    for table in ({}, SMALL, {"recipe": "reference"}, {"pool": "avgpool:2", **SMALL}, {"pool": "flatten"}):
+        settings = resolve("sd14", {"sd14": {"model": str(sd_folder), **table}})[1]
+        assert output_dim(settings) == teacher(model=str(sd_folder), **table).dim
+    # A hub model not on this machine: Stable Diffusion's 4-channel, 8× smaller latent.
+    assert output_dim(resolve("sd14")[1]) == 1024 and output_dim(resolve("mj", {"mj": {"recipe": "reference"}})[1]) == 1024
 
 
 def test_encoding_is_deterministic_and_rows_differ_by_text(small, small_rows):

@@ -10,9 +10,9 @@ from tiny_diffusers import CLIP_MAX_TOKENS, save_tiny_stable_diffusion, save_tin
 from armada.errors import ArmadaError
 from armada.extract.diffusion import text_generators
 from armada.extract.pooling import parse_pool, pool_latents
-from armada.extract.registry import load_teacher
+from armada.extract.registry import load_teacher, resolve
 from armada.extract.teacher import file_sha256
-from armada.extract.video import VideoTeacher
+from armada.extract.video import VideoTeacher, output_dim
 
 TEXTS = ["a cat on a mat", "the dog and the cat", "naïve café 猫 😀 \x00\x07\tend", "the " * 400]
 SMALL = {"steps": 2, "frames": 3, "height": 64, "width": 64}
@@ -43,6 +43,11 @@ def test_the_default_size_gives_a_4x32x32_first_frame_pooled_to_1024(video_folde
     assert t2v.latent_shape == (4, 32, 32) and t2v.dim == 1024
     rows = t2v.encode(TEXTS[:1])
     assert rows.shape == (1, 1024) and rows.dtype == np.float32 and np.isfinite(rows).all()
+
+
+def test_output_dim_is_known_without_loading_the_model(video_folder, small):
+    assert output_dim(resolve("modelscope-t2v", {"modelscope-t2v": {"model": str(video_folder), **SMALL}})[1]) == small.dim
+    assert output_dim(resolve("modelscope-t2v")[1]) == 1024  # the hub model, not on this machine: 4×32×32 at 256 px
 
 
 def test_encoding_is_deterministic_and_handles_long_and_non_ascii_texts(small, small_rows):
