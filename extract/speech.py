@@ -28,6 +28,7 @@ import torch
 from scipy.signal import resample_poly
 from transformers import (AutoFeatureExtractor, SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5Processor,
                           Wav2Vec2Model)
+from transformers.utils import cached_file
 
 from armada.errors import ArmadaError
 from armada.extract.settings import SpeechT5Settings
@@ -98,9 +99,9 @@ class SpeechT5Teacher:
         s, config = self.settings, self._tts.config
         return {
             "family": self.kind,
-            "model": s.model, "model_weights": _weights_identity(s.model, self._tts),
-            "vocoder": s.vocoder, "vocoder_weights": _weights_identity(s.vocoder, self._vocoder),
-            "encoder": s.encoder, "encoder_weights": _weights_identity(s.encoder, self._listener),
+            "model": s.model, "model_files": _files_sha256(s.model),
+            "vocoder": s.vocoder, "vocoder_files": _files_sha256(s.vocoder),
+            "encoder": s.encoder, "encoder_files": _files_sha256(s.encoder),
             "speaker": self._speaker_source,
             "speaker_sha256": hashlib.sha256(self._speaker.tobytes()).hexdigest(),
             "max_text_tokens": self._max_text_tokens,
@@ -166,10 +167,8 @@ def _default_xvector(teacher: str, dim: int) -> np.ndarray:
     return np.asarray(rows[DEFAULT_SPEAKER_ROW]["xvector"])
 
 
-def _weights_identity(source: str, model) -> dict[str, str]:
-    """A hub model's commit, or the sha256 of each weight file in a local folder."""
-    folder = Path(source).expanduser()
-    if folder.is_dir():
-        files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
-        return {p.name: file_sha256(p) for p in files}
-    return {"commit": getattr(model.config, "_commit_hash", None) or "unknown"}
+def _files_sha256(source: str) -> dict[str, str]:
+    """The sha256 of each weight, tokenizer and config file of a model, from its local folder or its hub snapshot."""
+    folder = Path(cached_file(source, "config.json")).parent
+    return {p.name: file_sha256(p) for p in sorted(folder.iterdir())
+            if p.suffix in (".safetensors", ".bin", ".model", ".json")}

@@ -7,6 +7,7 @@ the same from_pretrained path a hub id takes.
 import io
 import json
 from math import ceil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,7 +205,9 @@ def test_speecht5_handles_very_long_non_ascii_and_control_character_texts(tiny_s
 
 def test_speecht5_provenance_hashes_local_weights_and_is_json(tiny_speecht5):
     provenance = json.loads(json.dumps(speecht5(tiny_speecht5).provenance()))
-    assert set(provenance["model_weights"]) == {"model.safetensors"}
+    folder = Path(tiny_speecht5["model"])
+    for name in ("model.safetensors", "spm_char.model", "config.json"):
+        assert provenance["model_files"][name] == file_sha256(folder / name)
     assert provenance["speaker"].startswith(tiny_speecht5["speaker"])
     for key in ("vocoder", "encoder", "seed", "stop_threshold", "max_frames_per_token", "pooling", "device"):
         assert key in provenance
