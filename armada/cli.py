@@ -11,7 +11,7 @@ import typer
 from armada.errors import ArmadaError
 
 # The order commands are listed in `armada --help`.
-COMMANDS = ["catalog", "evaluate"]
+COMMANDS = ["catalog", "extract", "evaluate"]
 
 app = typer.Typer(
     name="armada",

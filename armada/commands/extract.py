@@ -1,0 +1,109 @@
+"""`armada extract`: a teacher's latents for a task into a cache. `armada teachers`: what can teach."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("extract")(extract)
+    app.command("teachers")(teachers)
+
+
+def extract(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="the task to encode (`armada tasks`)"),
+    teacher: str = typer.Option(None, "--teacher", "-t", help="the teacher (`armada teachers`); default: [extract] teacher"),
+    split: list[str] = typer.Option(None, "--split", help="a split to encode; repeat for several; default: [extract] splits"),
+    out: str = typer.Option(None, "--out", "-o", help="the cache folder; default: <[extract] cache_dir>/<task>--<teacher>.zarr"),
+    data_dir: str = typer.Option(None, "--data-dir", help="local task files (GLUE/SuperGLUE layouts); default: [data] data_dir"),
+    limit: int = typer.Option(None, "--limit", help="encode the first N rows of each split (0 = all)"),
+    batch_size: int = typer.Option(None, "--batch-size", help="texts per teacher call; default: [extract] batch_size"),
+    num_processes: int = typer.Option(None, "--num-processes", help="worker processes to start; default: [extract] num_processes"),
+    config: str = typer.Option(None, "--config", "-c", help="a pipeline file"),
+    sets: list[str] = typer.Option(None, "--set", help="override a pipeline setting: section.key=value"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing cache made with other settings"),
+) -> None:
+    """Encode a task's texts with a teacher into a resumable feature cache (run it again to resume).
+
+    Example: armada extract --teacher piper-whisper --dataset bbc-news --limit 64
+    """
+    from armada import config as config_module
+    from armada.extract.registry import resolve
+    from armada.extract.runner import ExtractJob, default_cache_path, run_extract
+    from armada.tasks import get_task
+
+    cfg = config_module.load(config, sets or [], flags={
+        "extract.teacher": teacher, "extract.splits": split or None, "extract.batch_size": batch_size,
+        "extract.num_processes": num_processes, "data.data_dir": data_dir,
+        "data.train_limit": limit, "data.validation_limit": limit,
+    })
+    name = cfg.extract.teacher
+    resolve(name, cfg.teachers)             # an unknown teacher fails here, listing the known ones
+    get_task(dataset, cfg.tasks)            # so does an unknown task
+    limits = {"train": cfg.data.train_limit, "validation": cfg.data.validation_limit, "test": limit or 0}
+    job = ExtractJob(
+        teacher=name, task=dataset, out=out or default_cache_path(cfg.extract.cache_dir, dataset, name),
+        splits=cfg.extract.splits, limits={s: limits[s] for s in cfg.extract.splits if s in limits},
+        data_dir=cfg.data.data_dir, template=cfg.data.teacher_templates.get(dataset, ""),
+        batch_size=cfg.extract.batch_size, shard_rows=cfg.extract.shard_rows, dtype=cfg.extract.dtype,
+        num_processes=cfg.extract.num_processes, overwrite=overwrite, teacher_tables=cfg.teachers,
+        file_tasks={n: config_module.to_dict(t) for n, t in cfg.tasks.items()},
+    )
+    summary = run_extract(job)
+    if summary is None:                     # a launched process other than the main one, which reports
+        return
+    typer.echo(f"rows written: {summary.rows_written} ({summary.shards_written} shards; "
+               f"{summary.shards_already_done} were already done)")
+    typer.echo(f"rows deduplicated: {summary.rows_deduplicated}")
+    typer.echo(f"seconds: {summary.seconds:.1f}")
+    typer.echo(f"cache: {summary.path}")
+
+
+def teachers(config: str = typer.Option(None, "--config", "-c", help="a pipeline file whose [teachers.NAME] tables change or add teachers")) -> None:
+    """List the teachers: family, output size, the models they use.
+
+    Example: armada teachers --config pipeline.toml
+    """
+    from armada import config as config_module
+    from armada.extract.registry import TEACHERS, resolve
+
+    cfg = config_module.load(config)
+    rows = [("teacher", "family", "dim", "models", "")]
+    for name in list(TEACHERS) + [n for n in cfg.teachers if n not in TEACHERS]:
+        family, settings = resolve(name, cfg.teachers)
+        description = TEACHERS[name].description if name in TEACHERS else f"[teachers.{name}] in {cfg.source}"
+        rows.append((name, family, output_dim(family, settings), ", ".join(model_ids(family, settings)) or "-", description))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+
+
+def output_dim(family: str, settings) -> str:
+    """The size of the family's vectors for these settings, from `output_dim(settings)` in its module (no model
+    is loaded); "?" where the module cannot tell before loading."""
+    from armada.errors import ArmadaError
+    from armada.extract.registry import FAMILIES
+
+    module = importlib.import_module(FAMILIES[family].teacher.partition(":")[0])
+    if not hasattr(module, "output_dim"):
+        return "?"
+    try:
+        return str(module.output_dim(settings))
+    except ArmadaError:                     # settings that cannot work, e.g. an http teacher without its dim
+        return "?"
+
+
+# The settings that name the models each family runs ("" = the family's default, said in its description).
+MODEL_FIELDS = {
+    "diffusers-t2i": ("model", "lora"),
+    "text-to-video": ("model",),
+    "speecht5": ("model", "vocoder", "encoder"),
+    "piper-whisper": ("voice", "whisper"),
+    "http": ("url", "model"),
+}
+
+
+def model_ids(family: str, settings) -> list[str]:
+    return [str(getattr(settings, f)) for f in MODEL_FIELDS[family] if getattr(settings, f)]
