@@ -159,7 +159,7 @@ def load_pipeline(pipeline_class, teacher: str, model: str, revision: str, dtype
     try:
         pipe = pipeline_class.from_pretrained(model, revision=revision or None, dtype=dtype, **kwargs)
     except ValueError as e:   # e.g. a model of another task: AutoPipeline finds no text-to-image class for it
-        raise ArmadaError(f"teacher {teacher}: {model} cannot be loaded as a {pipeline_class.__name__}: {e}") from None
+        raise ArmadaError(f"teacher {teacher}: {model} cannot be loaded by {pipeline_class.__name__}: {e}") from None
     except OSError as e:
         if local:
             raise ArmadaError(f"teacher {teacher}: the pipeline in {model} could not be loaded: {e}") from None

@@ -2,6 +2,10 @@
 saved to a folder and loaded back by the teacher through from_pretrained, as a hub id would be."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -161,6 +165,34 @@ def test_a_lora_changes_the_rows_and_scale_zero_gives_the_base_rows(sd_folder, l
     np.testing.assert_array_equal(from_folder.encode(TEXTS[:1])[0], with_lora[0])
     off = teacher("mj", model=str(sd_folder), lora=str(lora_path), lora_scale=0.0, **SMALL)
     np.testing.assert_array_equal(off.encode(TEXTS[:2]), small_rows[:2])
+
+
+HUB_RUN = """
+import json
+from armada.extract.registry import load_teacher
+mj = load_teacher("mj", {"mj": {"model": "tiny-org/tiny-sd", "lora": "tiny-org/tiny-lora",
+                                "lora_weight_name": "pytorch_lora_weights.safetensors", "steps": 2, "height": 64, "width": 64}})
+print(json.dumps({"provenance": mj.provenance(), "row": mj.encode(["a cat on a mat"])[0].tolist()}))
+"""
+
+
+def test_hub_ids_load_from_the_hugging_face_cache_and_record_the_commit(sd_folder, lora_path, tmp_path):
+    # The hub-id path end to end, offline: a cache laid out as huggingface_hub writes it, in a fresh
+    # process because the cache location is read when huggingface_hub is imported.
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    for repo, files in (("models--tiny-org--tiny-sd", sd_folder), ("models--tiny-org--tiny-lora", lora_path.parent)):
+        shutil.copytree(files, tmp_path / repo / "snapshots" / commit)
+        (tmp_path / repo / "refs").mkdir()
+        (tmp_path / repo / "refs" / "main").write_text(commit)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-c", HUB_RUN], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    found = result["provenance"]
+    assert found["model"] == "tiny-org/tiny-sd" and found["commit"] == commit and "files_sha256" not in found
+    assert found["lora_file"]["sha256"] == file_sha256(lora_path)
+    local = teacher("mj", model=str(sd_folder), lora=str(lora_path), **SMALL).encode(["a cat on a mat"])[0]
+    np.testing.assert_array_equal(np.array(result["row"], dtype=np.float32), local)
 
 
 def test_an_unreachable_hub_model_is_a_clear_armada_error():

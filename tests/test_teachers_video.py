@@ -110,7 +110,7 @@ def test_a_model_of_the_other_kind_is_an_armada_error(video_folder, tmp_path):
     image_folder = save_tiny_stable_diffusion(tmp_path)
     with pytest.raises(ArmadaError, match="not a text-to-video model"):
         teacher(model=str(image_folder), **SMALL)
-    with pytest.raises(ArmadaError, match="cannot be loaded as a AutoPipelineForText2Image"):
+    with pytest.raises(ArmadaError, match="cannot be loaded by AutoPipelineForText2Image"):
         load_teacher("sd14", {"sd14": {"model": str(video_folder)}})
 
 
