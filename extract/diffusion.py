@@ -2,9 +2,9 @@
 
 Recipe "latent" runs the text-to-image pipeline with `output_type="latent"`: the VAE decoder never
 runs, and the [B, C, height/8, width/8] latent is pooled (extract/pooling.py). Recipe "reference"
-is the authors' route: the text-to-image pass is decoded to an image, the image resized to
-reference_size² and put through img2img (same components) at `strength`, whose latent is kept;
-4×16×16 at 128 px, flattened to 1024.
+is the authors' route: the height×width text-to-image pass is decoded to an 8-bit image (each
+alone), the image resized to reference_size² and put through img2img (same components) at
+`strength`, whose latent is kept; 4×16×16 at 128 px, flattened to 1024.
 
 Each text gets its own CPU `torch.Generator` seeded with `row_seed(text, seed)`: the pipelines
 draw every row's noise from its own generator, so a row depends only on its text and the
