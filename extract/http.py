@@ -141,6 +141,7 @@ class HttpTeacher:
                 generated_size=self._generated_size,
                 image_encoder=s.image_encoder,
                 image_encoder_weights_sha256=self._image_encoder.weights_sha256,
+                diffusers_version=self._image_encoder.diffusers_version,
                 image_size=s.image_size,
                 resize="bicubic",
                 latent="VAE latent mean × scaling_factor",
@@ -327,12 +328,30 @@ def _matrix(rows: list, count: int, dim: int) -> np.ndarray:
         return np.asarray(rows, np.float64).astype(np.float32)
 
 
+def output_dim(settings: HttpSettings) -> int:
+    """The row size without a request sent or a model loaded (`armada teachers`): `dim`, or for openai-images
+    the pooled latent of the image encoder's VAE (its config where it is on this machine, else Stable
+    Diffusion's: 4 channels, 8× fewer pixels a side)."""
+    if settings.protocol != "openai-images":
+        if not settings.dim:
+            raise ConfigError("dim is not set")
+        return settings.dim
+    from armada.extract.diffusion import read_model_config
+
+    vae = read_model_config(settings.image_encoder, "", "vae/config.json")
+    channels, downsample = (vae["latent_channels"], 2 ** (len(vae["block_out_channels"]) - 1)) if vae else (4, 8)
+    side = settings.image_size // downsample
+    return pooled_dim((channels, side, side), parse_pool(settings.pool))
+
+
 class _VaeImageEncoder:
     """Images → latents, by the VAE encoder of a diffusers model, one image at a time."""
 
     def __init__(self, name: str, settings: HttpSettings):
+        import diffusers
         from diffusers import AutoencoderKL
 
+        self.diffusers_version = diffusers.__version__
         try:
             self.pool = parse_pool(settings.pool)
         except ArmadaError as e:

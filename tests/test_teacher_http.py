@@ -8,14 +8,15 @@ import logging
 import math
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from http_fault_server import FaultServer, Status, image, vector
 
 from armada.errors import ArmadaError, ConfigError
-from armada.extract.http import retry_after_seconds, shown_url
-from armada.extract.registry import load_teacher
+from armada.extract.http import output_dim, retry_after_seconds, shown_url
+from armada.extract.registry import load_teacher, resolve
 from armada.extract.teacher import NonFiniteVectors
 
 DIM = 8
@@ -336,9 +337,52 @@ def test_openai_images_dim_follows_from_image_size_and_pool(server, tiny_image_m
         images_teacher(server, tiny_image_model, pool="max")
 
 
+def test_output_dim_is_known_without_a_request_or_a_model(server, tiny_image_model):
+    for pool in ("channel-mean", "flatten", "avgpool:4"):
+        teacher = images_teacher(server, tiny_image_model, pool=pool)
+        assert output_dim(teacher.settings) == teacher.dim
+    assert output_dim(resolve("img", {"img": {"kind": "http", "protocol": "openai-images"}})[1]) == 1024  # SD v1-4, 256 px
+    assert output_dim(resolve("svc", {"svc": {"kind": "http", "dim": 1536}})[1]) == 1536
+    with pytest.raises(ConfigError, match="dim is not set"):
+        output_dim(resolve("http")[1])
+    assert server.requests == []
+
+
 def test_an_unreachable_image_encoder_says_how_to_use_a_local_folder(server):
     with pytest.raises(ArmadaError) as failure:
         make_teacher(server.url("/v1/images/generations"), protocol="openai-images", model="m", dim=0,
                      image_encoder="no-such-org/no-such-model")
     assert "'no-such-org/no-such-model'" in str(failure.value)
     assert 'image_encoder = "/path/to/folder"' in str(failure.value)
+
+
+# --- with the extraction runner ---------------------------------------------------------------------
+
+def test_a_lasting_failure_stops_extraction_with_no_partial_shard_done_and_a_rerun_resumes(server, tmp_path, monkeypatch):
+    from armada.cache_schema import CacheReader, CacheWriter
+    from armada.extract.runner import ExtractJob, run_extract
+    from armada.tasks import sha256_text
+
+    texts = [f"sentence {i}" for i in range(12)]
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"id": f"t{i}", "text": t, "label": "x"}) + "\n" for i, t in enumerate(texts)))
+    monkeypatch.setenv("ARMADA_TEST_KEY", KEY)
+    table = {"kind": "http", "url": server.url(), "dim": DIM, **FAST, "max_retries": 1, "request_size": 4, "concurrency": 1,
+             "api_key_env": "ARMADA_TEST_KEY"}
+    job = ExtractJob(teacher="svc", task="file:toy", out=str(tmp_path / "cache.zarr"), splits=("train",), shard_rows=4,
+                     batch_size=4, dtype="float32", teacher_tables={"svc": table},
+                     file_tasks={"toy": {"train": str(train), "text_fields": ["text"], "labels": ["x"], "id_field": "id"}})
+
+    server.faults.extend(["ok", "ok", Status(500, "down"), Status(500, "down")])  # the third shard never gets an answer
+    with pytest.raises(ArmadaError, match=r"failed 2 times \(max_retries = 1\)"):
+        run_extract(job, show_progress=False)
+    assert len(server.requests) == 4
+    writer = CacheWriter.create(job.out, CacheReader(job.out).manifest)
+    assert [writer.is_done("train", i) for i in range(3)] == [True, True, False]
+
+    summary = run_extract(job, show_progress=False)  # the service is back: only the third shard is asked for
+    assert summary.shards_already_done == 2 and len(server.requests) == 5
+    features = CacheReader(job.out).load("train", [f"t{i}" for i in range(12)], [sha256_text(t) for t in texts])
+    np.testing.assert_array_equal(features[np.arange(12)], expected(texts))
+    assert CacheReader(job.out).manifest.teacher.provenance["url"] == server.url()  # and the key is in no file:
+    assert not [path for path in Path(job.out).rglob("*") if path.is_file() and KEY.encode() in path.read_bytes()]
