@@ -29,7 +29,7 @@ With api_key_env set, every request carries `Authorization: Bearer <the variable
 key, and credentials in the url (user:password@, ?api_key=...), never reach provenance, logs,
 error messages or the cache.
 
-Failures. Connection errors, timeouts (`timeout` covers a whole request, from sending it to the
+Failures. Connection errors, timeouts (`timeout` covers a whole request, from connecting to the
 last byte of the answer), 429, 5xx and malformed answers (not JSON, missing fields, the wrong
 number of vectors, the wrong size) are retried up to max_retries times, after a delay drawn from
 [0, backoff·2^(retry-1)] ("full jitter", so many clients do not retry in step) or the answer's

@@ -100,7 +100,7 @@ class HttpSettings:
     dim: int = _check(0, low=0, doc="the vector size the service returns; every response is checked against it "
                                     "(openai-images: 0, the size follows from image_size and pool)")
     api_key_env: str = ""                          # name of the environment variable holding the API key
-    timeout: float = _check(60.0, above=0.0, doc="seconds per request, from sending it to the last byte of the answer")
+    timeout: float = _check(60.0, above=0.0, doc="seconds per request, from connecting to the last byte of the answer")
     max_retries: int = _check(5, low=0)
     backoff: float = _check(1.0, above=0.0, doc="retry delays are drawn from [0, backoff·2^(retry-1)] (full jitter)")
     max_backoff: float = _check(60.0, above=0.0, doc="cap on any delay, a 429's Retry-After included")
