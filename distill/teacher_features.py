@@ -1,0 +1,60 @@
+"""The teacher's vectors for the splits a run trains and evaluates on, read from the cache and checked.
+
+The cache reader matches every example of the split to its cached row by example id and checks
+its teacher-text hash, refusing any mismatch, unfinished or damaged shard; this module adds the
+run-level checks: the cache is for this task and holds a training split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from armada.errors import ArmadaError
+from armada.tasks import Split
+
+
+@dataclass
+class TeacherFeatures:
+    train: object                   # armada.cache_schema.Features: feats[positions] -> float32 [n, D]
+    validation: object | None       # None when the cache has no validation split
+    dim: int
+    provenance: dict                # what run.json records of the cache
+
+
+def open_cache(path: str):
+    from armada.cache_schema import CacheReader
+
+    return CacheReader(path)
+
+
+def split_settings(reader, split: str) -> tuple[int, str]:
+    """(limit, teacher template) the cache's split was extracted with: the defaults to read the split with."""
+    info = reader.manifest.dataset.splits.get(split)
+    return (info.limit if info else 0), reader.manifest.extraction.teacher_template
+
+
+def check_task(reader, task_name: str) -> None:
+    cached = reader.manifest.dataset.task
+    if cached != task_name:
+        raise ArmadaError(f"the cache at {reader.location} holds {cached!r}, not {task_name!r}; "
+                          f"use a cache extracted for {task_name} (armada extract --dataset {task_name})")
+
+
+def load_teacher_features(reader, train: Split, validation: Split) -> TeacherFeatures:
+    """The features of every training example, and of every validation example where the cache has them."""
+    check_task(reader, train.task.name)
+    splits = reader.manifest.dataset.splits
+    if "train" not in splits:
+        raise ArmadaError(f"the cache at {reader.location} has no train split (it has {sorted(splits)}); "
+                          "extract the train split: armada extract --split train ...")
+    train_features = reader.load("train", train.ids, train.teacher_hashes)
+    validation_features = (reader.load("validation", validation.ids, validation.teacher_hashes)
+                           if "validation" in splits else None)
+    manifest = reader.manifest
+    provenance = {
+        "path": reader.location,
+        "config_hash": manifest.config_hash,
+        "teacher": {"name": manifest.teacher.name, "kind": manifest.teacher.kind, "dim": manifest.teacher.dim},
+        "fingerprints": {name: info.fingerprint for name, info in splits.items()},
+    }
+    return TeacherFeatures(train_features, validation_features, manifest.teacher.dim, provenance)
