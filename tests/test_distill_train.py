@@ -1,0 +1,209 @@
+"""End-to-end distillation on tiny students: every task kind, both student kinds, the run directory
+others rely on, the baseline and ablations, exact resume, and a real two-process run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import tomli_w
+from safetensors.torch import load_file
+
+import distill_tiny as tiny
+from armada import config as config_module
+from armada.distill import checkpoint
+from armada.distill.model import load_aligner, load_student, predict, predict_aligner
+from armada.distill.train import train
+from armada.eval.metrics import compute
+from armada.tasks import get_task
+
+
+@pytest.fixture(scope="module")
+def students(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("students")
+    return {"encoder": tiny.make_encoder(root / "encoder"), "causal": tiny.make_causal(root / "causal")}
+
+
+def _task(root: Path, kind: str, shared_data: Path):
+    """(task, data_dir, limit) for a task kind: file tasks in tmp, real COPA and RTE with a limit."""
+    if kind == "multiple_choice":
+        return get_task("super_glue/copa"), str(shared_data / "superglue"), 16
+    if kind == "pairs":
+        return get_task("glue/rte"), str(shared_data / "glue"), 16
+    name, tables = tiny.file_task(root / "data", kind=kind)
+    return get_task(f"file:{name}", tables), "", 0
+
+
+def _cached(root: Path, task, data_dir: str, limit: int, dim: int = 8) -> tuple[dict, Path]:
+    splits = {s: task.load(s, data_dir=data_dir, limit=limit) for s in ("train", "validation")}
+    return splits, tiny.write_cache(root / "cache.zarr", task, splits, dim=dim)
+
+
+@pytest.mark.parametrize("kind", ["classification", "regression", "multiple_choice", "pairs"])
+@pytest.mark.parametrize("student", ["encoder", "causal"])
+def test_a_run_writes_what_eval_and_run_rely_on(tmp_path, students, shared_data, kind, student):
+    task, data_dir, limit = _task(tmp_path, kind, shared_data)
+    splits, cache = _cached(tmp_path, task, data_dir, limit)
+    out = tmp_path / "run"
+    result = train(tiny.tiny_config(students[student]), task, str(cache), data_dir, out, variant="armada-euclid")
+
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    for line in lines:
+        assert set(line["train"]) == {"loss_s", "task", "soft", "manifold", "aux", "loss_t", "aligner_task", "aligner_aux"}
+        assert all(np.isfinite(v) for v in line["train"].values())
+        assert set(line["dev"]) == set(compute(task.metric, [0, 1], [0, 1])) and line["aligner_dev"] is not None
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "finished" and record["processes"] == 1 and record["variant"] == "armada-euclid"
+    assert record["task"] == task.name and record["undistilled"] is False and record["epochs"] == 2
+    assert record["cache"]["fingerprints"] == {s: splits[s].fingerprint() for s in splits}
+    assert set(record["versions"]) == {"torch", "transformers", "accelerate", "armada"}
+    best = lines[record["best_epoch"] - 1]
+    assert record["best_dev"] == best["dev"][record["metric"]] == result.best_dev
+    assert config_module.load(out / "config.toml").distill.projection_dim == 16   # the resolved config reads back
+
+    # The saved best epoch reproduces its own validation scores through the public API.
+    model, tokenizer, heads = load_student(out)
+    assert heads["kind"] == task.kind and heads["task"] == task.name
+    assert heads["pooling"] == ("pooler" if student == "encoder" else "last-token")
+    predictions, logits, pooled = predict(model, tokenizer, splits["validation"], batch_size=5)
+    assert logits.shape == (len(splits["validation"]), task.num_labels) and pooled.shape == (len(splits["validation"]), 32)
+    # Batches padded to other widths change the sums' order: correlations of near-constant outputs move a little.
+    assert compute(task.metric, predictions, splits["validation"].labels) == pytest.approx(best["dev"], abs=1e-3)
+    aligner = load_aligner(out)
+    from armada.cache_schema import CacheReader
+
+    features = CacheReader(cache).load("validation", splits["validation"].ids, splits["validation"].teacher_hashes)
+    aligner_predictions, _ = predict_aligner(aligner, features[np.arange(len(features))])
+    assert compute(task.metric, aligner_predictions, splits["validation"].labels) == pytest.approx(best["aligner_dev"], abs=1e-3)
+
+    # The backbone needs nothing of ARMADA to load.
+    from transformers import AutoModel
+
+    assert type(AutoModel.from_pretrained(out / "student")).__name__ == ("BertModel" if student == "encoder" else "LlamaModel")
+
+
+def test_undistilled_is_the_same_path_with_the_extra_losses_off(tmp_path, students):
+    task, data_dir, _ = _task(tmp_path, "classification", Path())
+    out = tmp_path / "run"
+    train(tiny.tiny_config(students["encoder"], undistilled=True), task, None, data_dir, out)
+    for line in (out / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        assert set(record["train"]) == {"loss_s", "task"}
+        assert record["train"]["loss_s"] == record["train"]["task"]
+        assert record["aligner_dev"] is None
+    assert not (out / "aligner.safetensors").exists()
+    record = json.loads((out / "run.json").read_text())
+    assert record["cache"] is None and record["undistilled"] is True
+    newest = checkpoint.newest(out / "checkpoints")
+    assert not (newest / "aligner.safetensors").exists()
+    trained = load_file(str(newest / "student.safetensors"))
+    assert not any(k.startswith(("heads.P_s", "heads.O_aux_s")) for k in trained)   # untouched by the task loss
+
+
+def test_the_aligner_learns_the_task_from_the_teacher_vectors_alone(tmp_path, students):
+    task, data_dir, _ = _task(tmp_path, "classification", Path())
+    splits, cache = _cached(tmp_path, task, data_dir, 0)
+    out = tmp_path / "run"
+    train(tiny.tiny_config(students["encoder"], epochs=4, aligner_lr=1e-2), task, str(cache), data_dir, out)
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["aligner_dev"]["accuracy"] == 1.0     # the vectors carry the label: only if rows match examples
+
+
+def test_frozen_random_aligner_is_never_trained(tmp_path, students):
+    task, data_dir, _ = _task(tmp_path, "classification", Path())
+    _, cache = _cached(tmp_path, task, data_dir, 0)
+    out = tmp_path / "run"
+    train(tiny.tiny_config(students["encoder"], aligner="frozen-random", schedule="alternating"), task, str(cache), data_dir, out)
+    newest = checkpoint.newest(out / "checkpoints")
+    assert not (newest / "optimizer-aligner.safetensors").exists()
+    final = load_file(str(newest / "aligner.safetensors"))
+    best = load_file(str(out / "aligner.safetensors"))
+    for key in ("Ftilde_ts.0.weight", "Ftilde_ts.2.weight", "O_ts.weight", "O_aux_ts.weight"):
+        assert torch.equal(final[key], best[key])
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"soft", "manifold", "aux"} <= set(record["train"])
+
+
+def test_alternating_schedule_trains_the_aligner_then_the_student(tmp_path, students):
+    task, data_dir, _ = _task(tmp_path, "classification", Path())
+    _, cache = _cached(tmp_path, task, data_dir, 0)
+    out = tmp_path / "run"
+    train(tiny.tiny_config(students["causal"], schedule="alternating", epochs=1, teacher_noise=0.5), task, str(cache),
+          data_dir, out)
+    newest = checkpoint.newest(out / "checkpoints")
+    state = json.loads((newest / "state.json").read_text())
+    steps = len(task.load("train")) // 4
+    assert state["schedulers"]["aligner"]["last_epoch"] == steps == state["schedulers"]["student"]["last_epoch"]
+
+
+def _interrupt_after(epoch: int, monkeypatch):
+    original = checkpoint.prune
+
+    def prune(root, keep):
+        original(root, keep)
+        if keep.name == f"epoch-{epoch:04d}":
+            raise KeyboardInterrupt("stopped after a checkpoint, as a kill would")
+
+    monkeypatch.setattr(checkpoint, "prune", prune)
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, students, monkeypatch):
+    task, data_dir, _ = _task(tmp_path, "classification", Path())
+    _, cache = _cached(tmp_path, task, data_dir, 0)
+    # Dropout, teacher noise, warmup and decay, and accumulation windows all carry state across epochs.
+    config = tiny.tiny_config(students["encoder"], epochs=3, teacher_noise=0.2, lr_schedule="linear", warmup_ratio=0.2,
+                              gradient_accumulation_steps=2, group_by_length=True)
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    train(config, task, str(cache), data_dir, whole)
+    with monkeypatch.context() as patch:
+        _interrupt_after(2, patch)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, task, str(cache), data_dir, resumed)
+    assert checkpoint.newest(resumed / "checkpoints").name == "epoch-0002"
+    (resumed / "checkpoints" / "epoch-0003").mkdir()        # an unfinished checkpoint (no marker) is ignored
+    train(config, task, str(cache), data_dir, resumed, resume=True)
+
+    a, b = whole / "checkpoints" / "epoch-0003", resumed / "checkpoints" / "epoch-0003"
+    names = sorted(p.name for p in a.glob("*.safetensors"))
+    assert names == sorted(p.name for p in b.glob("*.safetensors")) and "optimizer-student.safetensors" in names
+    for name in names:
+        left, right = load_file(str(a / name)), load_file(str(b / name))
+        assert left.keys() == right.keys()
+        for key in left:
+            torch.testing.assert_close(left[key], right[key], rtol=1e-6, atol=1e-7)
+    state_a, state_b = (json.loads((d / "state.json").read_text()) for d in (a, b))
+    assert state_a["schedulers"] == state_b["schedulers"] and state_a["optimizers"] == state_b["optimizers"]
+    drop_seconds = lambda text: [{**json.loads(x), "seconds": 0} for x in text.splitlines()]  # noqa: E731
+    assert drop_seconds((whole / "metrics.jsonl").read_text()) == drop_seconds((resumed / "metrics.jsonl").read_text())
+    assert json.loads((resumed / "run.json").read_text())["status"] == "finished"
+
+
+def test_two_processes_really_train_together(tmp_path, students):
+    name, tables = tiny.file_task(tmp_path / "data", train=32)
+    task = get_task(f"file:{name}", tables)
+    _, cache = _cached(tmp_path, task, "", 0)
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(tomli_w.dumps({"tasks": {name: config_module.to_dict(tables[name])}}))
+    out = tmp_path / "run"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc-per-node", "2", "--no-python", str(Path(sys.executable).with_name("armada")),
+               "distill", "--cache", str(cache), "--student", str(students["encoder"]), "--config", str(pipeline),
+               "--out", str(out), "--epochs", "2", "--batch-size", "4", "--projection-dim", "16", "--aligner-hidden", "24",
+               "--max-length", "32", "--lr", "1e-3"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((out / "run.json").read_text())
+    assert record["processes"] == 2
+    # 32 examples in batches of 4 = 8 batches an epoch, 4 for each process, for 2 epochs.
+    assert record["steps_per_process"] == [8, 8]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert done.stdout.count("epoch 2/2") == 1          # only the main process reports
+    assert tomllib.loads((out / "config.toml").read_text())["distill"]["epochs"] == 2
