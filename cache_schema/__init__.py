@@ -1,0 +1,44 @@
+"""The teacher-feature cache: the only code that knows its on-disk layout.
+
+A cache is a Zarr v3 directory store (zarr 3.x opens it as is):
+
+    <cache>.zarr/
+      zarr.json                         root group; its attributes are the manifest (manifest.py)
+      <split>/                          one group per split: train/, validation/, test/
+        zarr.json
+        features/                       [rows, dim] float16 or float32, fill NaN
+          zarr.json                     sharded: one shard = shard_rows rows, inner chunks of chunk_rows rows
+          c/<shard>/0                   one file per shard: inner chunks (raw little-endian values, each with
+                                        zarr's crc32c), then the shard index (with its crc32c)
+          done/<shard>.json             the shard's marker, written last (layout.Marker)
+        example_id/                     [rows] strings (vlen-utf8 + crc32c), one chunk per shard
+          zarr.json, c/<shard>
+        text_sha256/                    [rows] sha256 hex of each row's teacher text, same chunking
+          zarr.json, c/<shard>
+
+A shard is the unit of writing, resuming and verifying. It is done only when its marker exists:
+rows, the crc32c of the features shard file, sha256 digests of its ids and text hashes, its
+non-finite row count (always 0), and the config hash. Markers sit inside the features array's
+folder, where zarr never lists, so opening the hierarchy raises no warnings. Values are stored
+uncompressed: float16 teacher latents barely compress, and raw chunks let the reader copy whole
+shards and read single rows at memcpy speed (bench/cache_io.py).
+
+Writers (writer.CacheWriter) create the arrays up front, write whole shards from one process
+each, and read every shard back before marking it. Readers (reader.CacheReader) open a
+directory, a packed zip (`armada cache pack`) or an http(s) URL of a served directory; they check
+the manifest, the markers and every id and teacher-text hash against the dataset, and never
+return a fill value for data that is not there. `verify`, `pack` and the HDF5 round trip live in
+share.py.
+"""
+
+from armada.cache_schema.encoding import strings_digest
+from armada.cache_schema.layout import Shard
+from armada.cache_schema.manifest import (DatasetInfo, Extraction, Manifest, SplitInfo, TeacherInfo, chunk_rows_for,
+                                          manifest_diff)
+from armada.cache_schema.reader import CacheReader, Features, SplitStatus
+from armada.cache_schema.writer import CacheWriter
+
+__all__ = [
+    "CacheReader", "CacheWriter", "DatasetInfo", "Extraction", "Features", "Manifest", "Shard", "SplitInfo",
+    "SplitStatus", "TeacherInfo", "chunk_rows_for", "manifest_diff", "strings_digest",
+]
