@@ -1,0 +1,133 @@
+"""Moving caches between machines: one packed file, and an HDF5 round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from armada.cache_schema.encoding import strings_digest
+from armada.cache_schema.layout import all_keys
+from armada.cache_schema.manifest import Manifest
+from armada.cache_schema.reader import CacheReader
+from armada.cache_schema.verify import verify
+from armada.cache_schema.writer import CacheWriter
+from armada.errors import ArmadaError
+
+HDF5_MANIFEST = "armada_cache_manifest"
+_EPOCH = (1980, 1, 1, 0, 0, 0)              # fixed entry times: packing a cache twice gives the same bytes
+
+
+def pack(location, out: str | os.PathLike) -> Path:
+    """Write a finished, verified cache as one uncompressed zip whose entry names are its keys.
+
+    zarr's ZipStore and CacheReader read the file as it is. Written under a temporary name and
+    renamed, so `out` is never half a file.
+    """
+    out = Path(out)
+    if out.exists():
+        raise ArmadaError(f"{out} already exists; packed caches are immutable: remove it or choose another name")
+    report = verify(location)
+    if not report.clean:
+        raise ArmadaError(f"cannot pack {location}: it has {len(report.faults)} faults (first: {report.faults[0]}); "
+                          f"run `armada cache verify {location}` and finish or repair the cache first")
+    partial = out.with_name(f".{out.name}.{uuid.uuid4().hex}.partial")
+    try:
+        with CacheReader(location) as reader, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for key in all_keys(reader.manifest):
+                blob = reader.source.read(key)
+                if blob is None:
+                    raise ArmadaError(f"cannot pack {location}: {key} vanished while packing")
+                info = zipfile.ZipInfo(key, date_time=_EPOCH)
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, blob)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return out
+
+
+def export_hdf5(location, out: str | os.PathLike) -> Path:
+    """The cache as HDF5: per split a group with `features`, `example_id`, `text_sha256`; the manifest as JSON."""
+    import h5py
+
+    out = Path(out)
+    if out.exists():
+        raise ArmadaError(f"{out} already exists: remove it or choose another name")
+    partial = out.with_name(f".{out.name}.{uuid.uuid4().hex}.partial")
+    try:
+        with CacheReader(location) as reader, h5py.File(partial, "w") as f:
+            f.attrs[HDF5_MANIFEST] = json.dumps(reader.manifest.to_dict(), ensure_ascii=False)
+            for split in reader.splits:
+                layout = reader.layout(split)
+                group = f.create_group(split)
+                features = group.create_dataset("features", shape=(layout.rows, layout.dim), dtype=layout.dtype)
+                ids, hashes = [], []
+                for shard, values, shard_ids, shard_hashes in reader.read_shards(split):
+                    features[shard.start:shard.stop] = values
+                    ids += shard_ids
+                    hashes += shard_hashes
+                group.create_dataset("example_id", data=ids, dtype=h5py.string_dtype())
+                group.create_dataset("text_sha256", data=hashes, dtype=h5py.string_dtype())
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return out
+
+
+def import_hdf5(source: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """A normal cache (markers and all) at `out` from an HDF5 file written by export_hdf5."""
+    import h5py
+
+    source = Path(source)
+    try:
+        f = h5py.File(source, "r")
+    except OSError as e:
+        raise ArmadaError(f"cannot read {source} as HDF5: {e}") from None
+    with f:
+        raw = f.attrs.get(HDF5_MANIFEST)
+        if raw is None:
+            raise ArmadaError(f"{source} has no {HDF5_MANIFEST} attribute: it was not written by `armada cache export`")
+        try:
+            data = json.loads(raw)
+        except (TypeError, ValueError):
+            raise ArmadaError(f"{source}: its {HDF5_MANIFEST} attribute is not JSON") from None
+        manifest = Manifest.from_dict(data, str(source))
+        columns = {split: _columns(f, source, manifest, split) for split in manifest.dataset.splits}
+        writer = CacheWriter.create(out, manifest)
+        for split, (features, ids, hashes) in columns.items():
+            for shard in writer.pending(split):
+                writer.write_shard(split, shard.index, features[shard.start:shard.stop],
+                                   ids[shard.start:shard.stop], hashes[shard.start:shard.stop])
+    return Path(out)
+
+
+def _columns(f, source: Path, manifest: Manifest, split: str):
+    """The split's datasets, checked against the manifest: (features dataset, ids, hashes)."""
+    import h5py
+
+    rows, dim, dtype = manifest.dataset.splits[split].rows, manifest.teacher.dim, np.dtype(manifest.extraction.dtype)
+    group = f.get(split)
+    if not isinstance(group, h5py.Group):
+        raise ArmadaError(f"{source} has no group {split!r}, which its manifest lists")
+    found = {name: group.get(name) for name in ("features", "example_id", "text_sha256")}
+    for name, dataset in found.items():
+        if not isinstance(dataset, h5py.Dataset):
+            raise ArmadaError(f"{source}: {split}/{name} is missing")
+    features = found["features"]
+    if features.shape != (rows, dim) or features.dtype != dtype:
+        raise ArmadaError(f"{source}: {split}/features is {features.shape} {features.dtype}; "
+                          f"the manifest says ({rows}, {dim}) {dtype}")
+    strings = []
+    for name in ("example_id", "text_sha256"):
+        dataset = found[name]
+        if dataset.shape != (rows,) or h5py.check_string_dtype(dataset.dtype) is None:
+            raise ArmadaError(f"{source}: {split}/{name} must be {rows} strings, not {dataset.shape} {dataset.dtype}")
+        strings.append(dataset.asstr()[...].tolist())
+    if strings_digest(strings[0]) != manifest.dataset.splits[split].ids_sha256:
+        raise ArmadaError(f"{source}: the example ids of {split} differ from those its manifest records")
+    return features, strings[0], strings[1]
