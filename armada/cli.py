@@ -11,7 +11,7 @@ import typer
 from armada.errors import ArmadaError
 
 # The order commands are listed in `armada --help`.
-COMMANDS = ["catalog", "extract", "distill", "evaluate"]
+COMMANDS = ["catalog", "extract", "cache", "distill", "evaluate"]
 
 app = typer.Typer(
     name="armada",
