@@ -92,8 +92,8 @@ def train(config: DistillConfig, task: Task, cache_path: str | None, data_dir: s
     if distilled and not cache_path:
         raise ArmadaError("ARMADA needs the teacher's features: give --cache PATH (or train the baseline with --undistilled)")
 
-    # Data first: every input problem is reported before a model is loaded. The cache decides the
-    # rows even for the undistilled baseline, so that it trains on the very examples ARMADA does.
+    # Inputs first: every problem with them is reported before anything is written. The cache decides
+    # the rows even for the undistilled baseline, so that it trains on the very examples ARMADA does.
     reader = open_cache(cache_path) if cache_path else None
     if reader is not None:
         check_task(reader, task.name)
@@ -108,21 +108,20 @@ def train(config: DistillConfig, task: Task, cache_path: str | None, data_dir: s
     if config.batch_size > len(splits["train"]):
         raise ArmadaError(f"--batch-size {config.batch_size} is larger than the {len(splits['train'])} training examples "
                           f"of {task.name}; use a batch size of at most {len(splits['train'])}")
+    run_config = _run_config(config, task, data_dir, limits, template)
+    _check_out(out, resume, run_config)
     teacher = load_teacher_features(reader, splits["train"], splits["validation"]) if distilled else None
+    _reseed(config.seed, 0, 0)          # the same initial weights in every process
+    student, tokenizer = _build_student(config, task)
+    aligner = _build_aligner(config, task, teacher.dim) if distilled else None
 
     AcceleratorState._reset_state()     # `armada run` calls train() many times in one process
     accelerator = Accelerator(cpu=not torch.accelerator.is_available(), mixed_precision=config.mixed_precision)
     main = accelerator.is_main_process
-    run_config = _run_config(config, task, data_dir, limits, template)
-    _check_out(out, resume, run_config)     # in every process, so that none waits for one that failed
-    accelerator.wait_for_everyone()
+    accelerator.wait_for_everyone()     # every process has checked --out before the main one writes there
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.toml").write_text(run_config)
-
-    _reseed(config.seed, 0, 0)          # the same initial weights in every process
-    student, tokenizer = _build_student(config, task)
-    aligner = _build_aligner(config, task, teacher.dim) if distilled else None
     train_data = encode(tokenizer, splits["train"], config.max_length)
     dev_data = encode(tokenizer, splits["validation"], config.max_length)
     collate_train = Collator(tokenizer, train_data, task.kind, teacher.train if teacher else None)

@@ -207,3 +207,21 @@ def test_two_processes_really_train_together(tmp_path, students):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     assert done.stdout.count("epoch 2/2") == 1          # only the main process reports
     assert tomllib.loads((out / "config.toml").read_text())["distill"]["epochs"] == 2
+
+
+def test_lora_trains_adapters_and_heads_and_saves_the_merged_backbone(tmp_path, students):
+    from transformers import AutoModel
+
+    task, data_dir, _ = _task(tmp_path, "classification", Path())
+    _, cache = _cached(tmp_path, task, data_dir, 0)
+    out = tmp_path / "run"
+    train(tiny.tiny_config(students["encoder"], lora_r=2, epochs=1), task, str(cache), data_dir, out)
+    trained = load_file(str(checkpoint.newest(out / "checkpoints") / "student.safetensors"))
+    assert any("lora_" in k for k in trained)
+    assert all("lora_" in k or k.startswith("heads.") for k in trained)     # the backbone's own weights stay frozen
+    saved = load_file(str(out / "student" / "model.safetensors"))
+    original = load_file(str(students["encoder"] / "model.safetensors"))
+    assert saved.keys() == original.keys()                                # merged: a plain BERT again
+    key = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(saved[key], original[key])
+    assert type(AutoModel.from_pretrained(out / "student")).__name__ == "BertModel"
