@@ -8,9 +8,11 @@ from __future__ import annotations
 import csv
 import datetime
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
+
+from armada.config import FileTask
 
 from armada.eval.runs import SELECTIONS, BrokenRun, Run, find_run_dirs, load_run
 from armada.eval.stats import PairedTest
@@ -27,10 +29,15 @@ class ReportFiles:
     markdown: Path
     csv: Path
     figures: tuple[Path, ...]
+    analysis_csv: Path | None       # with analysis only
 
 
-def write_report(paths: list[str | Path], out: str | Path, analysis: bool = False, data_dir: str | None = None) -> ReportFiles:
-    """Read every run under `paths` and write the report to the folder `out`."""
+def write_report(paths: list[str | Path], out: str | Path, analysis: bool = False, data_dir: str | None = None,
+                 file_tasks: Mapping[str, FileTask] | None = None) -> ReportFiles:
+    """Read every run under `paths` and write the report to the folder `out`.
+
+    `analysis` adds the §6 embedding views, which load each student and read its dev split
+    (`data_dir`, default each run's own; `file_tasks` for runs of `file:NAME` tasks)."""
     loaded = [load_run(d) for d in find_run_dirs(paths)]
     runs = [r for r in loaded if isinstance(r, Run)]
     broken = [r for r in loaded if isinstance(r, BrokenRun)]
@@ -42,25 +49,25 @@ def write_report(paths: list[str | Path], out: str | Path, analysis: bool = Fals
 
     figures: dict[str, list[Path]] = {}
     for table in tables:
-        slug = _slug(table.student)
+        slug = plots.file_slug(table.student)
         mine = figures.setdefault(table.student, [])
         if table.baseline is not None and len(table.variants) > 1:
             mine.append(plots.plot_deltas(table, out / f"deltas-{slug}.png"))
         mine.append(plots.plot_curves(table, out / f"curves-{slug}.png"))
 
     sections = [_render_table(table, figures[table.student]) for table in tables]
+    analysis_csv, analysis_figures = None, []
     if analysis:
         from armada.eval.embeddings import analyse_tables
 
-        section, analysis_figures = analyse_tables(tables, out, data_dir)
+        section, analysis_figures, analysis_csv = analyse_tables(tables, out, data_dir, file_tasks)
         sections.append(section)
-        figures.setdefault("analysis", []).extend(analysis_figures)
 
     markdown = out / "results.md"
     markdown.write_text(_render_document(tables, runs, broken, sections), encoding="utf-8")
     table_csv = out / "results.csv"
     _write_csv(tables, table_csv)
-    return ReportFiles(markdown, table_csv, tuple(p for paths in figures.values() for p in paths))
+    return ReportFiles(markdown, table_csv, tuple(p for paths in figures.values() for p in paths) + tuple(analysis_figures), analysis_csv)
 
 
 # --- markdown ---------------------------------------------------------------------------------
@@ -205,10 +212,6 @@ def _render_run_list(runs: list[Run]) -> list[str]:
 
 def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "student"
 
 
 # --- csv --------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ the numbers in the tables, the t-test, missing and unfinished runs said clearly,
 
 import csv
 import json
-import math
 import os
 import subprocess
 import sys
@@ -228,3 +227,14 @@ def test_report_command_through_the_cli(tmp_path):
     assert failed.stderr.startswith("error: ") and "Traceback" not in failed.stderr
     helped = subprocess.run([armada, "report", "--help"], capture_output=True, text=True, env=env)
     assert "Example: armada report" in helped.stdout
+
+
+def test_analysis_says_what_it_could_not_analyse_instead_of_failing(tmp_path, shared_data):
+    runs = tmp_path / "runs"
+    write_run(runs, "glue/stsb", "undistilled", 0, [0.8])
+    write_run(runs, "glue/rte", "undistilled", 0, [0.6])        # no student/ saved in it
+    files = write_report([runs], tmp_path / "report", analysis=True, data_dir=str(shared_data / "glue"))
+    text = files.markdown.read_text()
+    assert "- minilm-l6 on glue/stsb: not analysed: a regression task has no classes and no correctness" in text
+    assert "- minilm-l6 undistilled on glue/rte: not analysed: " in text and "student" in text.split("glue/rte: not analysed: ")[1]
+    assert files.analysis_csv.read_text().strip() == "student,task,variant,seed,examples,accuracy,silhouette_gold,silhouette_correct,purity,majority_share"

@@ -9,6 +9,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    app.command("eval")(evaluate)
     app.command("report")(report)
 
 
@@ -17,6 +18,7 @@ def evaluate(
     split: str = typer.Option("validation", "--split", help="validation or test (test sets are unlabeled: predictions only)"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="where the task's files are (default: the run's data.data_dir)"),
     aligner: bool = typer.Option(False, "--aligner", help="score the TS Aligner alone on the cache's teacher features (paper Table 6)"),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="a pipeline file, for runs of file:NAME tasks ([tasks.NAME])"),
 ) -> None:
     """Score a run's student (or its TS Aligner alone) on a split and write its predictions.
 
@@ -27,7 +29,7 @@ def evaluate(
     """
     from armada.eval.evaluate import evaluate_run
 
-    result = evaluate_run(run, split=split, data_dir=data_dir, aligner=aligner)
+    result = evaluate_run(run, split=split, data_dir=data_dir, aligner=aligner, file_tasks=_file_tasks(config))
     typer.echo(result.summary())
 
 
@@ -36,6 +38,7 @@ def report(
     out: str = typer.Option("report", "--out", "-o", help="the folder to write results.md, results.csv and the PNGs to"),
     analysis: bool = typer.Option(False, "--analysis", help="add the paper's §6 views of student embeddings (t-SNE, silhouette, KMeans purity)"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="for --analysis: where the tasks' files are (default: each run's data.data_dir)"),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="for --analysis: a pipeline file, for runs of file:NAME tasks"),
 ) -> None:
     """Write results tables (mean ± sd over seeds, Δ against undistilled, paired t-tests) and plots.
 
@@ -43,5 +46,13 @@ def report(
     """
     from armada.eval.report import write_report
 
-    files = write_report(runs, out, analysis=analysis, data_dir=data_dir)
+    files = write_report(runs, out, analysis=analysis, data_dir=data_dir, file_tasks=_file_tasks(config))
     typer.echo(f"wrote {files.markdown}, {files.csv} and {len(files.figures)} figure(s) in {files.markdown.parent}")
+
+
+def _file_tasks(config: str | None) -> dict:
+    if config is None:
+        return {}
+    from armada import config as config_module
+
+    return dict(config_module.load(config).tasks)

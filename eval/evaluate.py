@@ -1,0 +1,177 @@
+"""`armada eval`: a finished run's student (or its TS Aligner alone, paper Table 6) scored on a split.
+
+The run folder says everything needed: run.json the task, config.toml where the data was read
+from, how many validation rows the run's dev score used, the teacher template and the batch size.
+The validation split is read with the run's validation limit, so `armada eval` scores exactly the
+rows the run's dev numbers came from; the test split is read whole. Writes RUN/eval/<split>[-aligner].json
+(scores, or none for an unlabeled split) and RUN/eval/predictions-<split>[-aligner].jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from armada.config import FileTask
+from armada.errors import ArmadaError
+from armada.eval.metrics import compute, primary
+from armada.tasks import Split, Task, get_task
+
+EVAL_SPLITS = ("validation", "test")
+
+
+@dataclass(frozen=True)
+class RunPredictions:
+    task: Task
+    split: Split
+    predictions: np.ndarray             # class or choice ids; floats for regression
+    logits: np.ndarray                  # [n, outputs]
+    embeddings: np.ndarray | None       # the student's pooled embeddings [n, d]; None for the aligner
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    run_dir: Path
+    task: str
+    split: str
+    scorer: str                         # "student" or "aligner"
+    examples: int
+    scores: dict[str, float | None] | None   # None for an unlabeled split; a None score is undefined
+    scores_path: Path
+    predictions_path: Path
+
+    def summary(self) -> str:
+        head = f"{self.run_dir} {self.scorer} on {self.task} {self.split} ({self.examples} examples): "
+        if self.scores is None:
+            return head + f"no labels, predictions only → {self.predictions_path}"
+        scores = ", ".join(f"{k} {'undefined' if v is None else f'{v:.4f}'}" for k, v in self.scores.items())
+        return head + f"{scores} → {self.scores_path}"
+
+
+def evaluate_run(run_dir: str | Path, split: str = "validation", data_dir: str | None = None, aligner: bool = False,
+                 file_tasks: Mapping[str, FileTask] | None = None) -> EvalResult:
+    """Score the run's student (or aligner), write the scores and predictions under RUN/eval/.
+
+    `file_tasks`: the pipeline's [tasks.NAME] tables, for runs of `file:NAME` tasks."""
+    run_dir = Path(run_dir)
+    started = time.time()
+    predict_run = predict_aligner_alone if aligner else predict_student
+    result = predict_run(run_dir, split, data_dir, file_tasks)
+    labels = _labels(result.split)
+    scores = None
+    if labels is not None:
+        raw = compute(result.task.metric, result.predictions, labels)
+        scores = {k: None if math.isnan(v) else v for k, v in raw.items()}
+    suffix = f"{split}-aligner" if aligner else split
+    out = run_dir / "eval"
+    out.mkdir(exist_ok=True)
+    predictions_path = out / f"predictions-{suffix}.jsonl"
+    with predictions_path.open("w", encoding="utf-8") as f:
+        for example, prediction, logits in zip(result.split.examples, result.predictions, result.logits):
+            f.write(json.dumps({"id": example.id, "prediction": prediction.item(), "label": example.label,
+                                "logits": [float(v) for v in logits]}) + "\n")
+    scores_path = out / f"{suffix}.json"
+    scorer = "aligner" if aligner else "student"
+    scores_path.write_text(json.dumps({
+        "run": str(run_dir), "task": result.task.name, "split": split, "scorer": scorer, "data": result.split.source,
+        "examples": len(result.split), "metric": primary(result.task.metric), "scores": scores,
+        "seconds": round(time.time() - started, 3),
+    }, indent=2) + "\n")
+    return EvalResult(run_dir, result.task.name, split, scorer, len(result.split), scores, scores_path, predictions_path)
+
+
+def predict_student(run_dir: str | Path, split: str = "validation", data_dir: str | None = None,
+                    file_tasks: Mapping[str, FileTask] | None = None) -> RunPredictions:
+    """The run's best-epoch student on a split: predictions, logits and pooled embeddings."""
+    from armada.distill.model import load_student, predict
+
+    run_dir = Path(run_dir)
+    info, config = _read_run(run_dir)
+    task, examples = _load_split(info, config, split, data_dir, file_tasks)
+    model, tokenizer, _ = load_student(run_dir)
+    model.to(_device())
+    predictions, logits, embeddings = predict(model, tokenizer, examples, _batch_size(config))
+    return RunPredictions(task, examples, predictions, logits, embeddings)
+
+
+def predict_aligner_alone(run_dir: str | Path, split: str = "validation", data_dir: str | None = None,
+                          file_tasks: Mapping[str, FileTask] | None = None) -> RunPredictions:
+    """The run's TS Aligner on the teacher's vectors of a split, read from the cache the run trained with."""
+    from armada.cache_schema import CacheReader
+    from armada.distill.model import load_aligner, predict_aligner
+
+    run_dir = Path(run_dir)
+    info, config = _read_run(run_dir)
+    if info.get("undistilled") or not info.get("cache"):
+        raise ArmadaError(f"{run_dir}: an undistilled run has no TS Aligner to score; drop --aligner, or give an ARMADA run")
+    cache = info["cache"].get("path")
+    if not cache:
+        raise ArmadaError(f"{run_dir}/run.json does not say which cache the run trained with (cache.path)")
+    task, examples = _load_split(info, config, split, data_dir, file_tasks)
+    aligner = load_aligner(run_dir).to(_device())
+    with CacheReader(cache) as reader:
+        if reader.manifest.config_hash != info["cache"].get("config_hash"):
+            raise ArmadaError(f"the cache at {cache} is not the one {run_dir} trained with (its config hash differs); "
+                              "it was re-extracted or replaced since")
+        features = reader.load(split, examples.ids, examples.teacher_hashes)
+        vectors = features[np.arange(len(examples))]
+    predictions, logits = predict_aligner(aligner, vectors)
+    return RunPredictions(task, examples, predictions, logits, None)
+
+
+def _read_run(run_dir: Path) -> tuple[dict, dict]:
+    record, config_path = run_dir / "run.json", run_dir / "config.toml"
+    if not record.is_file():
+        raise ArmadaError(f"{run_dir}: no run.json; give a run folder that `armada distill --out` wrote")
+    info = json.loads(record.read_text(encoding="utf-8"))
+    if info.get("status") != "finished":
+        raise ArmadaError(f"{run_dir}: the run is not finished (status {info.get('status')!r}); "
+                          "finish it with `armada distill ... --resume` first")
+    if not config_path.is_file():
+        raise ArmadaError(f"{run_dir}: no config.toml; the run folder is incomplete")
+    return info, tomllib.loads(config_path.read_text(encoding="utf-8"))
+
+
+def _load_split(info: dict, config: dict, split: str, data_dir: str | None,
+                file_tasks: Mapping[str, FileTask] | None) -> tuple[Task, Split]:
+    if split not in EVAL_SPLITS:
+        raise ArmadaError(f"--split {split!r}: evaluate on one of {list(EVAL_SPLITS)}")
+    data = config.get("data", {})
+    if info["task"].startswith("file:") and info["task"][5:] not in (file_tasks or {}):
+        raise ArmadaError(f"the run's task {info['task']} is defined by a [tasks.{info['task'][5:]}] table in a pipeline "
+                          "file; give that file with --config")
+    task = get_task(info["task"], file_tasks)
+    limit = data.get("validation_limit", 0) if split == "validation" else 0
+    template = data.get("teacher_templates", {}).get(task.name, "")
+    folder = data.get("data_dir", "") if data_dir is None else data_dir
+    return task, task.load(split, data_dir=folder, limit=limit, template=template)
+
+
+def _labels(split: Split) -> list | None:
+    labels = split.labels
+    missing = sum(label is None for label in labels)
+    if missing == len(labels):
+        return None
+    if missing:
+        raise ArmadaError(f"{split.task.name} {split.name} ({split.source}): {missing} of {len(labels)} rows have no label; "
+                          "a split is scored only when every row is labeled")
+    return labels
+
+
+def _batch_size(config: dict) -> int:
+    from armada.config import DistillConfig
+
+    return int(config.get("distill", {}).get("eval_batch_size", DistillConfig.eval_batch_size))
+
+
+def _device():
+    import torch
+
+    return torch.accelerator.current_accelerator() if torch.accelerator.is_available() else torch.device("cpu")

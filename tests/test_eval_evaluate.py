@@ -1,0 +1,131 @@
+"""`armada eval` and `armada report --analysis` on real runs of a tiny student: real RTE rows (a few),
+a real cache of made-up teacher vectors, trained by armada.distill."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import distill_tiny as tiny
+from armada.distill.train import train
+from armada.errors import ArmadaError
+from armada.eval.analysis import EmbeddingView, score_view
+from armada.eval.evaluate import evaluate_run, predict_student
+from armada.eval.report import write_report
+from armada.tasks import get_task
+
+LIMIT = 16
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, shared_data) -> dict[str, Path]:
+    """An ARMADA run and an undistilled one of the tiny encoder on 16 RTE rows, seed 0."""
+    root = tmp_path_factory.mktemp("eval")
+    student = tiny.make_encoder(root / "student")
+    task, data_dir = get_task("glue/rte"), str(shared_data / "glue")
+    splits = {s: task.load(s, data_dir=data_dir, limit=LIMIT) for s in ("train", "validation")}
+    cache = tiny.write_cache(root / "cache.zarr", task, splits)
+    out = {"armada-euclid": root / "runs" / "rte-euclid", "undistilled": root / "runs" / "rte-undistilled"}
+    train(tiny.tiny_config(student), task, str(cache), data_dir, out["armada-euclid"], variant="armada-euclid")
+    train(tiny.tiny_config(student, undistilled=True), task, str(cache), data_dir, out["undistilled"], variant="undistilled")
+    return out
+
+
+def best_epoch(run: Path) -> dict:
+    record = json.loads((run / "run.json").read_text())
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return next(line for line in lines if line["epoch"] == record["best_epoch"])
+
+
+def test_eval_scores_the_best_student_on_the_runs_own_dev_rows_and_writes_predictions(runs, shared_data):
+    run = runs["armada-euclid"]
+    result = evaluate_run(run)
+    assert result.examples == LIMIT                     # the run's validation limit, read from its config.toml
+    assert result.scores == pytest.approx(best_epoch(run)["dev"], abs=1e-3)
+    saved = json.loads((run / "eval" / "validation.json").read_text())
+    assert saved["scores"] == result.scores and saved["scorer"] == "student" and saved["metric"] == "accuracy"
+    rows = [json.loads(line) for line in (run / "eval" / "predictions-validation.jsonl").read_text().splitlines()]
+    split = get_task("glue/rte").load("validation", data_dir=str(shared_data / "glue"), limit=LIMIT)
+    assert [r["id"] for r in rows] == split.ids and [r["label"] for r in rows] == split.labels
+    assert all(len(r["logits"]) == 2 and r["prediction"] == int(np.argmax(r["logits"])) for r in rows)
+    assert np.mean([r["prediction"] == r["label"] for r in rows]) == pytest.approx(result.scores["accuracy"])
+
+
+def test_eval_of_the_aligner_alone_matches_its_dev_scores_during_training(runs):
+    run = runs["armada-euclid"]
+    result = evaluate_run(run, aligner=True)
+    assert result.scorer == "aligner"
+    assert result.scores == pytest.approx(best_epoch(run)["aligner_dev"], abs=1e-3)
+    assert (run / "eval" / "validation-aligner.json").is_file() and (run / "eval" / "predictions-validation-aligner.jsonl").is_file()
+
+
+def test_the_unlabeled_test_split_gets_predictions_and_no_scores(runs):
+    run = runs["undistilled"]
+    result = evaluate_run(run, split="test")
+    assert result.scores is None and result.examples == 3000     # RTE's whole test set, as published
+    assert json.loads((run / "eval" / "test.json").read_text())["scores"] is None
+    first = json.loads((run / "eval" / "predictions-test.jsonl").read_text().splitlines()[0])
+    assert first["label"] is None and first["prediction"] in (0, 1)
+    assert "no labels" in result.summary()
+
+
+def test_eval_refuses_what_it_cannot_score(runs, tmp_path):
+    with pytest.raises(ArmadaError, match="undistilled run has no TS Aligner"):
+        evaluate_run(runs["undistilled"], aligner=True)
+    with pytest.raises(ArmadaError, match="no split 'test'"):
+        evaluate_run(runs["armada-euclid"], split="test", aligner=True)   # the cache holds train and validation
+    with pytest.raises(ArmadaError, match="evaluate on one of"):
+        evaluate_run(runs["armada-euclid"], split="train")
+    with pytest.raises(ArmadaError, match="no run.json"):
+        evaluate_run(tmp_path)
+    record = json.loads((runs["undistilled"] / "run.json").read_text())
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "run.json").write_text(json.dumps({**record, "status": "running"}))
+    with pytest.raises(ArmadaError, match="not finished"):
+        evaluate_run(unfinished)
+    file_run = tmp_path / "file-run"
+    file_run.mkdir()
+    (file_run / "run.json").write_text(json.dumps({**record, "task": "file:mine"}))
+    (file_run / "config.toml").write_text((runs["undistilled"] / "config.toml").read_text())
+    with pytest.raises(ArmadaError, match=r"\[tasks.mine\] table .* --config"):
+        evaluate_run(file_run)
+
+
+def test_eval_command_prints_the_scores(runs):
+    armada = Path(sys.executable).parent / "armada"
+    done = subprocess.run([armada, "eval", "--run", runs["armada-euclid"]], capture_output=True, text=True, env=os.environ)
+    assert done.returncode == 0, done.stderr
+    assert "student on glue/rte validation (16 examples): accuracy" in done.stdout
+
+
+def test_report_analysis_views_each_variants_student_embeddings(runs, tmp_path):
+    files = write_report([runs["armada-euclid"].parent], tmp_path / "report", analysis=True)
+    text = files.markdown.read_text()
+    assert "## Embedding analysis (paper §6)" in text
+    assert [p.name for p in files.figures if p.name.startswith("tsne")] == ["tsne-" + _slug(runs) + "-glue-rte.png"]
+    rows = files.analysis_csv.read_text().splitlines()
+    assert rows[0].startswith("student,task,variant,seed,examples,accuracy")
+    by_variant = {line.split(",")[2]: line.split(",") for line in rows[1:]}
+    assert set(by_variant) == {"undistilled", "armada-euclid"}
+    for variant, run in runs.items():
+        row = by_variant[variant]
+        assert int(row[4]) == LIMIT
+        assert float(row[5]) == pytest.approx(best_epoch(run)["dev"]["accuracy"], abs=1e-3)
+        predicted = predict_student(run)
+        view = EmbeddingView("glue/rte", variant, 0, predicted.embeddings, np.asarray(predicted.split.labels),
+                             predicted.predictions, predicted.task.labels)
+        assert float(row[8]) == pytest.approx(score_view(view).purity, abs=1e-5)
+        assert float(row[8]) >= float(row[9]) - 1e-9          # purity never below the majority share
+
+
+def _slug(runs) -> str:
+    from armada.eval.plots import file_slug
+
+    return file_slug(json.loads((runs["undistilled"] / "run.json").read_text())["student"])
