@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,20 +91,24 @@ class TqdmProgress:
         self.started = 0
         self.shards = 0
         self.shards_done = 0
+        self.ready: float | None = None     # perf_counter() when the last process started extracting
         self.bar = None
 
     def start(self, shards: int, shards_done: int, rows_pending: int) -> None:
         self.started += 1
         self.shards += shards
         self.shards_done += shards_done
+        if self.started == self.processes:
+            self.ready = time.perf_counter()
         if not self.enabled:
             return
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=0, unit=" examples", desc="extract", dynamic_ncols=True)
-        self.bar.total += rows_pending
-        self.bar.refresh()
+            self.bar = tqdm(total=rows_pending, unit=" examples", desc="extract", dynamic_ncols=True)
+        else:
+            self.bar.total += rows_pending
+            self.bar.refresh()
         if self.started == self.processes and self.shards_done:
             self.bar.write(f"resuming: {self.shards_done} of {self.shards} shards were already done")
 
@@ -135,13 +140,12 @@ class PipeProgress:
 
 # --- spawning --------------------------------------------------------------------------------
 
-def spawn(job: ExtractJob, show_progress: bool) -> list[ProcessRecord]:
+def spawn(job: ExtractJob, progress: TqdmProgress) -> list[ProcessRecord]:
     """Run `job` in job.num_processes worker processes; their records, or the first error any reports."""
     count = job.num_processes
     port = _free_port()
     events: queue.Queue = queue.Queue()
     workers: list[subprocess.Popen] = []
-    progress = TqdmProgress(show_progress, count)
     try:
         for rank in range(count):
             read_end, write_end = os.pipe()
@@ -161,7 +165,6 @@ def spawn(job: ExtractJob, show_progress: bool) -> list[ProcessRecord]:
             if worker.poll() is None:
                 worker.kill()
             worker.wait()
-        progress.close()
 
 
 def _follow(workers: list[subprocess.Popen], events: queue.Queue, progress: TqdmProgress) -> list[ProcessRecord]:

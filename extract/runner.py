@@ -79,8 +79,14 @@ class ProcessRecord:
 @dataclass(frozen=True)
 class Summary:
     path: str
-    seconds: float
+    seconds: float                          # the whole run
+    loading_seconds: float                  # until every process had its data, teacher and cache ready
     processes: tuple[ProcessRecord, ...]
+
+    @property
+    def examples_per_second(self) -> float:
+        """Rows written per second once loading was over: the teacher's pace, not its start-up."""
+        return self.rows_written / max(self.seconds - self.loading_seconds, 1e-9)
 
     @property
     def rows_written(self) -> int:
@@ -280,23 +286,24 @@ def run_extract(job: ExtractJob, show_progress: bool = True) -> Summary | None:
 
     started = time.perf_counter()
     launched = processes.launched()
-    if job.num_processes > 1:
-        if launched.world > 1:
-            raise ArmadaError(
-                f"this process is one of {launched.world} started by a launcher (WORLD_SIZE={launched.world}), and "
-                f"--num-processes {job.num_processes} asks to start more: use one or the other"
-            )
-        records = processes.spawn(job, show_progress)
-    else:
-        progress = processes.TqdmProgress(show_progress and launched.rank == 0)
-        try:
-            record = run_process(job, launched, progress)
-        finally:
-            progress.close()
-        records = launched.gather(record)
+    if job.num_processes > 1 and launched.world > 1:
+        raise ArmadaError(
+            f"this process is one of {launched.world} started by a launcher (WORLD_SIZE={launched.world}), and "
+            f"--num-processes {job.num_processes} asks to start more: use one or the other"
+        )
+    progress = processes.TqdmProgress(show_progress and launched.rank == 0, job.num_processes)
+    try:
+        if job.num_processes > 1:
+            records = processes.spawn(job, progress)
+        else:
+            records = launched.gather(run_process(job, launched, progress))
+    finally:
+        progress.close()
+        launched.close()
     if records is None:
         return None
-    return Summary(job.out, time.perf_counter() - started, tuple(records))
+    ready = (progress.ready or time.perf_counter()) - started
+    return Summary(job.out, time.perf_counter() - started, ready, tuple(records))
 
 
 def run_process(job: ExtractJob, launched, progress: Progress) -> ProcessRecord:

@@ -57,7 +57,8 @@ def extract(
     typer.echo(f"rows written: {summary.rows_written} ({summary.shards_written} shards; "
                f"{summary.shards_already_done} were already done)")
     typer.echo(f"rows deduplicated: {summary.rows_deduplicated}")
-    typer.echo(f"seconds: {summary.seconds:.1f}")
+    typer.echo(f"seconds: {summary.seconds:.1f} ({summary.loading_seconds:.1f} loading the data, teacher and cache; "
+               f"then {summary.examples_per_second:.2f} examples/s)")
     typer.echo(f"cache: {summary.path}")
 
 
