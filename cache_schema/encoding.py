@@ -1,14 +1,13 @@
 """The bytes of the cache's chunks, read and checked without zarr.
 
 Zarr writes the cache; the reader decodes these few fixed formats itself because zarr's generic
-path costs ~25 ms per random 32-row batch and reads a split at a third of h5py's speed
-(bench/cache_io.py). Every format here is the Zarr v3 spec's, for the exact codecs
-`layout.create_arrays` asks for:
+read path is far slower for this job (bench/cache_io.py, column "zarr"). Every format here is
+the Zarr v3 spec's, for the exact codecs `layout.create_arrays` asks for:
 
 - a features shard file (`sharding_indexed`, index at the end): the inner chunks in row order,
   each `chunk_rows × dim` little-endian values (the last one padded with the fill value) followed
-  by their crc32c (4 bytes LE); then the index, one (offset, nbytes) uint64 LE pair per inner chunk ((2⁶⁴−1, 2⁶⁴−1) = chunk absent),
-  followed by the index's crc32c.
+  by their crc32c (4 bytes LE); then the index, one (offset, nbytes) uint64 LE pair per inner
+  chunk ((2⁶⁴−1, 2⁶⁴−1) = chunk absent), followed by the index's crc32c.
 - a strings chunk (`vlen-utf8` then `crc32c`): uint32 LE count, then per value a uint32 LE
   length and its UTF-8 bytes; then the crc32c of all that. The last chunk of a split is padded
   with "" (4 zero bytes each) up to `shard_rows` values.
@@ -118,7 +117,7 @@ class ShardReadout:
     """Buffers a shard file is read into in one scattered read: the values land straight in `out`.
 
     Reading the inner chunks' values into place, their crc32c trailers and the index aside,
-    saves a copy of every byte (bench/cache_io.py: ~30% of a full load).
+    spares a second copy of every byte.
     """
 
     def __init__(self, fmt: ShardFormat, out: np.ndarray):
@@ -163,9 +162,4 @@ class ShardReadout:
 
 def nonfinite_rows(features: np.ndarray) -> np.ndarray:
     """Row numbers holding a NaN or ±inf."""
-    if features.dtype == np.float16:
-        # The exponent bits all set mean inf or NaN; a bit test is ~4× faster than np.isfinite on float16.
-        bad = (features.view(np.uint16) & 0x7C00) == 0x7C00
-    else:
-        bad = ~np.isfinite(features)
-    return np.flatnonzero(bad.any(axis=1))
+    return np.flatnonzero(~np.isfinite(features).all(axis=1))

@@ -10,7 +10,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from armada.cache_schema.encoding import FormatError, decode_strings, strings_payload
+from armada.cache_schema.encoding import FormatError, decode_strings, nonfinite_rows, strings_payload
 from armada.cache_schema.layout import ROOT_KEY, Marker, Shard, SplitLayout, check_metadata
 from armada.cache_schema.manifest import Manifest
 from armada.cache_schema.shards import ChunkReader, ShardFault, name_rows, read_features, read_marker, read_strings
@@ -77,7 +77,7 @@ class CacheReader:
         self.close()
 
     def close(self) -> None:
-        """Close open files (Features loaded on demand stop working)."""
+        """Close open files (Features read on demand open them again when they need them)."""
         self.source.close()
 
     @property
@@ -275,7 +275,7 @@ class _OnDemand:
             else:
                 self.cache.move_to_end(key)
             out[j] = data[offset]
-        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        bad = nonfinite_rows(out)
         if bad.size:
             named = ", ".join(id_of(j) for j in bad[:5].tolist())
             where = "; ".join(sorted({str(shards[rows[j] // layout.shard_rows]) for j in bad.tolist()}))

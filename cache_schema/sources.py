@@ -50,7 +50,7 @@ class Source:
         return None
 
     def close(self) -> None:
-        pass
+        """Release open files; a later read opens them again."""
 
     def __del__(self) -> None:
         self.close()
@@ -136,12 +136,16 @@ class ZipSource(Source):
                 if start + info.file_size > file_size:
                     raise ArmadaError(f"packed cache {path}: entry {name!r} runs past the end of the file (truncated)")
                 self._entries[name] = (start, info.file_size)
-        self._fd = os.open(path, os.O_RDONLY)
-        self._size = file_size
+        self._path, self._size = path, file_size
+
+    def _file(self) -> int:
+        if self._fd < 0:                    # opened on first use, and again after close()
+            self._fd = os.open(self._path, os.O_RDONLY)
+        return self._fd
 
     def read(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
-        return None if entry is None else os.pread(self._fd, entry[1], entry[0])
+        return None if entry is None else os.pread(self._file(), entry[1], entry[0])
 
     def read_range(self, key: str, offset: int, length: int) -> bytes | None:
         entry = self._entries.get(key)
@@ -149,11 +153,11 @@ class ZipSource(Source):
             return None
         start, size = entry
         offset = min(offset, size)
-        return os.pread(self._fd, min(length, size - offset), start + offset)
+        return os.pread(self._file(), min(length, size - offset), start + offset)
 
     def read_scattered(self, key: str, views: list[memoryview]) -> int | None:
         entry = self._entries.get(key)
-        return None if entry is None else _preadv(self._fd, views, entry[0], entry[1])
+        return None if entry is None else _preadv(self._file(), views, entry[0], entry[1])
 
     def size(self) -> int:
         return self._size

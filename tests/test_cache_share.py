@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
 import json
 import subprocess
 import sys
@@ -31,15 +32,39 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _RangeHandler(_QuietHandler):
+    """Answers `Range: bytes=a-b` with 206 and just those bytes, as nginx or an object store would."""
+
+    partial_replies = 0
+
+    def send_head(self):
+        spec = self.headers.get("Range", "")
+        path = Path(self.translate_path(self.path))
+        if not spec.startswith("bytes=") or not path.is_file():
+            return super().send_head()
+        start, end = (int(v) for v in spec[len("bytes="):].split("-"))
+        data = path.read_bytes()[start:end + 1]
+        type(self).partial_replies += 1
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        return io.BytesIO(data)
+
+
+def _server(directory: Path, handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def serve(tmp_path):
-    """A real read-only http server on 127.0.0.1 for tmp_path (no Range support, like many)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(tmp_path)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    """Real read-only http servers on 127.0.0.1 for tmp_path: without Range support (like python's) and with."""
+    servers = [_server(tmp_path, _QuietHandler), _server(tmp_path, _RangeHandler)]
+    yield [f"http://127.0.0.1:{server.server_port}" for server in servers]
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 def _everything(location, splits, budget: int) -> dict[str, np.ndarray]:
@@ -57,7 +82,7 @@ def test_packed_and_served_caches_read_exactly_like_the_directory(tmp_path, serv
     manifest, splits = build_cache(cache, rows=10)
     packed = pack(cache, tmp_path / "c.zarr.zip")
     expected = {name: r.features[::-1].astype(np.float16).astype(np.float32) for name, r in splits.items()}
-    for location in (cache, packed, f"{serve}/c.zarr"):
+    for location in (cache, packed, *(f"{url}/c.zarr" for url in serve)):
         with CacheReader(location) as reader:
             assert reader.manifest == manifest
             assert reader.status("train").complete
@@ -66,6 +91,18 @@ def test_packed_and_served_caches_read_exactly_like_the_directory(tmp_path, serv
             for name in splits:
                 np.testing.assert_array_equal(got[name], expected[name])
         assert verify(location).clean
+    assert _RangeHandler.partial_replies > 0                   # single chunks were fetched by range
+    info = CliRunner().invoke(app, ["cache", "info", f"{serve[0]}/c.zarr"])
+    assert info.exit_code == 0 and "unknown (served over http)" in info.output
+
+
+def test_features_read_on_demand_keep_working_after_the_reader_is_closed(tmp_path):
+    _, splits = build_cache(tmp_path / "c.zarr")
+    r = splits["train"]
+    for location in (tmp_path / "c.zarr", pack(tmp_path / "c.zarr", tmp_path / "c.zip")):
+        with CacheReader(location, memory_budget=0) as reader:
+            feats = reader.load("train", r.ids, r.hashes)
+        np.testing.assert_array_equal(feats[np.arange(10)], r.features.astype(np.float16).astype(np.float32))
 
 
 def test_zarr_reads_a_packed_cache_as_it_is(tmp_path):
