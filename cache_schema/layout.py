@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -48,12 +49,12 @@ class SplitLayout:
         return cls(split, manifest.dataset.splits[split].rows, manifest.teacher.dim, np.dtype(x.dtype).newbyteorder("<"),
                    x.shard_rows, x.chunk_rows)
 
-    @property
+    @cached_property
     def shards(self) -> list[Shard]:
         return [Shard(i, start, min(start + self.shard_rows, self.rows))
                 for i, start in enumerate(range(0, self.rows, self.shard_rows))]
 
-    @property
+    @cached_property
     def format(self) -> ShardFormat:
         return ShardFormat(self.chunk_rows, self.dim, self.dtype, self.shard_rows // self.chunk_rows)
 
