@@ -140,7 +140,9 @@ class Manifest:
                            "chunk_rows": self.extraction.chunk_rows,
                            "teacher_template": self.extraction.teacher_template,
                            "settings": self.extraction.settings},
-            "dataset": {"task": self.dataset.task, "source": self.dataset.source,
+            # Not the source: where the rows were read from is no part of what they are (the
+            # fingerprints are), so a cache resumes and shares across machines and folders.
+            "dataset": {"task": self.dataset.task,
                         "splits": {name: {"rows": s.rows, "fingerprint": s.fingerprint, "ids_sha256": s.ids_sha256,
                                           "limit": s.limit}
                                    for name, s in self.dataset.splits.items()}},
@@ -151,7 +153,9 @@ class Manifest:
         return hashlib.sha256(canonical_json(self.settings).encode("utf-8")).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.settings, "created": self.created, "tool_version": self.tool_version,
+        settings = self.settings
+        settings["dataset"]["source"] = self.dataset.source
+        return {**settings, "created": self.created, "tool_version": self.tool_version,
                 "config_hash": self.config_hash}
 
     @classmethod

@@ -133,7 +133,10 @@ def test_create_resumes_a_cache_with_the_same_settings_and_refuses_one_with_othe
     manifest = manifest_for(splits, 4)
     writer = CacheWriter.create(path, manifest)
     writer.write_shard("train", 1, splits["train"].features[4:8], splits["train"].ids[4:8], splits["train"].hashes[4:8])
-    resumed = CacheWriter.create(path, dataclasses.replace(manifest, created="later"))
+    # Read from another folder (another machine, another --data-dir): same rows, same cache.
+    moved = dataclasses.replace(manifest, created="later",
+                                dataset=dataclasses.replace(manifest.dataset, source="/elsewhere/train.tsv"))
+    resumed = CacheWriter.create(path, moved)
     assert [s.index for s in resumed.pending("train")] == [0, 2]
     assert resumed.manifest.created == manifest.created       # the cache keeps its own manifest
 
