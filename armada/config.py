@@ -111,9 +111,9 @@ class FileTask:
     train: str = ""
     validation: str = ""
     test: str = ""
-    kind: Literal["classification", "regression"] = "classification"
-    text_fields: tuple[str, ...] = ("text",)
-    label_field: str = "label"
+    kind: Literal["classification", "regression", "generation"] = "classification"
+    text_fields: tuple[str, ...] = ("text",)      # generation: [instruction field] or [instruction field, input field]
+    label_field: str = "label"                  # generation: the response field (a text or a list of references)
     labels: tuple[str, ...] = ()                # classification: the label values as they appear in the file
     id_field: str = ""                          # "" uses the row number together with a hash of the row
     metric: Literal["accuracy", "mcc", "accuracy_f1", "pearson_spearman"] = "accuracy"

@@ -25,6 +25,9 @@ LOCAL = {
 def test_the_registry_has_the_papers_tasks():
     expected = {f"glue/{t}" for t in ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte")}
     expected |= {f"super_glue/{t}" for t in ("boolq", "cb", "copa", "rte", "wic", "wsc")} | {"bbc-news"}
+    expected |= {"instruct/dolly", "instruct/dolly-test", "instruct/sinst", "reasoning/math-train"}
+    expected |= {f"reasoning/{t}" for t in ("arc-e", "arc-c", "openbookqa", "boolq", "piqa", "social-iqa", "winogrande",
+                                            "multiarith", "singleeq", "aqua", "addsub", "svamp", "gsm8k")}
     assert set(task_names()) == expected
 
 

