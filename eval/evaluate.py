@@ -116,7 +116,11 @@ def predict_aligner_alone(run_dir: str | Path, split: str = "validation", data_d
         raise ArmadaError(f"{run_dir}/run.json does not say which cache the run trained with (cache.path)")
     task, examples = _load_split(info, config, split, data_dir, file_tasks)
     aligner = load_aligner(run_dir).to(_device())
-    with CacheReader(cache) as reader:
+    try:
+        reader = CacheReader(cache)
+    except ArmadaError as e:
+        raise ArmadaError(f"{run_dir}: the cache it trained with cannot be opened: {e}") from None
+    with reader:
         if reader.manifest.config_hash != info["cache"].get("config_hash"):
             raise ArmadaError(f"the cache at {cache} is not the one {run_dir} trained with (its config hash differs); "
                               "it was re-extracted or replaced since")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,30 @@ def test_eval_refuses_what_it_cannot_score(runs, tmp_path):
     (file_run / "config.toml").write_text((runs["undistilled"] / "config.toml").read_text())
     with pytest.raises(ArmadaError, match=r"\[tasks.mine\] table .* --config"):
         evaluate_run(file_run)
+
+
+def test_the_aligner_is_scored_only_on_the_cache_it_trained_with(runs, tmp_path, shared_data):
+    moved = tmp_path / "moved-cache"
+    shutil.copytree(runs["armada-euclid"], moved)
+    record = json.loads((moved / "run.json").read_text())
+    (moved / "run.json").write_text(json.dumps({**record, "cache": {**record["cache"], "path": str(tmp_path / "gone.zarr")}}))
+    with pytest.raises(ArmadaError, match="the cache it trained with cannot be opened: no cache at"):
+        evaluate_run(moved, aligner=True)
+    task = get_task("glue/rte")
+    other = tiny.write_cache(tmp_path / "other.zarr", task, {"validation": task.load("validation", data_dir=str(shared_data / "glue"), limit=LIMIT)}, dim=4)
+    (moved / "run.json").write_text(json.dumps({**record, "cache": {**record["cache"], "path": str(other)}}))
+    with pytest.raises(ArmadaError, match="not the one .* trained with"):
+        evaluate_run(moved, aligner=True)
+
+
+def test_a_file_task_run_is_scored_with_the_pipelines_task_table(tmp_path):
+    name, tables = tiny.file_task(tmp_path / "data")
+    student = tiny.make_encoder(tmp_path / "student")
+    run = tmp_path / "run"
+    train(tiny.tiny_config(student, undistilled=True, epochs=1), get_task(f"file:{name}", tables), None, "", run)
+    result = evaluate_run(run, file_tasks=tables)
+    assert result.task == f"file:{name}" and result.examples == 12
+    assert result.scores == pytest.approx(best_epoch(run)["dev"], abs=1e-3)
 
 
 def test_eval_command_prints_the_scores(runs):

@@ -20,10 +20,7 @@ def evaluate(
     aligner: bool = typer.Option(False, "--aligner", help="score the TS Aligner alone on the cache's teacher features (paper Table 6)"),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="a pipeline file, for runs of file:NAME tasks ([tasks.NAME])"),
 ) -> None:
-    """Score a run's student (or its TS Aligner alone) on a split and write its predictions.
-
-    Writes RUN/eval/SPLIT.json (scores) and RUN/eval/predictions-SPLIT.jsonl (id, prediction, label,
-    logits); with --aligner, SPLIT-aligner.json and predictions-SPLIT-aligner.jsonl.
+    """Score a run's student (or its TS Aligner alone) on a split: RUN/eval/SPLIT.json and predictions-SPLIT.jsonl.
 
     Example: armada eval --run runs/cola-euclid-s0 --split validation --data-dir ../shared/data/glue
     """
