@@ -1,6 +1,7 @@
 """`armada report --analysis`: the paper's §6 views for each student and task, one seed per variant
 (the first finished one), side by side: students' pooled dev embeddings from `predict`, scored and
-drawn by armada.eval.analysis. Regression tasks have no classes and no correctness: said, skipped.
+drawn by armada.eval.analysis. Regression and generation tasks have no classes and no correctness:
+said, and skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from armada.eval.plots import file_slug
 from armada.eval.tables import Table
 from armada.tasks import get_task
 
+ANALYSED_KINDS = ("classification", "multiple_choice")
 COLUMNS = ("student", "task", "variant", "seed", "examples", "accuracy", "silhouette_gold", "silhouette_correct",
            "purity", "majority_share")
 HEADINGS = ("student", "task", "variant", "seed", "examples", "accuracy", "silhouette (gold label)", "silhouette (correctness)",
@@ -48,8 +50,8 @@ def analyse_tables(tables: list[Table], out: Path, data_dir: str | None,
             except ArmadaError as e:
                 notes.append(f"- {task}: not analysed: {e}")
                 continue
-            if kind == "regression":
-                notes.append(f"- {table.student} on {task}: not analysed: a regression task has no classes and no correctness")
+            if kind not in ANALYSED_KINDS:
+                notes.append(f"- {table.student} on {task}: not analysed: a {kind} task has no classes and no correctness")
                 continue
             views = []
             for variant in table.variants:

@@ -25,6 +25,7 @@ from armada.eval.metrics import compute, primary
 from armada.tasks import Split, Task, get_task
 
 EVAL_SPLITS = ("validation", "test")
+SCORED_KINDS = ("classification", "regression", "multiple_choice")   # the kinds armada.distill.model.predict serves
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ def _load_split(info: dict, config: dict, split: str, data_dir: str | None,
         raise ArmadaError(f"the run's task {info['task']} is defined by a [tasks.{info['task'][5:]}] table in a pipeline "
                           "file; give that file with --config")
     task = get_task(info["task"], file_tasks)
+    if task.kind not in SCORED_KINDS:
+        raise ArmadaError(f"armada eval scores {', '.join(SCORED_KINDS)} runs; {task.name} is a {task.kind} task")
     limit = data.get("validation_limit", 0) if split == "validation" else 0
     template = data.get("teacher_templates", {}).get(task.name, "")
     folder = data.get("data_dir", "") if data_dir is None else data_dir

@@ -97,6 +97,9 @@ def test_eval_refuses_what_it_cannot_score(runs, tmp_path):
     (file_run / "config.toml").write_text((runs["undistilled"] / "config.toml").read_text())
     with pytest.raises(ArmadaError, match=r"\[tasks.mine\] table .* --config"):
         evaluate_run(file_run)
+    (file_run / "run.json").write_text(json.dumps({**record, "task": "instruct/dolly", "metric": "rougeL"}))
+    with pytest.raises(ArmadaError, match="instruct/dolly is a generation task"):
+        evaluate_run(file_run)
 
 
 def test_the_aligner_is_scored_only_on_the_cache_it_trained_with(runs, tmp_path, shared_data):
