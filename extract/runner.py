@@ -58,6 +58,27 @@ class ExtractJob:
         return cls(**{**data, "splits": tuple(data["splits"])})
 
 
+def job_from_config(cfg, task: str, *, out: str | None = None, overwrite: bool = False, test_limit: int = 0) -> ExtractJob:
+    """The extraction of `task` a pipeline config describes ([extract], [data], [teachers.*], [tasks.*]).
+
+    Unknown teacher or task names fail here, with the valid ones listed."""
+    from armada.config import to_dict
+    from armada.extract.registry import resolve
+
+    teacher = cfg.extract.teacher
+    resolve(teacher, cfg.teachers)
+    get_task(task, cfg.tasks)
+    return ExtractJob(
+        teacher=teacher, task=task, out=out or default_cache_path(cfg.extract.cache_dir, task, teacher),
+        splits=cfg.extract.splits,
+        limits={"train": cfg.data.train_limit, "validation": cfg.data.validation_limit, "test": test_limit},
+        data_dir=cfg.data.data_dir, template=cfg.data.teacher_templates.get(task, ""),
+        batch_size=cfg.extract.batch_size, shard_rows=cfg.extract.shard_rows, dtype=cfg.extract.dtype,
+        num_processes=cfg.extract.num_processes, overwrite=overwrite, teacher_tables=cfg.teachers,
+        file_tasks={name: to_dict(spec) for name, spec in cfg.tasks.items()},
+    )
+
+
 def default_cache_path(cache_dir: str, task: str, teacher: str) -> str:
     """<cache_dir>/<task>--<teacher>.zarr, the task's "/" and ":" made safe for a file name."""
     safe_task = task.replace("/", "_").replace(":", "_")
@@ -312,7 +333,7 @@ def run_process(job: ExtractJob, launched, progress: Progress) -> ProcessRecord:
     from armada.cache_schema import CacheWriter
 
     task = task_for(job)
-    splits = [load_split(task, split, job) for split in job.splits]
+    splits = [load_split(task, split, job) for split in dict.fromkeys(job.splits)]   # each split once
     teacher = load_teacher(job)
     manifest = build_manifest(job, teacher, task, splits)
     with launched.main_first():

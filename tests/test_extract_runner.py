@@ -169,6 +169,14 @@ def test_non_finite_vectors_stop_extraction_and_leave_the_shard_unmarked(make_jo
     np.testing.assert_array_equal(load_split(summary.path, "train", TRAIN, "t")[8], vector("old roads", 6))
 
 
+def test_an_error_in_a_worker_process_stops_the_run_with_its_message(make_job):
+    job = make_job(teacher={"nan_text": "old roads"}, num_processes=2)   # train shard 2: rank 0's
+    with pytest.raises(ArmadaError, match=r"NaN or infinite.*train: t8\b"):
+        run_extract(job, show_progress=False)
+    writer = CacheWriter.create(job.out, CacheReader(job.out).manifest)
+    assert not writer.is_done("train", 2)
+
+
 def test_empty_teacher_texts_are_rejected_before_anything_is_encoded(make_job):
     job = make_job(train_texts=["fine", "  ", "also fine", "\t\n"])
     with pytest.raises(ArmadaError, match=r"2 example\(s\) have an empty or whitespace-only teacher text \(t1, t3\)") as error:

@@ -18,7 +18,7 @@ def extract(
     split: list[str] = typer.Option(None, "--split", help="a split to encode; repeat for several; default: [extract] splits"),
     out: str = typer.Option(None, "--out", "-o", help="the cache folder; default: <[extract] cache_dir>/<task>--<teacher>.zarr"),
     data_dir: str = typer.Option(None, "--data-dir", help="local task files (GLUE/SuperGLUE layouts); default: [data] data_dir"),
-    limit: int = typer.Option(None, "--limit", help="encode the first N rows of each split (0 = all)"),
+    limit: int = typer.Option(None, "--limit", min=0, help="encode the first N rows of each split (0 = all)"),
     batch_size: int = typer.Option(None, "--batch-size", help="texts per teacher call; default: [extract] batch_size"),
     num_processes: int = typer.Option(None, "--num-processes", help="worker processes to start; default: [extract] num_processes"),
     config: str = typer.Option(None, "--config", "-c", help="a pipeline file"),
@@ -30,27 +30,14 @@ def extract(
     Example: armada extract --teacher piper-whisper --dataset bbc-news --limit 64
     """
     from armada import config as config_module
-    from armada.extract.registry import resolve
-    from armada.extract.runner import ExtractJob, default_cache_path, run_extract
-    from armada.tasks import get_task
+    from armada.extract.runner import job_from_config, run_extract
 
     cfg = config_module.load(config, sets or [], flags={
         "extract.teacher": teacher, "extract.splits": split or None, "extract.batch_size": batch_size,
         "extract.num_processes": num_processes, "data.data_dir": data_dir,
         "data.train_limit": limit, "data.validation_limit": limit,
     })
-    name = cfg.extract.teacher
-    resolve(name, cfg.teachers)             # an unknown teacher fails here, listing the known ones
-    get_task(dataset, cfg.tasks)            # so does an unknown task
-    limits = {"train": cfg.data.train_limit, "validation": cfg.data.validation_limit, "test": limit or 0}
-    job = ExtractJob(
-        teacher=name, task=dataset, out=out or default_cache_path(cfg.extract.cache_dir, dataset, name),
-        splits=cfg.extract.splits, limits={s: limits[s] for s in cfg.extract.splits if s in limits},
-        data_dir=cfg.data.data_dir, template=cfg.data.teacher_templates.get(dataset, ""),
-        batch_size=cfg.extract.batch_size, shard_rows=cfg.extract.shard_rows, dtype=cfg.extract.dtype,
-        num_processes=cfg.extract.num_processes, overwrite=overwrite, teacher_tables=cfg.teachers,
-        file_tasks={n: config_module.to_dict(t) for n, t in cfg.tasks.items()},
-    )
+    job = job_from_config(cfg, dataset, out=out, overwrite=overwrite, test_limit=limit or 0)
     summary = run_extract(job)
     if summary is None:                     # a launched process other than the main one, which reports
         return
