@@ -50,9 +50,9 @@ def eos_ids(model, tokenizer) -> list[int]:
     return ids
 
 
-def pad_id(tokenizer, eos: Sequence[int]) -> int:
+def pad_id(model, tokenizer) -> int:
     # Many causal LMs ship no pad token; the attention mask hides padding, so EOS serves.
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids(model, tokenizer)[0]
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,7 +73,7 @@ def generate(model, tokenizer, prompts: Sequence[str], decoding: Decoding = Deco
     for prompt, ids in zip(prompts, encoded):
         check_fits(model, len(ids) + decoding.max_new_tokens, prompt)
     eos = eos_ids(model, tokenizer)
-    pad = pad_id(tokenizer, eos)
+    pad = pad_id(model, tokenizer)
     # Longest first: similar lengths share a batch (less padding) and running out of memory shows at once.
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)

@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 
 from armada.errors import ArmadaError
-from armada.eval.generation import check_fits, encode_prompt, eos_ids, pad_batch, pad_id
+from armada.eval.generation import check_fits, encode_prompt, pad_batch, pad_id
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def score_choices(model, tokenizer, items: Sequence[tuple[str, Sequence[str]]], 
 
 def _continuation_log_probs(model, tokenizer, sequences, spans, batch_size) -> list[float]:
     side = tokenizer.padding_side
-    pad = pad_id(tokenizer, eos_ids(model, tokenizer))
+    pad = pad_id(model, tokenizer)
     totals = []
     was_training = model.training
     model.eval()
