@@ -18,7 +18,8 @@ preserves norms) and the manifold losses cannot be lowered by inflating them.
 P_s and P_ts are kept orthogonal by `torch.nn.utils.parametrizations.orthogonal` (orthonormal
 columns when they map to a larger space, orthonormal rows when to a smaller one), with the
 Cayley map: for the paper's sizes it costs a tenth of the Householder or matrix-exponential maps
-per step on a CPU (bench/distill_overhead.py). Saved files hold the materialised matrices
+per step on a CPU. The projections are computed only where a loss needs them: not for predictions,
+not for the undistilled baseline. Saved files hold the materialised matrices
 (`plain_state_dict`), so inference needs no parametrisation and no ARMADA code.
 """
 
@@ -32,7 +33,8 @@ from torch.nn.utils.parametrizations import orthogonal
 
 def _projection(inputs: int, outputs: int, trained: bool) -> nn.Linear:
     linear = nn.Linear(inputs, outputs, bias=False)
-    return orthogonal(linear, orthogonal_map="cayley") if trained else linear
+    # No trivialisation base: it would add an n×n product to every step, and no one re-bases it.
+    return orthogonal(linear, orthogonal_map="cayley", use_trivialization=False) if trained else linear
 
 
 class StudentHeads(nn.Module):
@@ -45,9 +47,11 @@ class StudentHeads(nn.Module):
         self.P_s = _projection(hidden, projection_dim, orthogonal)
         self.O_aux_s = nn.Linear(projection_dim, outputs)
 
-    def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(o_s, p_s, o_aux_s) for pooled states [n, d]."""
+    def forward(self, pooled: torch.Tensor, project: bool = True):
+        """(o_s, p_s, o_aux_s) for pooled states [n, d]; (o_s, None, None) without `project`."""
         hidden = self.Ftilde_s(pooled)
+        if not project:
+            return self.O_s(hidden), None, None
         projection = self.P_s(hidden)
         return self.O_s(hidden), projection, self.O_aux_s(projection)
 
@@ -63,9 +67,11 @@ class TSAligner(nn.Module):
         self.P_ts = _projection(hidden, projection_dim, orthogonal)
         self.O_aux_ts = nn.Linear(projection_dim, outputs)
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(o_ts, p_ts, o_aux_ts) for teacher vectors [n, D]."""
+    def forward(self, features: torch.Tensor, project: bool = True):
+        """(o_ts, p_ts, o_aux_ts) for teacher vectors [n, D]; (o_ts, None, None) without `project`."""
         hidden = self.Ftilde_ts(features)
+        if not project:
+            return self.O_ts(hidden), None, None
         projection = self.P_ts(hidden)
         return self.O_ts(hidden), projection, self.O_aux_ts(projection)
 

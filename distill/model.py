@@ -56,7 +56,11 @@ class HeadsConfig:
 
 
 class ArmadaStudent(nn.Module):
-    """Backbone + pooling + heads. forward(inputs, choices) → (o_s [n, c], p_s [n, P], o_aux_s [n, c], pooled [n, d])."""
+    """Backbone + pooling + heads.
+
+    forward(inputs, choices, project) → (o_s [n, c], p_s [n, P], o_aux_s [n, c], pooled [n, d]), with
+    p_s and o_aux_s None unless `project` (only ARMADA's losses need them).
+    """
 
     def __init__(self, backbone: nn.Module, heads: StudentHeads, config: HeadsConfig):
         super().__init__()
@@ -75,14 +79,14 @@ class ArmadaStudent(nn.Module):
         last = (mask * positions).argmax(dim=1)
         return states[torch.arange(states.shape[0], device=states.device), last]
 
-    def forward(self, inputs: dict[str, torch.Tensor], choices: int = 1):
+    def forward(self, inputs: dict[str, torch.Tensor], choices: int = 1, project: bool = False):
         pooled = self.pool(inputs)
-        outputs, projection, aux = self.heads(pooled)
+        outputs, projection, aux = self.heads(pooled, project)
         if self.config.kind == "multiple_choice":
             n = pooled.shape[0] // choices
-            outputs, aux = outputs.view(n, choices), aux.view(n, choices)
-            projection = projection.view(n, choices, -1).mean(dim=1)
-            pooled = pooled.view(n, choices, -1).mean(dim=1)
+            outputs, pooled = outputs.view(n, choices), pooled.view(n, choices, -1).mean(dim=1)
+            if project:
+                aux, projection = aux.view(n, choices), projection.view(n, choices, -1).mean(dim=1)
         return outputs, projection, aux, pooled
 
 
@@ -187,5 +191,6 @@ def predict_aligner(aligner: TSAligner, features) -> tuple[np.ndarray, np.ndarra
     """(predictions [n], logits [n, c]) of the aligner for teacher vectors [n, D]."""
     aligner.eval()
     device = next(aligner.parameters()).device
-    logits = aligner(torch.as_tensor(np.asarray(features, dtype=np.float32), device=device))[0].float().cpu().numpy()
+    features = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
+    logits = aligner(features, project=False)[0].float().cpu().numpy()
     return predictions_from(aligner.kind, logits), logits

@@ -1,0 +1,69 @@
+"""Building a run's models and optimizers from its settings."""
+
+from __future__ import annotations
+
+import torch
+
+from armada.config import DistillConfig
+from armada.distill.heads import StudentHeads, TSAligner
+from armada.distill.model import ArmadaStudent, HeadsConfig
+from armada.distill.students import load_backbone
+from armada.tasks import Task
+
+
+def build_student(config: DistillConfig, task: Task) -> tuple[ArmadaStudent, object]:
+    """(student, tokenizer): the backbone (LoRA-wrapped with `lora_r`) and fresh heads.
+
+    Parameters no loss reaches are frozen, which keeps them out of the optimizer and out of
+    DistributedDataParallel's gradient reduction: an unused pooler, and for the undistilled
+    baseline P_s and O_aux_s.
+    """
+    backbone = load_backbone(config.student)
+    model = backbone.model
+    if backbone.pooling != "pooler" and getattr(model, "pooler", None) is not None:
+        model.pooler.requires_grad_(False)
+    if config.lora_r:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, target_modules="all-linear"))
+    hidden = backbone.model.config.hidden_size
+    outputs = 1 if task.kind in ("multiple_choice", "regression") else task.num_labels
+    heads = StudentHeads(hidden, outputs, config.projection_dim)
+    if config.undistilled:
+        for unused in (heads.P_s, heads.O_aux_s):
+            unused.requires_grad_(False)
+    heads_config = HeadsConfig(task.name, task.kind, list(task.labels), task.num_labels, hidden, outputs,
+                               config.projection_dim, backbone.pooling, backbone.kind, config.student, backbone.source,
+                               config.max_length)
+    return ArmadaStudent(model, heads, heads_config), backbone.tokenizer
+
+
+def build_aligner(config: DistillConfig, task: Task, teacher_dim: int) -> TSAligner:
+    """The TS Aligner: one output per class, per choice (multiple choice) or one (regression)."""
+    aligner = TSAligner(teacher_dim, config.aligner_hidden, task.num_labels, config.projection_dim)
+    if config.aligner == "frozen-random":
+        aligner.requires_grad_(False)
+    return aligner
+
+
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; no decay on biases and normalisation weights (1-d), as BERT fine-tuning does."""
+    decay, plain = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (plain if p.ndim < 2 else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}], lr=lr)
+
+
+def lr_schedule(optimizer, config: DistillConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup over `warmup_ratio` of the steps, then constant or linear decay to 0."""
+    warmup = int(config.warmup_ratio * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if config.lr_schedule == "linear":
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

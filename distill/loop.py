@@ -1,0 +1,165 @@
+"""The training steps of an epoch, and scoring on the validation split, across processes.
+
+`TrainingLoop.epoch` runs one epoch over this process's batches:
+  joint        every step: the aligner's L_t and the student's L_s, both optimizers step
+  alternating  an aligner epoch (L_t only), then a student epoch (L_s, the aligner fixed)
+Gradients are accumulated over windows of `gradient_accumulation_steps` batches and averaged
+across processes once per window. The aligner's outputs reach the student's losses detached
+(armada.distill.losses), so one backward of L_s + L_t trains each model on its own loss only.
+Teacher noise (`teacher_noise`) is added to the aligner's inputs during training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from armada.config import DistillConfig
+from armada.distill.data import Collator
+from armada.distill.losses import aligner_losses, student_losses
+
+
+def reseed(seed: int, epoch: int, process: int) -> None:
+    """Every generator from (seed, epoch, process): what an epoch draws does not depend on what came before."""
+    value = int(np.random.SeedSequence([seed, epoch, process]).generate_state(1)[0])
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
+
+
+class TrainingLoop:
+    def __init__(self, accelerator, config: DistillConfig, kind: str, student, aligner, optimizers: dict, schedulers: dict,
+                 collate: Collator):
+        """`student` and `aligner` as accelerator.prepare returned them (aligner None when undistilled);
+        `optimizers`/`schedulers` keyed "student" and, for a trained aligner, "aligner"."""
+        self.accelerator, self.config, self.kind = accelerator, config, kind
+        self.student, self.aligner, self.optimizers, self.schedulers = student, aligner, optimizers, schedulers
+        self.collate = collate
+        self.aligner_trained = "aligner" in optimizers
+
+    def epoch(self, epoch: int, batches: list[np.ndarray]) -> dict[str, float]:
+        """Train on `batches`; the loss parts averaged over the epoch's steps in all processes."""
+        if self.config.schedule == "alternating" and self.aligner_trained:
+            parts = self._phase(epoch, batches, "aligner")
+            parts.update(self._phase(epoch, batches, "student"))
+            return parts
+        return self._phase(epoch, batches, "joint")
+
+    def _phase(self, epoch: int, batches: list[np.ndarray], phase: str) -> dict[str, float]:
+        from tqdm import tqdm
+
+        accelerator, accumulate = self.accelerator, self.config.gradient_accumulation_steps
+        trained = self._trained_models(phase)
+        stepped = ["aligner"] if phase == "aligner" else ["student"] if phase == "student" else list(self.optimizers)
+        for model in (self.student, self.aligner):
+            if model is not None:
+                model.train(any(model is t for t in trained))
+        sums, counts = defaultdict(float), defaultdict(int)
+        label = f"epoch {epoch}/{self.config.epochs}" + ("" if phase == "joint" else f" {phase}")
+        bar = tqdm(total=len(batches), desc=label, disable=not accelerator.is_main_process, leave=False, dynamic_ncols=True)
+        for start in range(0, len(batches), accumulate):
+            window = batches[start:start + accumulate]
+            for i, positions in enumerate(window):
+                batch = self.collate(positions).to(accelerator.device)
+                with contextlib.ExitStack() as stack:
+                    if i < len(window) - 1:         # processes average gradients once, at the window's end
+                        for model in trained:
+                            stack.enter_context(accelerator.no_sync(model))
+                    losses = self._losses(batch, phase)
+                    accelerator.backward(sum(losses[k] for k in self._optimised(phase)) / len(window))
+                for key, value in losses.items():
+                    sums[key] += value.item()
+                    counts[key] += 1
+                bar.update(1)
+                bar.set_postfix({k: f"{sums[k] / counts[k]:.3f}" for k in sums}, refresh=False)
+            for name in stepped:
+                self.optimizers[name].step()
+                self.schedulers[name].step()
+                self.optimizers[name].zero_grad(set_to_none=True)
+        bar.close()
+        keys = sorted(sums)
+        totals = torch.tensor([[sums[k], counts[k]] for k in keys], dtype=torch.float64, device=accelerator.device)
+        if accelerator.num_processes > 1:
+            totals = accelerator.reduce(totals, reduction="sum")
+        return {k: round(float(s / c), 6) for k, (s, c) in zip(keys, totals.tolist())}
+
+    def _trained_models(self, phase: str) -> list:
+        if phase == "aligner":
+            return [self.aligner]
+        return [self.student] + ([self.aligner] if phase == "joint" and self.aligner_trained else [])
+
+    def _optimised(self, phase: str) -> tuple[str, ...]:
+        if phase == "aligner":
+            return ("loss_t",)
+        return ("loss_s", "loss_t") if phase == "joint" and self.aligner_trained else ("loss_s",)
+
+    def _losses(self, batch, phase: str) -> dict[str, torch.Tensor]:
+        config, losses = self.config, {}
+        aligner_out = None
+        if self.aligner is not None:
+            features = batch.features
+            if config.teacher_noise > 0:
+                features = features + config.teacher_noise * torch.randn_like(features)
+            grad = phase in ("aligner", "joint") and self.aligner_trained
+            with contextlib.nullcontext() if grad else torch.no_grad():
+                model = self.aligner if grad else self.accelerator.unwrap_model(self.aligner)
+                aligner_out = model(features)
+            if phase != "student":              # a student epoch reports the student's losses only
+                losses.update(aligner_losses(self.kind, batch.labels, aligner_out[0], aligner_out[2], config.gamma))
+        if phase == "aligner":
+            return losses
+        o_s, p_s, o_aux_s, _ = self.student(batch.inputs, batch.choices, project=aligner_out is not None)
+        losses.update(student_losses(self.kind, batch.labels, o_s, p_s, o_aux_s, aligner_out, alpha=config.alpha,
+                                     beta=config.beta, gamma=config.gamma, tau=config.tau, soft_form=config.soft_loss,
+                                     manifold=config.manifold))
+        return losses
+
+
+@torch.no_grad()
+def student_logits(accelerator, student, collate: Collator, batch_size: int, width: int) -> np.ndarray:
+    """The student's outputs [n, width] for every example of `collate`'s split, each process scoring a share."""
+    model = accelerator.unwrap_model(student)
+    model.eval()
+    order = np.argsort(-collate.encoded.lengths, kind="stable")     # similar lengths together: less padding
+    mine = order[accelerator.process_index::accelerator.num_processes]
+    rows = []
+    for start in range(0, len(mine), batch_size):
+        batch = collate(mine[start:start + batch_size]).to(accelerator.device)
+        with accelerator.autocast():
+            rows.append(model(batch.inputs, batch.choices)[0].float())
+    return _gather_rows(accelerator, rows, order, width)
+
+
+@torch.no_grad()
+def aligner_logits(accelerator, aligner, features, batch_size: int, width: int) -> np.ndarray:
+    """The aligner's outputs [n, width] for the teacher vectors `features` (feats[positions] → [k, D])."""
+    model = accelerator.unwrap_model(aligner)
+    model.eval()
+    order = np.arange(len(features))
+    mine = order[accelerator.process_index::accelerator.num_processes]
+    rows = [model(torch.from_numpy(features[mine[s:s + batch_size]]).to(accelerator.device), project=False)[0].float()
+            for s in range(0, len(mine), batch_size)]
+    return _gather_rows(accelerator, rows, order, width)
+
+
+def _gather_rows(accelerator, rows: list[torch.Tensor], order: np.ndarray, width: int) -> np.ndarray:
+    """Process p scored order[p::P] (rows of `width` outputs); every row put back at its position."""
+    processes = accelerator.num_processes
+    local = torch.cat(rows) if rows else torch.empty(0, width, device=accelerator.device)
+    if processes > 1:
+        per = math.ceil(len(order) / processes)
+        padded = torch.zeros(per, width, device=accelerator.device)
+        padded[:len(local)] = local
+        gathered = accelerator.gather(padded).view(processes, per, -1).cpu().numpy()
+        local = np.concatenate([gathered[p, :len(order[p::processes])] for p in range(processes)])
+        owners = np.concatenate([order[p::processes] for p in range(processes)])
+    else:
+        local, owners = local.cpu().numpy(), order
+    out = np.empty_like(local)
+    out[owners] = local
+    return out
