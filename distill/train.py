@@ -20,6 +20,10 @@ The aligner learns only from L_t; the student's losses see the aligner's outputs
 `batch_size` is per process; with P processes and A accumulation steps an optimizer step sees
 batch_size × P × A examples. Only the main process writes files. See armada.distill.model for
 the layout of the run directory.
+
+Several processes: `torchrun --nproc-per-node 2 --no-python armada distill ...`, or `accelerate
+launch --multi_gpu --num_processes 2 ...` (on a CPU, `accelerate launch --cpu --num_processes 2`
+silently runs one process); run.json records the process count and each process's batches.
 """
 
 from __future__ import annotations
