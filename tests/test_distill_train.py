@@ -225,3 +225,12 @@ def test_lora_trains_adapters_and_heads_and_saves_the_merged_backbone(tmp_path, 
     key = "encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(saved[key], original[key])
     assert type(AutoModel.from_pretrained(out / "student")).__name__ == "BertModel"
+
+
+def test_bf16_mixed_precision_trains(tmp_path, students):
+    task, data_dir, _ = _task(tmp_path, "classification", Path())
+    _, cache = _cached(tmp_path, task, data_dir, 0)
+    out = tmp_path / "run"
+    train(tiny.tiny_config(students["causal"], mixed_precision="bf16", epochs=1), task, str(cache), data_dir, out)
+    line = json.loads((out / "metrics.jsonl").read_text())
+    assert all(np.isfinite(v) for v in line["train"].values())
