@@ -18,7 +18,7 @@ the models are loaded to the last row written (armada prints it at the end of it
 loading seconds are shown beside it.
 
 Run: .venv/bin/python bench/extract_throughput.py [--diffusion-examples 24] [--speech-examples 24] [--rss-examples 30]
-     [--repeat 2]
+     [--repeat 2] [--threads 1]
 """
 
 from __future__ import annotations
@@ -156,11 +156,20 @@ def write_pipeline(folder: Path, model: Path | None) -> Path:
     return path
 
 
-def armada_extract(pipeline: Path, teacher: str, count: int, out: Path) -> dict:
+def confined(threads: int) -> dict:
+    """Popen arguments that give a process `threads` threads on as many cores. On a machine others share,
+    two threads on two busy cores stall each other at every synchronisation and single runs vary by whole
+    factors; one thread per side gives steady, comparable figures. Both sides get the same."""
+    cores = sorted(os.sched_getaffinity(0))[:threads]
+    env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    return {"env": env, "preexec_fn": lambda: os.sched_setaffinity(0, cores)}
+
+
+def armada_extract(pipeline: Path, teacher: str, count: int, out: Path, threads: int) -> dict:
     """`armada extract` in its own process; its seconds (loading the task and teacher onward) and peak RSS."""
     process = subprocess.Popen([ARMADA, "extract", "--teacher", teacher, "--dataset", "bbc-news", "--split", "train",
                                 "--limit", str(count), "--config", str(pipeline), "--out", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **confined(threads))
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -171,9 +180,9 @@ def armada_extract(pipeline: Path, teacher: str, count: int, out: Path) -> dict:
             "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
-def in_own_process(function: str, *args) -> dict:
+def in_own_process(threads: int, function: str, *args) -> dict:
     result = subprocess.run([sys.executable, str(HERE), "--run", function, *map(str, args)],
-                            capture_output=True, text=True, check=False)
+                            capture_output=True, text=True, check=False, **confined(threads))
     if result.returncode != 0:
         raise SystemExit(f"{function} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -192,6 +201,7 @@ def main() -> None:
     parser.add_argument("--speech-examples", type=int, default=24)
     parser.add_argument("--rss-examples", type=int, default=30, help="N: peak RSS is measured for N and 10·N examples")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side, taking turns; the faster counts")
+    parser.add_argument("--threads", type=int, default=1, help="threads (and cores) for every side")
     parser.add_argument("--run", nargs="+", help=argparse.SUPPRESS)   # one side, in its own process
     args = parser.parse_args()
     if args.run:
@@ -208,24 +218,25 @@ def main() -> None:
         n = args.diffusion_examples
         reference, ours = alternate(
             args.repeat,
-            lambda k: in_own_process("reference_diffusion", model, tmp / f"reference-npy-{k}", n),
-            lambda k: armada_extract(pipeline, "bench-sd", n, tmp / f"sd-{k}.zarr"))
+            lambda k: in_own_process(args.threads, "reference_diffusion", model, tmp / f"reference-npy-{k}", n),
+            lambda k: armada_extract(pipeline, "bench-sd", n, tmp / f"sd-{k}.zarr", args.threads))
         rows.append(("diffusion, 128 px, 20 steps", "reference loop (decode + img2img, .npy per example)", reference,
                      f"armada extract (batch {BATCH_SIZE}, latent only)", ours, 4))
 
         n = args.speech_examples
         naive, ours = alternate(
             args.repeat,
-            lambda k: in_own_process("naive_piper_whisper", tmp / f"naive-npy-{k}", n),
-            lambda k: armada_extract(pipeline, "piper-whisper", n, tmp / f"pw-{k}.zarr"))
+            lambda k: in_own_process(args.threads, "naive_piper_whisper", tmp / f"naive-npy-{k}", n),
+            lambda k: armada_extract(pipeline, "piper-whisper", n, tmp / f"pw-{k}.zarr", args.threads))
         rows.append(("piper-whisper", "per-example loop, Whisper on 30 s padding", naive,
                      f"armada extract (batch {BATCH_SIZE}, clip length)", ours, 3))
 
         n = args.rss_examples
-        small = armada_extract(pipeline, "piper-whisper", n, tmp / "rss-small.zarr")
-        large = armada_extract(pipeline, "piper-whisper", 10 * n, tmp / "rss-large.zarr")
+        small = armada_extract(pipeline, "piper-whisper", n, tmp / "rss-small.zarr", args.threads)
+        large = armada_extract(pipeline, "piper-whisper", 10 * n, tmp / "rss-large.zarr", args.threads)
 
-    print(f"\nCPU: {os.cpu_count()} cores shared with other work; load average {os.getloadavg()[0]:.1f} at the end. "
+    print(f"\nCPU: {os.cpu_count()} cores shared with other work, {args.threads} thread(s) per side; load average "
+          f"{os.getloadavg()[0]:.1f} at the end. "
           "ex/s: examples per second after loading; load: seconds to load the models (and, for armada, the task and cache)")
     print(f"\n{'workload':28} {'baseline':52} {'ex/s':>6} {'load':>5}   {'armada':38} {'ex/s':>6} {'load':>5}   speed-up  target")
     for workload, base_name, base, ours_name, ours, target in rows:
