@@ -1,0 +1,92 @@
+"""`armada run`: the whole job a pipeline file describes, resumable at every step.
+
+For each task: extract the teacher's features (a finished cache is checked and reused; an
+interrupted one resumes), distil every variant × seed (a finished run is skipped, an interrupted
+one resumes from its newest complete checkpoint), score each run's best student and TS Aligner on
+the validation split, then write one report over every run of the pipeline.
+
+Layout: <runs_dir>/<name>/<task>/<variant>/seed-<S>/ for runs, <report_dir>/<name>/ for the
+report, the caches where [extract] cache_dir says.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from armada.config import PipelineConfig, Variant
+from armada.tasks import Task, get_task
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    task: Task
+    variant: Variant
+    seed: int
+    out: Path
+
+
+def task_slug(task: str) -> str:
+    return task.replace("/", "_").replace(":", "_")
+
+
+def plan(cfg: PipelineConfig) -> list[PlannedRun]:
+    root = Path(cfg.run.runs_dir) / cfg.run.name
+    return [PlannedRun(get_task(name, cfg.tasks), variant, seed, root / task_slug(name) / variant.name / f"seed-{seed}")
+            for name in cfg.run.tasks for variant in cfg.variants for seed in cfg.run.seeds]
+
+
+def run_pipeline(cfg: PipelineConfig, say=print) -> Path:
+    """Run every stage; returns the report folder."""
+    from armada.distill.train import train
+    from armada.eval.report import write_report
+    from armada.extract.runner import job_from_config, run_extract
+
+    started = time.time()
+    runs = plan(cfg)
+    caches: dict[str, str | None] = {}
+    for name in cfg.run.tasks:
+        distilled = [r for r in runs if r.task.name == name and not cfg.distill_for(name, r.variant).undistilled]
+        if not distilled:
+            caches[name] = None             # only baselines: no teacher needed; rows come from [data]
+            continue
+        job = job_from_config(cfg, name)
+        say(f"== extract {name} with {cfg.extract.teacher} → {job.out}")
+        summary = run_extract(job)
+        if summary.rows_written == 0:
+            say(f"   the cache was already complete ({summary.shards_already_done} shards)")
+        else:
+            say(f"   {summary.rows_written} rows written in {summary.seconds:.0f} s")
+        caches[name] = job.out
+
+    for i, run in enumerate(runs, start=1):
+        settings = cfg.distill_for(run.task.name, run.variant, seed=run.seed)
+        say(f"== distill [{i}/{len(runs)}] {run.task.name} {run.variant.name} seed {run.seed} → {run.out}")
+        limits = {} if caches[run.task.name] else {"train_limit": cfg.data.train_limit,
+                                                    "validation_limit": cfg.data.validation_limit}
+        train(settings, run.task, caches[run.task.name], cfg.data.data_dir, run.out, resume=True,
+              variant=run.variant.name, template=cfg.data.teacher_templates.get(run.task.name) or None, **limits)
+        evaluate(run, cfg, say)
+
+    report = Path(cfg.run.report_dir) / cfg.run.name
+    say(f"== report → {report}")
+    files = write_report([Path(cfg.run.runs_dir) / cfg.run.name], report, analysis=cfg.run.analysis,
+                         data_dir=cfg.data.data_dir, file_tasks=cfg.tasks)
+    say(f"done in {time.time() - started:.0f} s: {files.markdown}")
+    return report
+
+
+def evaluate(run: PlannedRun, cfg: PipelineConfig, say) -> None:
+    """Score the run's best student (and its aligner alone: the paper's Table 6) once per finished run."""
+    from armada.eval.evaluate import evaluate_run
+
+    record = json.loads((run.out / "run.json").read_text())
+    scorers = [False] if record.get("undistilled") else [False, True]
+    for aligner in scorers:
+        scores = run.out / "eval" / ("validation-aligner.json" if aligner else "validation.json")
+        if scores.is_file() and scores.stat().st_mtime >= (run.out / "run.json").stat().st_mtime:
+            continue
+        result = evaluate_run(run.out, "validation", cfg.data.data_dir or None, aligner=aligner, file_tasks=cfg.tasks)
+        say(f"   {result.summary()}")

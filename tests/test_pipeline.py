@@ -1,0 +1,85 @@
+"""`armada run` through the real CLI on configs/debug.toml: every stage, interrupted and resumed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from armada import config
+from armada.pipeline import plan
+
+ROOT = Path(__file__).resolve().parents[1]
+ARMADA = Path(sys.executable).with_name("armada")
+
+
+def _command(tmp_path: Path) -> list[str]:
+    return [str(ARMADA), "run", str(ROOT / "configs" / "debug.toml"),
+            "--set", f'run.runs_dir="{tmp_path / "runs"}"', "--set", f'run.report_dir="{tmp_path / "report"}"',
+            "--set", f'extract.cache_dir="{tmp_path / "cache"}"']
+
+
+def _status(run: Path) -> str | None:
+    try:
+        return json.loads((run / "run.json").read_text())["status"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def test_plan_lays_runs_out_by_task_variant_and_seed():
+    cfg = config.load(ROOT / "configs" / "debug.toml")
+    runs = plan(cfg)
+    assert [(r.variant.name, r.seed) for r in runs] == [("undistilled", 0), ("undistilled", 1),
+                                                         ("armada-cosine", 0), ("armada-cosine", 1)]
+    assert runs[2].out == Path("runs/debug/bbc-news/armada-cosine/seed-0")
+
+
+def test_interrupted_run_resumes_without_redoing_finished_runs_then_reports(tmp_path):
+    cfg = config.load(ROOT / "configs" / "debug.toml")
+    runs = [tmp_path / r.out for r in plan(cfg)]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+
+    # Kill the whole process group once the first run is finished and the second has begun.
+    first = subprocess.Popen(_command(tmp_path), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)
+    deadline = time.time() + 600
+    while not (_status(runs[0]) == "finished" and _status(runs[1]) == "running"):
+        assert first.poll() is None, first.stdout.read()
+        assert time.time() < deadline, "the first run did not finish in time"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    finished_record = (runs[0] / "run.json").read_bytes()
+    finished_metrics = (runs[0] / "metrics.jsonl").read_bytes()
+    finished_mtime = (runs[0] / "run.json").stat().st_mtime_ns
+
+    second = subprocess.run(_command(tmp_path), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout + second.stderr
+    out = second.stdout
+    assert "the cache was already complete" in out                     # extraction skipped, not redone
+    assert f"{runs[0]} is already finished" in out                     # the finished run was not trained again
+    assert (runs[0] / "run.json").read_bytes() == finished_record
+    assert (runs[0] / "run.json").stat().st_mtime_ns == finished_mtime
+    assert (runs[0] / "metrics.jsonl").read_bytes() == finished_metrics
+
+    for run in runs:
+        record = json.loads((run / "run.json").read_text())
+        assert record["status"] == "finished" and record["epochs"] == 2
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(line)["epoch"] for line in lines] == [1, 2]     # no epoch twice after the resume
+        scores = json.loads((run / "eval" / "validation.json").read_text())
+        assert scores["examples"] == 16 and scores["scores"]["accuracy"] == record["best_dev"]
+        assert (run / "eval" / "validation-aligner.json").is_file() == (not record["undistilled"])
+
+    report = tmp_path / "report" / "debug"
+    results = (report / "results.md").read_text()
+    assert "armada-cosine" in results and "undistilled" in results and "bbc-news" in results
+    assert (report / "results.csv").is_file()
+    assert any(p.suffix == ".png" and p.stat().st_size > 0 for p in report.iterdir())
+    assert f"report: {report / 'results.md'}" in out
+
+    verify = subprocess.run([str(ARMADA), "cache", "verify", str(tmp_path / "cache" / "bbc-news--piper-whisper.zarr")],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
