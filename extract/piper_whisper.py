@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime
+import torch
 from faster_whisper import WhisperModel
 from piper import PiperVoice
 from piper.config import PiperConfig, SynthesisConfig
@@ -74,8 +75,7 @@ class PiperWhisperTeacher:
         self._voice = None if self._noisy else self._new_voice()
         self._synthesis = SynthesisConfig(length_scale=settings.length_scale, noise_scale=settings.noise_scale,
                                           noise_w_scale=settings.noise_w, normalize_audio=True)
-        self._whisper = WhisperModel(str(self._whisper_dir), device="cpu", compute_type=COMPUTE_TYPE,
-                                     cpu_threads=1, num_workers=self._workers)
+        self._whisper = _whisper_model(self._whisper_dir, self._workers)
         rate = self._voice_config.sample_rate
         self._resample = (SAMPLE_RATE // gcd(SAMPLE_RATE, rate), rate // gcd(SAMPLE_RATE, rate))
         self._max_samples = int(settings.max_seconds * SAMPLE_RATE)
@@ -83,7 +83,7 @@ class PiperWhisperTeacher:
         # input samples, so the kept 16 kHz samples are the same as resampling everything.
         self._max_voice_samples = int(settings.max_seconds * rate) + rate // 100
         self._max_phoneme_ids = ceil(settings.max_seconds * MAX_PHONEME_IDS_PER_SECOND / settings.length_scale)
-        self.dim = np.asarray(self._whisper.encode(np.zeros((self._whisper.model.n_mels, 2), np.float32))).shape[-1]
+        self.dim = _encoder_width(self._whisper)
         self._provenance: dict[str, Any] | None = None
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -169,6 +169,25 @@ class PiperWhisperTeacher:
                 "dim": self.dim,
             }
         return self._provenance
+
+
+def output_dim(settings: PiperWhisperSettings) -> int:
+    """The row size: the Whisper encoder's width (loading the small CTranslate2 model, not the voice)."""
+    return _encoder_width(_whisper_model(_whisper_folder(settings.whisper), 1))
+
+
+def _whisper_model(folder: Path, workers: int) -> WhisperModel:
+    """CTranslate2 sets the calling thread's OpenMP threads to its cpu_threads (1): put torch's back,
+    or whatever trains after extraction in this process (`armada run`) would use one core."""
+    threads = torch.get_num_threads()
+    model = WhisperModel(str(folder), device="cpu", compute_type=COMPUTE_TYPE, cpu_threads=1, num_workers=workers)
+    torch.set_num_threads(threads)
+    return model
+
+
+def _encoder_width(whisper: WhisperModel) -> int:
+    # A CTranslate2 folder's config.json does not say the width: encode two silent frames and look.
+    return np.asarray(whisper.encode(np.zeros((whisper.model.n_mels, 2), np.float32))).shape[-1]
 
 
 def _peak_normalized(audio: np.ndarray) -> np.ndarray:

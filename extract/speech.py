@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.signal import resample_poly
-from transformers import (AutoFeatureExtractor, SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5Processor,
+from transformers import (AutoConfig, AutoFeatureExtractor, SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5Processor,
                           Wav2Vec2Model)
 from transformers.utils import cached_file
 
@@ -120,6 +120,14 @@ class SpeechT5Teacher:
             "transformers": version("transformers"),
             "dim": self.dim,
         }
+
+
+def output_dim(settings: SpeechT5Settings) -> int:
+    """The row size: the encoder's hidden size, from its config in a local folder or the hub cache (no download)."""
+    try:
+        return AutoConfig.from_pretrained(settings.encoder, local_files_only=True).hidden_size
+    except OSError:
+        raise ArmadaError(f"the size of {settings.encoder}'s vectors is known once it is downloaded") from None
 
 
 def _from_pretrained(cls, source: str, teacher: str, key: str):

@@ -15,6 +15,7 @@ import sentencepiece
 import torch
 
 from armada.errors import ArmadaError
+from armada.extract import piper_whisper, speech
 from armada.extract.registry import load_teacher
 from armada.extract.teacher import file_sha256
 
@@ -29,7 +30,7 @@ def piper():
 
 
 def test_piper_whisper_gives_384_finite_float32_values_per_text(piper):
-    assert piper.dim == 384
+    assert piper.dim == 384 == piper_whisper.output_dim(piper.settings)   # known before the voice is loaded
     vectors = piper.encode(SHORT)
     assert vectors.shape == (2, 384) and vectors.dtype == np.float32
     assert np.isfinite(vectors).all()
@@ -176,7 +177,7 @@ def speecht5(tiny, **settings):
 
 def test_speecht5_gives_the_listeners_width_per_text(tiny_speecht5):
     teacher = speecht5(tiny_speecht5)
-    assert teacher.dim == 24                            # wav2vec2-base's 768 at full size
+    assert teacher.dim == 24 == speech.output_dim(teacher.settings)    # wav2vec2-base's 768 at full size
     vectors = teacher.encode(["hello world", "the lazy dog"])
     assert vectors.shape == (2, 24) and vectors.dtype == np.float32 and np.isfinite(vectors).all()
 
@@ -227,3 +228,13 @@ def test_speecht5_wrong_speaker_vector_is_a_clear_error(tiny_speecht5, tmp_path)
 def test_speecht5_unreachable_hub_model_names_it_and_says_how_to_use_a_folder(tiny_speecht5):
     with pytest.raises(ArmadaError, match=r"teachers\.speecht5\.vocoder = 'microsoft/speecht5_hifigan'.*vocoder = \"/path/to/DIR\""):
         speecht5(tiny_speecht5, vocoder="microsoft/speecht5_hifigan")
+
+
+def test_piper_whisper_leaves_torch_its_threads(piper):
+    """CTranslate2 sets OpenMP's threads to 1 when Whisper loads; training after extraction in the same
+    process (armada run) must still get every core."""
+    import torch
+
+    before = torch.get_num_threads()
+    load_teacher("piper-whisper").encode(SHORT[:1])
+    assert torch.get_num_threads() == before
