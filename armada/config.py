@@ -33,6 +33,7 @@ class RunConfig:
     name: str = "default"                       # runs go to <runs_dir>/<name>/, the report to <report_dir>/<name>/
     tasks: tuple[str, ...] = ("bbc-news",)      # task names (`armada tasks`)
     seeds: tuple[int, ...] = (0, 1, 2)
+    seeds_per_task: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # over seeds, for one task
     runs_dir: str = "runs"
     report_dir: str = "report"
     analysis: bool = False                      # add the paper's §6 embedding views to the report
@@ -43,11 +44,15 @@ class DataConfig:
     """Where the data comes from and how much of it."""
 
     data_dir: str = ""                          # local GLUE/SuperGLUE suite or task folder; "" reads the hub
+    data_dirs: Mapping[str, str] = field(default_factory=dict)  # per task, over data_dir: {"super_glue/copa" = "..."}
     train_limit: int = _check(0, low=0, doc="keep the first N training rows (0 = all)")
     validation_limit: int = _check(0, low=0, doc="keep the first N validation rows (0 = all)")
     # Teacher text per task: a template over the task's text fields, e.g. "{title}" (default: all
     # text fields joined and lowercased, as the authors' code does).
     teacher_templates: Mapping[str, str] = field(default_factory=dict)
+
+    def dir_for(self, task: str) -> str:
+        return self.data_dirs.get(task, self.data_dir)
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,46 @@ class DistillConfig:
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     gradient_accumulation_steps: int = _check(1, low=1)
     seed: int = 0
+    # Generative students (armada.distill.lm): "lm" trains a causal LM on prompt → response; its
+    # defaults are LM_DEFAULTS below, the paper's Appendix C for generation.
+    objective: Literal["task", "lm"] = "task"
+    # How the TS Aligner learns: "task" from the labels (eq. 1); "reconstruction" from the teacher
+    # vectors alone (MSE of a decoder's output against them: the paper's §4 for generative tasks).
+    aligner_objective: Literal["task", "reconstruction"] = "task"
+    aligner_pretrain_epochs: int = _check(0, low=0, doc="lm: epochs the TS Aligner trains alone before the student "
+                                                        "starts, then kept fixed (0: trained with it, online)")
+    prompt_style: Literal["auto", "chat", "alpaca"] = "auto"   # lm: "auto" = the chat template where the tokenizer has one
+    save_adapter: bool = False                  # lm: save the LoRA adapter folder instead of the merged model
+
+    def __post_init__(self):
+        lm = self.objective == "lm"
+        if lm and self.aligner_objective != "reconstruction":
+            raise ConfigError('distill.objective = "lm" has no class labels to train the TS Aligner on: '
+                              'set distill.aligner_objective = "reconstruction"')
+        if not lm and self.aligner_objective == "reconstruction":
+            raise ConfigError('distill.aligner_objective = "reconstruction" gives the TS Aligner no class outputs for '
+                              'eq. 2 and the auxiliary losses; it serves distill.objective = "lm"')
+        if lm:
+            changed = [k for k in LM_UNUSED if getattr(self, k) != DistillConfig.__dataclass_fields__[k].default]
+            if changed:
+                raise ConfigError(f'distill.objective = "lm": {", ".join(changed)} have no role (eq. 2\'s soft term and '
+                                  "the auxiliary outputs need class logits); remove them")
+            if self.schedule != "joint":
+                raise ConfigError('distill.objective = "lm" trains on the joint schedule; to train the TS Aligner '
+                                  "first, set distill.aligner_pretrain_epochs")
+        else:
+            for key in ("aligner_pretrain_epochs", "save_adapter", "prompt_style"):
+                if getattr(self, key) != DistillConfig.__dataclass_fields__[key].default:
+                    raise ConfigError(f'distill.{key} applies to distill.objective = "lm" only')
+
+
+# What `objective = "lm"` changes in the defaults: the paper's generative setting (Appendix C: LoRA
+# rank 8, 3 epochs, lr 3e-4, batch 4) and the reconstruction-trained aligner (§4). Settings given
+# explicitly win over these.
+LM_DEFAULTS = {"lora_r": 8, "epochs": 3, "lr": 3e-4, "batch_size": 4, "eval_batch_size": 8, "max_length": 256,
+               "aligner_objective": "reconstruction"}
+# Settings of eq. 2 and the auxiliary outputs, which need class logits: no role for "lm".
+LM_UNUSED = ("alpha", "gamma", "tau", "soft_loss")
 
 
 @dataclass(frozen=True)
@@ -136,10 +181,13 @@ class PipelineConfig:
     def distill_for(self, task: str, variant: Variant | None = None, **flags) -> DistillConfig:
         """The [distill] settings for one task and variant: base ← per-task ← variant ← flags."""
         merged = dataclasses.asdict(self.distill)
-        merged.update(self.distill_per_task.get(task, {}))
+        overrides = dict(self.distill_per_task.get(task, {}))
         if variant is not None:
-            merged.update(variant.settings)
-        merged.update({k: v for k, v in flags.items() if v is not None})
+            overrides.update(variant.settings)
+        overrides.update({k: v for k, v in flags.items() if v is not None})
+        if overrides.get("objective") == "lm" and merged["objective"] != "lm":
+            merged.update(LM_DEFAULTS)          # a task or variant that turns to "lm" starts from its defaults
+        merged.update(overrides)
         return build(DistillConfig, merged, "distill", _Origins(self.source))
 
     def variant(self, name: str) -> Variant:
@@ -297,6 +345,8 @@ def build(cls, table: Mapping[str, Any], where: str, origins: _Origins | str):
         origins = _Origins(origins)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    if cls is DistillConfig and table.get("objective") == "lm":
+        table = {**LM_DEFAULTS, **table}
     values = {}
     for key, value in table.items():
         dotted = f"{where}.{key}"

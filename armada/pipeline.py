@@ -35,7 +35,8 @@ def task_slug(task: str) -> str:
 def plan(cfg: PipelineConfig) -> list[PlannedRun]:
     root = Path(cfg.run.runs_dir) / cfg.run.name
     return [PlannedRun(get_task(name, cfg.tasks), variant, seed, root / task_slug(name) / variant.name / f"seed-{seed}")
-            for name in cfg.run.tasks for variant in cfg.variants for seed in cfg.run.seeds]
+            for name in cfg.run.tasks for variant in cfg.variants
+            for seed in cfg.run.seeds_per_task.get(name, cfg.run.seeds)]
 
 
 def run_pipeline(cfg: PipelineConfig, say=print) -> Path:
@@ -66,14 +67,14 @@ def run_pipeline(cfg: PipelineConfig, say=print) -> Path:
         say(f"== distill [{i}/{len(runs)}] {run.task.name} {run.variant.name} seed {run.seed} → {run.out}")
         limits = {} if caches[run.task.name] else {"train_limit": cfg.data.train_limit,
                                                     "validation_limit": cfg.data.validation_limit}
-        train(settings, run.task, caches[run.task.name], cfg.data.data_dir, run.out, resume=True,
+        train(settings, run.task, caches[run.task.name], cfg.data.dir_for(run.task.name), run.out, resume=True,
               variant=run.variant.name, template=cfg.data.teacher_templates.get(run.task.name) or None, **limits)
         evaluate(run, cfg, say)
 
     report = Path(cfg.run.report_dir) / cfg.run.name
     say(f"== report → {report}")
     files = write_report([Path(cfg.run.runs_dir) / cfg.run.name], report, analysis=cfg.run.analysis,
-                         data_dir=cfg.data.data_dir, file_tasks=cfg.tasks)
+                         file_tasks=cfg.tasks)        # each run reads its own data folder (config.toml)
     say(f"done in {time.time() - started:.0f} s: {files.markdown}")
     return report
 
@@ -88,5 +89,5 @@ def evaluate(run: PlannedRun, cfg: PipelineConfig, say) -> None:
         scores = run.out / "eval" / ("validation-aligner.json" if aligner else "validation.json")
         if scores.is_file() and scores.stat().st_mtime >= (run.out / "run.json").stat().st_mtime:
             continue
-        result = evaluate_run(run.out, "validation", cfg.data.data_dir or None, aligner=aligner, file_tasks=cfg.tasks)
+        result = evaluate_run(run.out, "validation", aligner=aligner, file_tasks=cfg.tasks)
         say(f"   {result.summary()}")

@@ -72,7 +72,7 @@ def job_from_config(cfg, task: str, *, out: str | None = None, overwrite: bool =
         teacher=teacher, task=task, out=out or default_cache_path(cfg.extract.cache_dir, task, teacher),
         splits=cfg.extract.splits,
         limits={"train": cfg.data.train_limit, "validation": cfg.data.validation_limit, "test": test_limit},
-        data_dir=cfg.data.data_dir, template=cfg.data.teacher_templates.get(task, ""),
+        data_dir=cfg.data.dir_for(task), template=cfg.data.teacher_templates.get(task, ""),
         batch_size=cfg.extract.batch_size, shard_rows=cfg.extract.shard_rows, dtype=cfg.extract.dtype,
         num_processes=cfg.extract.num_processes, overwrite=overwrite, teacher_tables=cfg.teachers,
         file_tasks={name: to_dict(spec) for name, spec in cfg.tasks.items()},

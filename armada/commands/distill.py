@@ -96,7 +96,7 @@ def distill(
     out_dir = out or str(Path("runs") / "-".join(_slug(p) for p in (task.name, settings.student, kind, f"seed{settings.seed}")))
     data = pipeline.data
     result = train(
-        settings, task, cache, data_dir if data_dir is not None else data.data_dir, out_dir, resume=resume, variant=variant,
+        settings, task, cache, data_dir if data_dir is not None else data.dir_for(task.name), out_dir, resume=resume, variant=variant,
         train_limit=train_limit if train_limit is not None else (data.train_limit or None),
         validation_limit=validation_limit if validation_limit is not None else (data.validation_limit or None),
         template=data.teacher_templates.get(task.name),

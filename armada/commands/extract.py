@@ -34,7 +34,7 @@ def extract(
 
     cfg = config_module.load(config, sets or [], flags={
         "extract.teacher": teacher, "extract.splits": split or None, "extract.batch_size": batch_size,
-        "extract.num_processes": num_processes, "data.data_dir": data_dir,
+        "extract.num_processes": num_processes, f'data.data_dirs."{dataset}"': data_dir,
         "data.train_limit": limit, "data.validation_limit": limit,
     })
     job = job_from_config(cfg, dataset, out=out, overwrite=overwrite, test_limit=limit or 0)
