@@ -157,3 +157,22 @@ def test_config_is_frozen():
     cfg = config.load(None)
     with pytest.raises(Exception):
         cfg.distill.alpha = 0.9
+
+
+def test_per_task_data_folders_and_seeds(tmp_path):
+    path = write(tmp_path, """
+[run]
+tasks = ["glue/rte", "super_glue/copa"]
+seeds_per_task = { "super_glue/copa" = [0, 1, 2, 3, 4] }
+[data]
+data_dir = "glue"
+data_dirs = { "super_glue/copa" = "superglue" }
+""")
+    cfg = config.load(path)
+    assert (cfg.data.dir_for("glue/rte"), cfg.data.dir_for("super_glue/copa")) == ("glue", "superglue")
+    assert cfg.run.seeds_per_task["super_glue/copa"] == (0, 1, 2, 3, 4)
+    # A command-line folder for one task (as `armada extract --data-dir` passes it) wins over the file.
+    flagged = config.load(path, flags={'data.data_dirs."super_glue/copa"': "elsewhere"})
+    assert flagged.data.dir_for("super_glue/copa") == "elsewhere" and flagged.data.dir_for("glue/rte") == "glue"
+    with pytest.raises(ConfigError, match=r"run\.seeds_per_task\.super_glue/copa\[0\] = 'a' has the wrong type"):
+        config.load(path, sets=['run.seeds_per_task."super_glue/copa"=["a"]'])
