@@ -143,10 +143,11 @@ LM_UNUSED = ("alpha", "gamma", "tau", "soft_loss")
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the report: a name and the [distill] settings it changes."""
+    """One row of the report: a name, the [distill] settings it changes, the tasks it runs on."""
 
     name: str
     settings: Mapping[str, Any] = field(default_factory=dict)
+    tasks: tuple[str, ...] = ()                 # () = every task of [run]; else only these (ablations on a few)
 
 
 @dataclass(frozen=True)
@@ -314,8 +315,9 @@ def _build_variants(items: Any, origins: _Origins) -> tuple[Variant, ...]:
         if name in seen:
             raise ConfigError(f"{origins('variants')}: two variants are named {name!r}")
         seen.add(name)
+        tasks = _coerce(item.pop("tasks", []), tuple[str, ...], f"{where}.tasks", origins)
         build(DistillConfig, item, f"{where} ({name})", origins)  # reject unknown keys and bad values now
-        variants.append(Variant(name, item))
+        variants.append(Variant(name, item, tasks))
     return tuple(variants)
 
 
@@ -330,6 +332,11 @@ def _check_references(config: PipelineConfig, origins: _Origins) -> None:
     from armada.tasks import task_names
 
     validate_teacher_tables(config.teachers, lambda key: origins(key))
+    for variant in config.variants:
+        for task in variant.tasks:
+            if task not in config.run.tasks:
+                raise ConfigError(f"{origins('variants')}: variant {variant.name!r} names task {task!r}, which is not "
+                                  f"in run.tasks {list(config.run.tasks)}")
     valid = set(task_names()) | {f"file:{name}" for name in config.tasks}
     for task in config.run.tasks:
         if task not in valid:
@@ -412,7 +419,7 @@ def _coerce(value: Any, hint: Any, key: str, origins: _Origins) -> Any:
 def to_dict(obj) -> Any:
     """A plain, TOML-writable form of a config (the `source` bookkeeping left out)."""
     if isinstance(obj, Variant):
-        return {"name": obj.name, **obj.settings}
+        return {"name": obj.name, **obj.settings, **({"tasks": list(obj.tasks)} if obj.tasks else {})}
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "source"}
     if isinstance(obj, (tuple, list)):

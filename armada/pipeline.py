@@ -35,7 +35,7 @@ def task_slug(task: str) -> str:
 def plan(cfg: PipelineConfig) -> list[PlannedRun]:
     root = Path(cfg.run.runs_dir) / cfg.run.name
     return [PlannedRun(get_task(name, cfg.tasks), variant, seed, root / task_slug(name) / variant.name / f"seed-{seed}")
-            for name in cfg.run.tasks for variant in cfg.variants
+            for name in cfg.run.tasks for variant in cfg.variants if not variant.tasks or name in variant.tasks
             for seed in cfg.run.seeds_per_task.get(name, cfg.run.seeds)]
 
 

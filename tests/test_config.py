@@ -176,3 +176,28 @@ data_dirs = { "super_glue/copa" = "superglue" }
     assert flagged.data.dir_for("super_glue/copa") == "elsewhere" and flagged.data.dir_for("glue/rte") == "glue"
     with pytest.raises(ConfigError, match=r"run\.seeds_per_task\.super_glue/copa\[0\] = 'a' has the wrong type"):
         config.load(path, sets=['run.seeds_per_task."super_glue/copa"=["a"]'])
+
+
+def test_a_variant_can_run_on_some_tasks_only(tmp_path):
+    from armada.pipeline import plan
+
+    text = """
+[run]
+tasks = ["glue/rte", "super_glue/copa"]
+seeds = [0]
+[[variants]]
+name = "undistilled"
+undistilled = true
+[[variants]]
+name = "noise-2"
+teacher_noise = 2.0
+tasks = ["super_glue/copa"]
+"""
+    cfg = config.load(write(tmp_path, text))
+    assert [(r.task.name, r.variant.name) for r in plan(cfg)] == [
+        ("glue/rte", "undistilled"), ("super_glue/copa", "undistilled"), ("super_glue/copa", "noise-2")]
+    again = tmp_path / "again.toml"
+    again.write_text(config.to_toml(config.to_dict(cfg)))
+    assert config.load(again).variant("noise-2").tasks == ("super_glue/copa",)
+    with pytest.raises(ConfigError, match=r"variant 'noise-2' names task 'glue/cola', which is not in run\.tasks"):
+        config.load(write(tmp_path, text.replace('tasks = ["super_glue/copa"]', 'tasks = ["glue/cola"]')))
