@@ -100,7 +100,7 @@ def plot_curves(table: Table, path: Path) -> Path:
     for ax in list(axes.flat)[len(table.tasks):]:
         ax.set_visible(False)
     handles = _unique_legend(axes)
-    fig.suptitle(f"{table.student}: dev metric per epoch (mean over seeds, band ± sd)", fontsize=11)
+    fig.suptitle(f"{table.student}: dev metric per epoch\n(mean over seeds, band ± sd)", fontsize=11)
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(6, len(handles)), fontsize=8)
     fig.tight_layout(rect=(0, 0.08 if rows == 1 else 0.05, 1, 1))
     fig.savefig(path, dpi=120)

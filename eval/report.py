@@ -15,7 +15,7 @@ from typing import Mapping
 from armada.config import FileTask
 
 from armada.eval.runs import SELECTIONS, BrokenRun, Run, find_run_dirs, load_run
-from armada.eval.stats import PairedTest
+from armada.eval.stats import PairedTest, summarize
 from armada.eval.tables import Cell, Table, build_tables
 
 SELECTION_HEADINGS = {
@@ -115,6 +115,7 @@ def _render_table(table: Table, figures: list[Path]) -> str:
             lines.append(_md_row(["---"] * 5))
             lines += [_md_row([variant, *_test_cells(test)]) for variant, test in tests]
             lines.append("")
+    lines += _render_aligner(table)
     coverage = _coverage(table)
     lines += ["### Coverage", ""]
     lines += coverage or ["Every cell has every seed of its task."]
@@ -122,6 +123,26 @@ def _render_table(table: Table, figures: list[Path]) -> str:
     lines += [f"![{figure.stem}]({figure.name})" for figure in figures]
     lines.append("")
     return "\n".join(lines)
+
+
+def _render_aligner(table: Table) -> list[str]:
+    """The TS Aligner alone on the dev split (the paper's Table 6), at each run's best student epoch."""
+    rows = []
+    for variant in table.variants:
+        cells = []
+        for task in table.tasks:
+            scores = [s for s in (r.aligner_score() for r in table.cells[(variant, task)].runs)
+                      if s is not None and not math.isnan(s)]
+            summary = summarize(scores) if scores else None
+            cells.append(f"{_score(summary.mean, summary.sd)} (n={summary.n})" if summary else "–")
+        if any(c != "–" for c in cells):
+            rows.append(_md_row([variant] + cells))
+    if not rows:
+        return []
+    header = ["variant"] + [f"{task} ({table.metrics[task]})" for task in table.tasks]
+    return ["### TS Aligner alone (the paper's Table 6)", "",
+            "The aligner saved with each run's best student, scored on the dev split from the teacher's vectors alone.", "",
+            _md_row(header), _md_row(["---"] * len(header)), *rows, ""]
 
 
 def _cell_text(cell: Cell, selection: str) -> str:

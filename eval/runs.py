@@ -23,6 +23,7 @@ SELECTIONS = ("best", "last")   # best epoch on dev (the paper's choice) and the
 class EpochScores:
     epoch: int
     dev: Mapping[str, float]    # metric name → score as a fraction
+    aligner_dev: Mapping[str, float] | None = None   # the TS Aligner alone, for ARMADA runs
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class Run:
         if selection == "last":
             return self.history[-1].dev[self.metric]
         return next(e.dev[self.metric] for e in self.history if e.epoch == self.best_epoch)
+
+    def aligner_score(self) -> float | None:
+        """The TS Aligner's primary dev score at the student's best epoch (the aligner saved with it)."""
+        epoch = next((e for e in self.history if e.epoch == self.best_epoch), None)
+        return None if epoch is None or not epoch.aligner_dev else epoch.aligner_dev.get(self.metric)
 
     def curve(self) -> list[tuple[int, float]]:
         return [(e.epoch, e.dev[self.metric]) for e in self.history if self.metric in e.dev]
@@ -170,9 +176,13 @@ def _read_history(path: Path) -> tuple[EpochScores, ...]:
             continue
         try:
             row = json.loads(line)
-            # null is how JSON writers spell an undefined score (Pearson of a constant prediction)
-            dev = {k: float("nan") if v is None else float(v) for k, v in (row.get("dev") or {}).items()}
-            history.append(EpochScores(int(row["epoch"]), dev))
+            dev, aligner = (_scores(row.get(key)) for key in ("dev", "aligner_dev"))
+            history.append(EpochScores(int(row["epoch"]), dev, aligner or None))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             raise _Unreadable(f"metrics.jsonl line {number} is not an epoch record: {e}") from None
     return tuple(history)
+
+
+def _scores(scores) -> dict[str, float]:
+    # null is how JSON writers spell an undefined score (Pearson of a constant prediction)
+    return {k: float("nan") if v is None else float(v) for k, v in (scores or {}).items()}

@@ -19,7 +19,8 @@ METRICS = {"glue/cola": "mcc", "glue/rte": "accuracy", "glue/stsb": "pearson"}
 
 
 def write_run(root: Path, task: str, variant: str, seed: int, curve: list[float], *, status: str = "finished",
-              student: str = "minilm-l6", name: str | None = None, with_variant: bool = True, manifold: str = "euclid") -> Path:
+              student: str = "minilm-l6", name: str | None = None, with_variant: bool = True, manifold: str = "euclid",
+              aligner: list[float] | None = None) -> Path:
     """A run folder as armada distill writes it; `curve` is the primary dev score per epoch."""
     path = root / (name or f"{task.replace('/', '-')}-{variant}-s{seed}")
     path.mkdir(parents=True)
@@ -35,7 +36,8 @@ def write_run(root: Path, task: str, variant: str, seed: int, curve: list[float]
     if with_variant:
         info["variant"] = variant
     (path / "run.json").write_text(json.dumps(info))
-    lines = [json.dumps({"epoch": e, "train": {"task": 0.5}, "dev": {metric: score}, "aligner_dev": None, "seconds": 12.5})
+    lines = [json.dumps({"epoch": e, "train": {"task": 0.5}, "dev": {metric: score},
+                         "aligner_dev": {metric: aligner[e - 1]} if aligner else None, "seconds": 12.5})
              for e, score in enumerate(curve, 1)]
     (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     (path / "config.toml").write_text(f'[distill]\nundistilled = {str(undistilled).lower()}\nmanifold = "{manifold}"\n')
@@ -238,3 +240,14 @@ def test_analysis_says_what_it_could_not_analyse_instead_of_failing(tmp_path, sh
     assert "- minilm-l6 on glue/stsb: not analysed: a regression task has no classes and no correctness" in text
     assert "- minilm-l6 undistilled on glue/rte: not analysed: " in text and "student" in text.split("glue/rte: not analysed: ")[1]
     assert files.analysis_csv.read_text().strip() == "student,task,variant,seed,examples,accuracy,silhouette_gold,silhouette_correct,purity,majority_share"
+
+
+def test_the_aligner_alone_is_reported_at_each_runs_best_student_epoch(tmp_path):
+    """The paper's Table 6: the TS Aligner scored from the teacher's vectors alone."""
+    for seed, aligner in enumerate(([0.10, 0.30, 0.20], [0.20, 0.40, 0.90])):
+        write_run(tmp_path / "runs", "glue/rte", "undistilled", seed, [0.5, 0.6, 0.55])
+        write_run(tmp_path / "runs", "glue/rte", "armada-euclid", seed, [0.5, 0.7, 0.6], aligner=aligner)
+    text = write_report([tmp_path / "runs"], tmp_path / "report").markdown.read_text()
+    section = text.split("### TS Aligner alone (the paper's Table 6)")[1].split("###")[0]
+    assert "| armada-euclid | 35.0 ± 7.1 (n=2) |" in section        # epoch 2 of each: 0.30 and 0.40
+    assert "undistilled" not in section
