@@ -10,5 +10,8 @@
   checkpoint.py        epoch checkpoints (safetensors + JSON) and exact resume
   run_dir.py           config.toml, metrics.jsonl, run.json and the best epoch's export
   train.py             train(): the whole run, as `armada distill` and `armada run` call it
-  model.py             the public API on a finished run: load_student, predict, load_aligner, predict_aligner
+  lm_data.py           generative students: prompt → response ids, labels on the response only, the pooled position
+  lm.py                train_lm(): the `objective = "lm"` recipe (LM loss + manifold, reconstruction-trained aligner)
+  model.py             the public API on a finished run: load_student, predict, load_aligner, predict_aligner,
+                       load_causal_student
 """

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from armada.config import DistillConfig
-from armada.distill.heads import StudentHeads, TSAligner
-from armada.distill.model import ArmadaStudent, HeadsConfig
-from armada.distill.students import load_backbone
+from armada.distill.heads import ReconstructionAligner, StudentHeads, StudentProjection, TSAligner
+from armada.distill.model import ArmadaStudent, CausalStudent, HeadsConfig, LMInfo
+from armada.distill.students import load_backbone, locate
 from armada.tasks import Task
 
 
@@ -36,6 +36,48 @@ def build_student(config: DistillConfig, task: Task) -> tuple[ArmadaStudent, obj
                                config.projection_dim, backbone.pooling, backbone.kind, config.student, backbone.source,
                                config.max_length)
     return ArmadaStudent(model, heads, heads_config), backbone.tokenizer
+
+
+# LoRA for generative students as LLM-Adapters trains LLaMA for the paper's Table 4 (rank 8, alpha 16,
+# dropout 0.05), on every linear layer of the blocks ("all-linear", which any architecture resolves;
+# LLM-Adapters names LLaMA's q/k/v/up/down projections): alpha = 2·rank keeps its scale for other ranks.
+LM_LORA_DROPOUT = 0.05
+
+
+def build_lm_student(config: DistillConfig, task: Task) -> tuple[CausalStudent, object]:
+    """(student, tokenizer) for `objective = "lm"`: the causal LM (LoRA-wrapped with `lora_r`) and F̃_s, P_s.
+
+    F̃_s and P_s are frozen for the undistilled baseline: no loss reaches them.
+    """
+    backbone = load_backbone(config.student, lm_head=True)
+    model = backbone.model
+    if config.lora_r:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, lora_dropout=LM_LORA_DROPOUT,
+                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+    elif config.save_adapter:
+        from armada.errors import ArmadaError
+
+        raise ArmadaError("save_adapter needs a LoRA adapter to save: set lora_r above 0 (or drop --save-adapter)")
+    from armada.distill.lm_data import resolve_style
+
+    hidden = backbone.model.config.hidden_size
+    projection = StudentProjection(hidden, config.projection_dim)
+    if config.undistilled:
+        projection.requires_grad_(False)
+    location = locate(config.student)
+    info = LMInfo(task.name, hidden, config.projection_dim, config.student, location.path, location.gguf_file,
+                  config.max_length, resolve_style(config.prompt_style, backbone.tokenizer),
+                  "adapter" if config.save_adapter else "merged", config.lora_r)
+    return CausalStudent(model, projection, info), backbone.tokenizer
+
+
+def build_reconstruction_aligner(config: DistillConfig, teacher_dim: int) -> ReconstructionAligner:
+    aligner = ReconstructionAligner(teacher_dim, config.aligner_hidden, config.projection_dim)
+    if config.aligner == "frozen-random":
+        aligner.requires_grad_(False)
+    return aligner
 
 
 def build_aligner(config: DistillConfig, task: Task, teacher_dim: int) -> TSAligner:

@@ -12,6 +12,13 @@ TS Aligner, on the teacher vector h_t (dimension D):
   P_ts      P_ts    h → projection_dim, orthogonal, no bias        p_ts
   O_aux_ts  O_aux_ts projection_dim → c                            o_aux_ts
 
+Generative students (`objective = "lm"`, armada.distill.lm) have no class outputs. Their student
+keeps F̃_s and P_s only (`StudentProjection`), and the TS Aligner learns from the teacher vectors
+alone (`ReconstructionAligner`): F̃_ts and P_ts as above, and a decoder R_ts from the projection
+back to the teacher vector, trained by the mean squared error of its output (the paper's §4:
+"pre-trained using reconstruction loss"). The decoder reads p_ts, not h'_ts, so that the projection
+the student aligns to is the one forced to carry the teacher's information.
+
 Both non-linear mappings end in tanh, so the manifold projections stay bounded (an orthogonal P
 preserves norms) and the manifold losses cannot be lowered by inflating them.
 
@@ -78,6 +85,38 @@ class TSAligner(nn.Module):
     def config(self) -> dict:
         return {"teacher_dim": self.teacher_dim, "hidden": self.hidden, "outputs": self.outputs,
                 "projection_dim": self.projection_dim}
+
+
+class StudentProjection(nn.Module):
+    """F̃_s and P_s: a generative student's way onto the shared manifold (no class outputs)."""
+
+    def __init__(self, hidden: int, projection_dim: int, orthogonal: bool = True):
+        super().__init__()
+        self.Ftilde_s = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
+        self.P_s = _projection(hidden, projection_dim, orthogonal)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """p_s [n, projection_dim] for pooled states [n, d]."""
+        return self.P_s(self.Ftilde_s(pooled))
+
+
+class ReconstructionAligner(nn.Module):
+    """F̃_ts, P_ts and the decoder R_ts: learns the teacher's vectors by reconstructing them."""
+
+    def __init__(self, teacher_dim: int, hidden: int, projection_dim: int, orthogonal: bool = True):
+        super().__init__()
+        self.teacher_dim, self.hidden, self.projection_dim = teacher_dim, hidden, projection_dim
+        self.Ftilde_ts = nn.Sequential(nn.Linear(teacher_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.Tanh())
+        self.P_ts = _projection(hidden, projection_dim, orthogonal)
+        self.R_ts = nn.Sequential(nn.Linear(projection_dim, hidden), nn.ReLU(), nn.Linear(hidden, teacher_dim))
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p_ts [n, projection_dim], reconstruction [n, D]) for teacher vectors [n, D]."""
+        projection = self.P_ts(self.Ftilde_ts(features))
+        return projection, self.R_ts(projection)
+
+    def config(self) -> dict:
+        return {"teacher_dim": self.teacher_dim, "hidden": self.hidden, "projection_dim": self.projection_dim}
 
 
 def plain_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:

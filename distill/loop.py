@@ -44,13 +44,18 @@ class TrainingLoop:
 
     def epoch(self, epoch: int, batches: list[np.ndarray]) -> dict[str, float]:
         """Train on `batches`; the loss parts averaged over the epoch's steps in all processes."""
+        label = f"epoch {epoch}/{self.config.epochs}"
         if self.config.schedule == "alternating" and self.aligner_trained:
-            parts = self._phase(epoch, batches, "aligner")
-            parts.update(self._phase(epoch, batches, "student"))
+            parts = self._phase(f"{label} aligner", batches, "aligner")
+            parts.update(self._phase(f"{label} student", batches, "student"))
             return parts
-        return self._phase(epoch, batches, "joint")
+        return self._phase(label, batches, "joint")
 
-    def _phase(self, epoch: int, batches: list[np.ndarray], phase: str) -> dict[str, float]:
+    def aligner_epoch(self, label: str, batches: list[np.ndarray]) -> dict[str, float]:
+        """Train the aligner alone on `batches` (L_t only): pre-training before the student starts."""
+        return self._phase(label, batches, "aligner")
+
+    def _phase(self, label: str, batches: list[np.ndarray], phase: str) -> dict[str, float]:
         from tqdm import tqdm
 
         accelerator, accumulate = self.accelerator, self.config.gradient_accumulation_steps
@@ -60,7 +65,6 @@ class TrainingLoop:
             if model is not None:
                 model.train(any(model is t for t in trained))
         sums, counts = defaultdict(float), defaultdict(int)
-        label = f"epoch {epoch}/{self.config.epochs}" + ("" if phase == "joint" else f" {phase}")
         bar = tqdm(total=len(batches), desc=label, disable=not accelerator.is_main_process, leave=False, dynamic_ncols=True)
         for start in range(0, len(batches), accumulate):
             window = batches[start:start + accumulate]
@@ -98,19 +102,24 @@ class TrainingLoop:
             return ("loss_t",)
         return ("loss_s", "loss_t") if phase == "joint" and self.aligner_trained else ("loss_s",)
 
+    def _aligner_outputs(self, batch, phase: str):
+        """The aligner's outputs on the batch's teacher vectors (noised as `teacher_noise` says), with gradients
+        only in a phase that trains it; None without an aligner."""
+        if self.aligner is None:
+            return None
+        features = batch.features
+        if self.config.teacher_noise > 0:
+            features = features + self.config.teacher_noise * torch.randn_like(features)
+        grad = phase in ("aligner", "joint") and self.aligner_trained
+        with contextlib.nullcontext() if grad else torch.no_grad():
+            model = self.aligner if grad else self.accelerator.unwrap_model(self.aligner)
+            return model(features)
+
     def _losses(self, batch, phase: str) -> dict[str, torch.Tensor]:
         config, losses = self.config, {}
-        aligner_out = None
-        if self.aligner is not None:
-            features = batch.features
-            if config.teacher_noise > 0:
-                features = features + config.teacher_noise * torch.randn_like(features)
-            grad = phase in ("aligner", "joint") and self.aligner_trained
-            with contextlib.nullcontext() if grad else torch.no_grad():
-                model = self.aligner if grad else self.accelerator.unwrap_model(self.aligner)
-                aligner_out = model(features)
-            if phase != "student":              # a student epoch reports the student's losses only
-                losses.update(aligner_losses(self.kind, batch.labels, aligner_out[0], aligner_out[2], config.gamma))
+        aligner_out = self._aligner_outputs(batch, phase)
+        if aligner_out is not None and phase != "student":     # a student epoch reports the student's losses only
+            losses.update(aligner_losses(self.kind, batch.labels, aligner_out[0], aligner_out[2], config.gamma))
         if phase == "aligner":
             return losses
         o_s, p_s, o_aux_s, _ = self.student(batch.inputs, batch.choices, project=aligner_out is not None)

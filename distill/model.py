@@ -15,6 +15,19 @@ Public API (eval and `armada run` use these):
 
 The backbone in student/ loads with `transformers.AutoModel.from_pretrained` alone.
 
+A generative run (`objective = "lm"`, armada.distill.lm) saves instead:
+  student/                    the best epoch's causal LM (AutoModelForCausalLM; LoRA merged) and
+                              its tokenizer, or with `save_adapter` the LoRA adapter folder (peft's
+                              adapter_config.json names the base model); armada_projection.safetensors
+                              (F̃_s, P_s) and armada_lm.json (LMInfo: the prompt style it was trained
+                              with, where its base came from)
+  aligner.safetensors         the ReconstructionAligner (absent for an undistilled run)
+and is used through:
+  load_causal_student(run_or_student_dir) -> (model, tokenizer, info)
+The merged model loads and generates with `transformers.AutoModelForCausalLM.from_pretrained` alone;
+so does the adapter folder where its base is a plain from_pretrained folder or hub id (peft
+installed); a GGUF base needs load_causal_student, which passes the file name.
+
 Multiple choice: the student scores every choice with a one-output head and a softmax over the
 choices gives the prediction; its manifold projection p_s, and the pooled embedding `predict`
 returns, are the means over the example's choices, so each example has one point on the manifold
@@ -31,12 +44,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from armada.distill.heads import StudentHeads, TSAligner, plain_state_dict
+from armada.distill.heads import ReconstructionAligner, StudentHeads, StudentProjection, TSAligner, plain_state_dict
 from armada.errors import ArmadaError
 
 HEADS_FILE = "armada_heads.safetensors"
 HEADS_CONFIG = "armada_heads.json"
 ALIGNER_FILE = "aligner.safetensors"
+PROJECTION_FILE = "armada_projection.safetensors"
+LM_INFO = "armada_lm.json"
 
 
 @dataclass(frozen=True)
@@ -90,18 +105,66 @@ class ArmadaStudent(nn.Module):
         return outputs, projection, aux, pooled
 
 
+@dataclass(frozen=True)
+class LMInfo:
+    """armada_lm.json: what a generative student is and how it must be prompted."""
+
+    task: str
+    hidden_size: int
+    projection_dim: int
+    student: str                # the alias, hub id or folder it was trained from
+    base_path: str              # where that resolved to (a hub id or folder) ...
+    base_gguf_file: str         # ... and the GGUF file in it ("" for none)
+    max_length: int
+    prompt_style: str           # "chat" or "alpaca": what build_prompt must be given at inference
+    saved: str                  # "merged" or "adapter"
+    lora_r: int
+    pooling: str = "last-prompt-token"
+
+
+class CausalStudent(nn.Module):
+    """A causal LM and its way onto the manifold (F̃_s, P_s).
+
+    forward(batch, project) → (Σ NLL of the response tokens, their count, p_s [n, P] or None). Token t
+    is predicted from the logits at t − 1; p_s is projected from the last layer's state at each row's
+    last prompt token (armada.distill.lm_data).
+    """
+
+    def __init__(self, backbone: nn.Module, projection: StudentProjection, info: LMInfo):
+        super().__init__()
+        self.backbone, self.projection, self.info = backbone, projection, info
+
+    def forward(self, batch, project: bool = False):
+        import torch.nn.functional as F
+
+        output = self.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                               output_hidden_states=project, use_cache=False)
+        logits, targets = output.logits[:, :-1], batch.labels[:, 1:]
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100,
+                              reduction="sum")
+        count = (targets != -100).sum()
+        if not project:
+            return nll, count, None
+        states = output.hidden_states[-1]
+        pooled = states[torch.arange(states.shape[0], device=states.device), batch.pool_index]
+        return nll, count, self.projection(pooled)
+
+
 def predictions_from(kind: str, logits: np.ndarray) -> np.ndarray:
     return logits[:, 0] if kind == "regression" else logits.argmax(axis=1)
 
 
 # --- saving ------------------------------------------------------------------------------------
 
-def save_student(directory: Path, student: ArmadaStudent, tokenizer) -> None:
+def save_student(directory: Path, student: ArmadaStudent | CausalStudent, tokenizer) -> None:
     """save_pretrained the backbone (LoRA merged into a copy), the tokenizer, the heads and their config."""
     import copy
 
     from safetensors.torch import save_file
 
+    if isinstance(student, CausalStudent):
+        save_causal_student(directory, student, tokenizer)
+        return
     directory.mkdir(parents=True, exist_ok=True)
     backbone = student.backbone
     if hasattr(backbone, "merge_and_unload"):      # a peft model: merge a copy, the training one goes on
@@ -112,10 +175,28 @@ def save_student(directory: Path, student: ArmadaStudent, tokenizer) -> None:
     (directory / HEADS_CONFIG).write_text(json.dumps(asdict(student.config), indent=2) + "\n")
 
 
-def save_aligner(path: Path, aligner: TSAligner, kind: str) -> None:
+def save_causal_student(directory: Path, student: CausalStudent, tokenizer) -> None:
+    """The merged causal LM (or the adapter alone), the tokenizer, F̃_s and P_s, and armada_lm.json."""
+    import copy
+
     from safetensors.torch import save_file
 
-    save_file(plain_state_dict(aligner), str(path), metadata={"armada_aligner": json.dumps({**aligner.config(), "kind": kind})})
+    directory.mkdir(parents=True, exist_ok=True)
+    backbone = student.backbone
+    if hasattr(backbone, "merge_and_unload") and student.info.saved == "merged":
+        backbone = copy.deepcopy(backbone).merge_and_unload()
+    backbone.save_pretrained(directory)         # a peft model saves its adapter only
+    tokenizer.save_pretrained(directory)
+    save_file(plain_state_dict(student.projection), str(directory / PROJECTION_FILE))
+    (directory / LM_INFO).write_text(json.dumps(asdict(student.info), indent=2) + "\n")
+
+
+def save_aligner(path: Path, aligner: TSAligner | ReconstructionAligner, kind: str) -> None:
+    from safetensors.torch import save_file
+
+    objective = "reconstruction" if isinstance(aligner, ReconstructionAligner) else "task"
+    metadata = {**aligner.config(), "kind": kind, "objective": objective}
+    save_file(plain_state_dict(aligner), str(path), metadata={"armada_aligner": json.dumps(metadata)})
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -146,7 +227,38 @@ def load_student(path: str | Path):
     return model, tokenizer, asdict(config)
 
 
-def load_aligner(run_dir: str | Path) -> TSAligner:
+def load_causal_student(path: str | Path):
+    """(model, tokenizer, info) of a generative run's student (a run directory or its student/ folder), in eval mode.
+
+    An adapter folder is loaded on its base (found as the run found it, GGUF file included) and merged.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    path = Path(path)
+    directory = next((c for c in (path, path / "student") if (c / LM_INFO).is_file()), None)
+    if directory is None:
+        raise ArmadaError(f"{path}: neither a generative run directory with student/ nor its student folder ({LM_INFO} is "
+                          "missing); give the --out directory of `armada distill --objective lm`")
+    info = LMInfo(**json.loads((directory / LM_INFO).read_text()))
+    hf_logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    if info.saved == "merged":
+        model = AutoModelForCausalLM.from_pretrained(directory)
+    else:
+        from peft import PeftModel
+
+        extra = {"gguf_file": info.base_gguf_file} if info.base_gguf_file else {}
+        try:
+            base = AutoModelForCausalLM.from_pretrained(info.base_path, **extra)
+        except (OSError, ValueError) as e:
+            raise ArmadaError(f"{directory}: the adapter's base model {info.base_path} cannot be loaded ({e}); "
+                              "it must be where the run found it") from None
+        model = PeftModel.from_pretrained(base, directory).merge_and_unload()
+    return model.eval(), tokenizer, info
+
+
+def load_aligner(run_dir: str | Path) -> TSAligner | ReconstructionAligner:
     """The run's TS Aligner (eval mode); `aligner.kind` is the task kind."""
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -157,7 +269,10 @@ def load_aligner(run_dir: str | Path) -> TSAligner:
     with safe_open(str(path), "pt") as f:
         config = json.loads(f.metadata()["armada_aligner"])
     kind = config.pop("kind")
-    aligner = TSAligner(**config, orthogonal=False)
+    if config.pop("objective", "task") == "reconstruction":
+        aligner = ReconstructionAligner(**config, orthogonal=False)
+    else:
+        aligner = TSAligner(**config, orthogonal=False)
     aligner.load_state_dict(load_file(str(path)))
     aligner.kind = kind
     return aligner.eval()

@@ -128,23 +128,30 @@ def student_kind(config) -> Kind:
 
 @dataclass
 class Backbone:
-    model: object               # a transformers PreTrainedModel without a task head
+    model: object               # a transformers PreTrainedModel without a task head (or a causal LM with `lm_head`)
     tokenizer: object
     kind: Kind
     pooling: Pooling
     source: str                 # the hub id or folder it came from
 
 
-def load_backbone(name: str) -> Backbone:
-    """The student's backbone (AutoModel: no task head) and tokenizer, with a pad token set."""
-    from transformers import AutoModel, AutoTokenizer
+def load_backbone(name: str, lm_head: bool = False) -> Backbone:
+    """The student's backbone and tokenizer, with a pad token set: AutoModel (no task head), or with
+    `lm_head` AutoModelForCausalLM (a generative student; only causal LMs have one)."""
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     location = locate(name)
     hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(location.path, **({"gguf_file": location.gguf_file} if location.gguf_file else {}))
-        model, info = AutoModel.from_pretrained(location.path, output_loading_info=True, **location.kwargs())
+        if lm_head:
+            config = AutoConfig.from_pretrained(location.path, **location.kwargs())
+            if student_kind(config) != "causal":
+                raise ArmadaError(f"student {name!r} is an encoder ({config.model_type}); objective \"lm\" trains a causal "
+                                  "language model: give a decoder-only student (e.g. smollm2-135m)")
+        model, info = (AutoModelForCausalLM if lm_head else AutoModel).from_pretrained(
+            location.path, output_loading_info=True, **location.kwargs())
     except (OSError, ValueError) as e:
         raise _unreachable(name, location, e) from None
     kind = student_kind(model.config)

@@ -40,8 +40,8 @@ def check_task(reader, task_name: str) -> None:
                           f"use a cache extracted for {task_name} (armada extract --dataset {task_name})")
 
 
-def load_teacher_features(reader, train: Split, validation: Split) -> TeacherFeatures:
-    """The features of every training example, and of every validation example where the cache has them."""
+def load_teacher_features(reader, train: Split, validation: Split | None) -> TeacherFeatures:
+    """The features of every training example, and of every validation example where the task and the cache have them."""
     check_task(reader, train.task.name)
     splits = reader.manifest.dataset.splits
     if "train" not in splits:
@@ -49,7 +49,7 @@ def load_teacher_features(reader, train: Split, validation: Split) -> TeacherFea
                           "extract the train split: armada extract --split train ...")
     train_features = reader.load("train", train.ids, train.teacher_hashes)
     validation_features = (reader.load("validation", validation.ids, validation.teacher_hashes)
-                           if "validation" in splits else None)
+                           if validation is not None and "validation" in splits else None)
     manifest = reader.manifest
     provenance = {
         "path": reader.location,

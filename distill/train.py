@@ -15,7 +15,8 @@
 The aligner learns only from L_t; the student's losses see the aligner's outputs as constants
 (armada.distill.losses). `undistilled` is the same code with the aligner and its losses off;
 `aligner = "frozen-random"` keeps a randomly initialised aligner that is never trained;
-`teacher_noise` adds Gaussian noise to the aligner's inputs during training.
+`teacher_noise` adds Gaussian noise to the aligner's inputs during training. `objective = "lm"`
+(generation tasks) is the recipe of armada.distill.lm, which train() hands over to.
 
 `batch_size` is per process; with P processes and A accumulation steps an optimizer step sees
 batch_size × P × A examples. Only the main process writes files. See armada.distill.model for
@@ -75,6 +76,13 @@ def train(config: DistillConfig, task: Task, cache_path: str | None, data_dir: s
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
+    if config.objective == "lm":
+        from armada.distill.lm import train_lm
+
+        return train_lm(config, task, cache_path, data_dir, out_dir, resume, variant, train_limit=train_limit,
+                        validation_limit=validation_limit, template=template)
+    if task.kind == "generation":
+        raise ArmadaError(f"{task.name} is a generation task: train a causal LM on it with --objective lm")
     if task.kind not in TASK_KINDS:
         raise ArmadaError(f"{task.name} is a {task.kind} task; armada distill trains {', '.join(TASK_KINDS)} tasks")
     out = Path(out_dir)

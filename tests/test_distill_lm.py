@@ -1,0 +1,267 @@
+"""Generative students (`objective = "lm"`) on tiny LLaMA and OPT models: they learn with and without the
+aligner, the prompt carries no loss, the aligner learns by reconstruction (first or jointly), the saved
+model (merged or adapter) loads with transformers alone and generates, a run resumes exactly, and bad
+settings are refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import distill_tiny
+import lm_tiny
+from armada import config as config_module
+from armada.config import DistillConfig
+from armada.distill import checkpoint
+from armada.distill.build import build_lm_student
+from armada.distill.heads import ReconstructionAligner
+from armada.distill.lm_data import IGNORE, LMCollator, encode_lm
+from armada.distill.model import load_aligner, load_causal_student
+from armada.distill.train import train
+from armada.errors import ArmadaError, ConfigError
+from armada.eval.generation import Decoding, generate
+from armada.tasks import get_task
+from armada.tasks.generative import build_prompt
+
+
+@pytest.fixture(scope="module")
+def lms(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("lms")
+    return {family: lm_tiny.make_lm(root / family, family) for family in ("llama", "opt")}
+
+
+@pytest.fixture(scope="module")
+def instruct(tmp_path_factory):
+    """(task, cache path): the tiny instruction task and a cache of random teacher vectors for it."""
+    root = tmp_path_factory.mktemp("instruct")
+    name, tables = lm_tiny.instruction_task(root / "data")
+    task = get_task(f"file:{name}", tables)
+    splits = {s: task.load(s) for s in ("train", "validation")}
+
+    def vectors(split, dim):
+        return np.random.default_rng(len(split)).normal(size=(len(split), dim)).astype(np.float32)
+
+    return task, distill_tiny.write_cache(root / "cache.zarr", task, splits, dim=8, vectors=vectors)
+
+
+def _lines(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("distilled", [True, False], ids=["armada", "undistilled"])
+@pytest.mark.parametrize("family", ["llama", "opt"])
+def test_a_causal_student_learns_the_responses_with_and_without_the_aligner(tmp_path, lms, instruct, family, distilled):
+    task, cache = instruct
+    out = tmp_path / "run"
+    result = train(lm_tiny.lm_config(lms[family], epochs=4, undistilled=not distilled), task,
+                   str(cache) if distilled else None, "", out, variant="armada-euclid" if distilled else "undistilled")
+
+    lines = _lines(out)
+    assert [line["epoch"] for line in lines] == [1, 2, 3, 4]
+    first, last = lines[0], lines[-1]
+    assert last["train"]["lm"] < 0.8 * first["train"]["lm"]             # LoRA learns the repeated answers
+    assert last["dev"]["lm_loss"] < first["dev"]["lm_loss"]
+    expected = {"loss_s", "lm", "manifold", "loss_t", "reconstruction"} if distilled else {"loss_s", "lm"}
+    assert all(set(line["train"]) == expected for line in lines)
+    if distilled:
+        assert last["train"]["manifold"] < first["train"]["manifold"]   # the student moves onto the aligner's manifold
+        assert all(line["aligner_dev"]["reconstruction_mse"] > 0 for line in lines)
+        assert isinstance(load_aligner(out), ReconstructionAligner)
+    else:
+        assert not (out / "aligner.safetensors").exists()
+    record = json.loads((out / "run.json").read_text())
+    assert record["objective"] == "lm" and record["status"] == "finished" and record["metric"] == "lm_loss"
+    assert record["prompt_style"] == ("chat" if family == "llama" else "alpaca")
+    assert record["unused_settings"] == {"alpha": 0.5, "gamma": 1.0, "tau": 5.0, "soft_loss": "l2"}
+    assert record["examples"]["train"] == {"kept": 16, "left_out": 0, "responses_cut": 0}
+    best = min(lines, key=lambda line: line["dev"]["lm_loss"])
+    assert record["best_epoch"] == best["epoch"] == result.best_epoch and record["best_dev"] == best["dev"]["lm_loss"]
+
+
+@pytest.mark.parametrize("family", ["llama", "opt"])
+def test_prompt_and_padding_tokens_carry_no_loss(lms, instruct, family):
+    task, _ = instruct
+    config = lm_tiny.lm_config(lms[family])
+    student, tokenizer = build_lm_student(config, task)
+    split = task.load("validation")
+    encoded = encode_lm(tokenizer, split, config.max_length, student.info.prompt_style)
+    positions = np.array([0, 4, 6])                                     # prompts and responses of different lengths
+    batch = LMCollator(tokenizer, encoded)(positions)
+
+    eos = "</s>"
+    for row, position in enumerate(positions):
+        example = split.examples[position]
+        prompt, length = encoded.prompt_lengths[position], len(encoded.tokens[position])
+        ids, labels = batch.input_ids[row], batch.labels[row]
+        assert (labels[:prompt] == IGNORE).all() and (labels[length:] == IGNORE).all()
+        assert torch.equal(labels[prompt:length], ids[prompt:length])
+        assert batch.attention_mask[row].sum() == length and batch.pool_index[row] == prompt - 1
+        text = build_prompt(*example.inputs[0], tokenizer=tokenizer)
+        assert tokenizer.decode(ids[:prompt]) == (text if text.startswith("<s>") else "<s>" + text)   # BOS once
+        response = tokenizer.decode(ids[prompt:length])
+        # The chat template's assistant turn (and its end mark), or the reference and EOS.
+        assert response == (f"{example.references[0]}{eos}\n" if family == "llama" else f"{example.references[0]}{eos}")
+
+    with torch.no_grad():
+        nll, count, _ = student(batch)
+        logits = student.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
+    by_hand, tokens = 0.0, 0
+    for row, position in enumerate(positions):
+        prompt, length = encoded.prompt_lengths[position], len(encoded.tokens[position])
+        for t in range(prompt, length):                                  # token t is predicted at t - 1
+            by_hand -= torch.log_softmax(logits[row, t - 1], dim=-1)[batch.input_ids[row, t]].item()
+            tokens += 1
+    assert int(count) == tokens
+    assert float(nll) / int(count) == pytest.approx(by_hand / tokens, rel=1e-5)
+
+
+def test_prompts_too_long_are_left_out_and_long_responses_cut(lms, instruct):
+    task, _ = instruct
+    config = lm_tiny.lm_config(lms["opt"])
+    student, tokenizer = build_lm_student(config, task)
+    split = task.load("validation")
+    prompts = [len(tokenizer(build_prompt(*e.inputs[0], tokenizer=tokenizer))["input_ids"]) for e in split.examples]
+    limit = sorted(prompts)[len(prompts) // 2] + 1                       # room for one response token in about half
+    encoded = encode_lm(tokenizer, split, limit, "alpaca")
+    assert len(encoded) + len(encoded.left_out) == len(split)
+    assert set(encoded.left_out) == {e.id for e, n in zip(split.examples, prompts) if n >= limit}
+    whole = encode_lm(tokenizer, split, 1000, "alpaca")
+    cut = [len(whole.tokens[row]) > limit for row in encoded.rows]
+    assert encoded.truncated == sum(cut) > 0
+    for tokens, row, was_cut in zip(encoded.tokens, encoded.rows, cut):
+        assert tokens == whole.tokens[row][:limit] and len(tokens) == (limit if was_cut else len(whole.tokens[row]))
+    with pytest.raises(ArmadaError, match="every prompt is 8 tokens or longer; raise --max-length"):
+        encode_lm(tokenizer, split, 8, "alpaca")
+
+
+def test_the_aligner_is_pretrained_by_reconstruction_then_kept_fixed(tmp_path, lms, instruct):
+    task, cache = instruct
+    out = tmp_path / "run"
+    train(lm_tiny.lm_config(lms["llama"], epochs=2, aligner_pretrain_epochs=3, aligner_lr=1e-2), task, str(cache), "", out)
+    pretraining = json.loads((out / "run.json").read_text())["aligner_pretraining"]
+    assert [p["epoch"] for p in pretraining] == [1, 2, 3]
+    assert pretraining[-1]["train"]["loss_t"] < pretraining[0]["train"]["loss_t"]
+    lines = _lines(out)
+    # A fixed aligner reconstructs the same rows equally well in every student epoch.
+    assert lines[0]["train"]["loss_t"] == lines[1]["train"]["loss_t"]
+    assert lines[0]["aligner_dev"] == lines[1]["aligner_dev"]
+    newest = checkpoint.newest(out / "checkpoints")
+    assert not (newest / "optimizer-aligner.safetensors").exists() and (newest / "optimizer-student.safetensors").exists()
+
+
+def test_the_student_saves_merged_or_as_an_adapter_and_both_generate_with_transformers_alone(tmp_path, lms, instruct):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    task, cache = instruct
+    runs = {}
+    for saved in ("merged", "adapter"):
+        runs[saved] = tmp_path / saved
+        train(lm_tiny.lm_config(lms["llama"], epochs=2, save_adapter=saved == "adapter"), task, str(cache), "", runs[saved])
+    merged_dir, adapter_dir = runs["merged"] / "student", runs["adapter"] / "student"
+    assert (merged_dir / "model.safetensors").is_file() and not (merged_dir / "adapter_config.json").exists()
+    assert (adapter_dir / "adapter_config.json").is_file() and not (adapter_dir / "model.safetensors").exists()
+
+    prompts = [build_prompt(q, x, tokenizer=AutoTokenizer.from_pretrained(merged_dir)) for q, x, _ in lm_tiny.PAIRS[:3]]
+    texts, logits = {}, {}
+    for saved, folder in (("merged", merged_dir), ("adapter", adapter_dir)):
+        model = AutoModelForCausalLM.from_pretrained(folder).eval()     # the adapter's base comes from its config
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        ids = tokenizer(prompts[0], add_special_tokens=False, return_tensors="pt")
+        with torch.no_grad():
+            logits[saved] = model(**ids).logits
+            generated = model.generate(**ids, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        assert generated.shape[1] > ids["input_ids"].shape[1]
+        texts[saved] = generate(model, tokenizer, prompts, Decoding(max_new_tokens=6, batch_size=2))
+    # The same training, saved two ways: the same model.
+    torch.testing.assert_close(logits["merged"], logits["adapter"], rtol=1e-4, atol=1e-4)
+    assert texts["merged"] == texts["adapter"]
+    base = AutoModelForCausalLM.from_pretrained(lms["llama"]).eval()
+    with torch.no_grad():
+        assert not torch.allclose(base(**ids).logits, logits["merged"], atol=1e-3)     # LoRA was trained and merged
+
+    for run in runs.values():
+        model, tokenizer, info = load_causal_student(run)
+        assert info.prompt_style == "chat" and info.saved == run.name
+        assert generate(model, tokenizer, prompts, Decoding(max_new_tokens=6, batch_size=2)) == texts["merged"]
+
+
+def test_a_resumed_lm_run_equals_an_uninterrupted_one(tmp_path, lms, instruct, monkeypatch):
+    task, cache = instruct
+    # LoRA dropout, teacher noise, a pretrained aligner and the linear schedule all carry state across epochs.
+    config = lm_tiny.lm_config(lms["opt"], epochs=3, aligner_pretrain_epochs=1, teacher_noise=0.1, lr_schedule="linear",
+                               warmup_ratio=0.2)
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    train(config, task, str(cache), "", whole)
+    original = checkpoint.prune
+
+    def prune(root, keep):
+        original(root, keep)
+        if keep.name == "epoch-0001":
+            raise KeyboardInterrupt("stopped after a checkpoint, as a kill would")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint, "prune", prune)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, task, str(cache), "", resumed)
+    train(config, task, str(cache), "", resumed, resume=True)
+
+    a, b = whole / "checkpoints" / "epoch-0003", resumed / "checkpoints" / "epoch-0003"
+    names = sorted(p.name for p in a.glob("*.safetensors"))
+    assert names == sorted(p.name for p in b.glob("*.safetensors")) and "aligner.safetensors" in names
+    for name in names:
+        left, right = load_file(str(a / name)), load_file(str(b / name))
+        assert left.keys() == right.keys()
+        for key in left:
+            torch.testing.assert_close(left[key], right[key], rtol=1e-6, atol=1e-7)
+    drop_seconds = lambda text: [{**json.loads(x), "seconds": 0} for x in text.splitlines()]  # noqa: E731
+    assert drop_seconds((whole / "metrics.jsonl").read_text()) == drop_seconds((resumed / "metrics.jsonl").read_text())
+
+
+def test_objective_lm_brings_the_generative_defaults(tmp_path):
+    path = tmp_path / "pipeline.toml"
+    path.write_text('[distill]\nobjective = "lm"\nlora_r = 4\n')
+    settings = config_module.load(path).distill
+    assert (settings.lora_r, settings.epochs, settings.lr, settings.batch_size) == (4, 3, 3e-4, 4)   # given beats default
+    assert settings.aligner_objective == "reconstruction"
+    nlu = config_module.load(None, flags={"distill.lr": 5e-5})
+    variant = config_module.Variant("lm", {"objective": "lm"})
+    switched = nlu.distill_for("instruct/dolly", variant)
+    assert (switched.objective, switched.lora_r, switched.lr) == ("lm", 8, 3e-4)
+    assert nlu.distill.lora_r == 0 and nlu.distill.aligner_objective == "task"
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"objective": "lm"}, 'set distill.aligner_objective = "reconstruction"'),
+    ({"objective": "lm", "aligner_objective": "reconstruction", "alpha": 0.3, "gamma": 0.0},
+     "alpha, gamma have no role"),
+    ({"objective": "lm", "aligner_objective": "reconstruction", "schedule": "alternating"}, "aligner_pretrain_epochs"),
+    ({"aligner_objective": "reconstruction"}, 'it serves distill.objective = "lm"'),
+    ({"prompt_style": "chat"}, 'prompt_style applies to distill.objective = "lm" only'),
+])
+def test_settings_without_a_meaning_for_the_objective_are_refused(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        DistillConfig(**settings)
+
+
+def test_bad_inputs_are_refused_before_anything_is_written(tmp_path, lms, instruct):
+    task, cache = instruct
+    out = tmp_path / "run"
+    classification = get_task(*(lambda n, t: (f"file:{n}", t))(*distill_tiny.file_task(tmp_path / "cls")))
+    encoder = distill_tiny.make_encoder(tmp_path / "encoder")
+    cases = [
+        (DistillConfig(student=str(lms["llama"]), undistilled=True), task, None, "generation task: train a causal LM on it with --objective lm"),
+        (lm_tiny.lm_config(lms["llama"], undistilled=True), classification, None, 'objective "lm" trains generation tasks'),
+        (lm_tiny.lm_config(encoder, undistilled=True), task, None, "is an encoder"),
+        (lm_tiny.lm_config(lms["llama"], undistilled=True, lora_r=0, save_adapter=True), task, None, "save_adapter needs a LoRA adapter"),
+        (lm_tiny.lm_config(lms["llama"]), task, None, "ARMADA needs the teacher's features"),
+        (lm_tiny.lm_config(lms["llama"], batch_size=32), task, str(cache), "--batch-size 32 is larger than the 16"),
+    ]
+    for config, which, cache_path, message in cases:
+        with pytest.raises(ArmadaError, match=message):
+            train(config, which, cache_path, "", out)
+        assert not out.exists()
