@@ -5,6 +5,12 @@ from, how many validation rows the run's dev score used, the teacher template an
 The validation split is read with the run's validation limit, so `armada eval` scores exactly the
 rows the run's dev numbers came from; the test split is read whole. Writes RUN/eval/<split>[-aligner].json
 (scores, or none for an unlabeled split) and RUN/eval/predictions-<split>[-aligner].jsonl.
+
+A generative run (`objective = "lm"`) is scored by what its student writes (`evaluate_generative`):
+armada.eval.generative.score_split on the run's own validation split, or zero-shot on any other
+generation task (a math-trained student on MultiArith and SingleEq), with greedy decoding and the
+task's own generation budget (both recorded), prompted in the style the run trained with. Writes
+RUN/eval/generation-<task>-<split>.json (what the report reads) and predictions-generation-<task>-<split>.jsonl.
 """
 
 from __future__ import annotations
@@ -154,11 +160,87 @@ def _load_split(info: dict, config: dict, split: str, data_dir: str | None,
                           "file; give that file with --config")
     task = get_task(info["task"], file_tasks)
     if task.kind not in SCORED_KINDS:
-        raise ArmadaError(f"armada eval scores {', '.join(SCORED_KINDS)} runs; {task.name} is a {task.kind} task")
+        raise ArmadaError(f"armada eval scores {', '.join(SCORED_KINDS)} runs by their classes; {task.name} is a {task.kind} "
+                          "task, scored by generating (evaluate_generative, for runs trained with --objective lm)")
     limit = data.get("validation_limit", 0) if split == "validation" else 0
     template = data.get("teacher_templates", {}).get(task.name, "")
     folder = data.get("data_dir", "") if data_dir is None else data_dir
     return task, task.load(split, data_dir=folder, limit=limit, template=template)
+
+
+def is_generative_run(run_dir: str | Path) -> bool:
+    """Whether the run trained a generative student (`objective = "lm"`); False where run.json is missing or unreadable
+    (evaluate_run then says what is wrong with the folder)."""
+    try:
+        return json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8")).get("objective") == "lm"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def generative_summary(record: dict) -> str:
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in record["scores"].items())
+    decoding = record["decoding"]
+    return (f"{record['run']} on {record['task']} {record['split']} ({record['examples']} examples, greedy, up to "
+            f"{decoding['max_new_tokens']} new tokens): {scores} → {Path(record['run']) / 'eval'}")
+
+
+GENERATION_BATCH = 8                    # prompts per generate call: a speed setting, not a result one (eval.generation)
+
+
+def evaluate_generative(run_dir: str | Path, task: str | None = None, split: str | None = None, data_dir: str | None = None,
+                        limit: int = 0, *, max_new_tokens: int | None = None, batch_size: int = GENERATION_BATCH,
+                        file_tasks: Mapping[str, FileTask] | None = None) -> dict:
+    """Score a generative run's saved student by generating; returns what it writes to RUN/eval/generation-*.json.
+
+    `task` None is the run's own task, on its validation split with the run's validation limit;
+    any other generation task is scored zero-shot, on `split` (default: its test split, else its
+    only one) from `data_dir` (default: the run's). `limit` keeps the first N rows (0: the default
+    rows). `max_new_tokens` None is the task's own budget (256 for instruction and math sets, 32
+    for commonsense ones, as their sources)."""
+    from dataclasses import asdict
+
+    from armada.distill.model import load_causal_student
+    from armada.eval.generation import Decoding
+    from armada.eval.generative import score_split
+
+    run_dir = Path(run_dir)
+    started = time.time()
+    info, config = _read_run(run_dir)
+    if info.get("objective") != "lm":
+        raise ArmadaError(f"{run_dir} trained a {info['task']} student with the task objective: it has no text to score; "
+                          "drop --task and --limit (armada eval scores it by its classes)")
+    name = task or info["task"]
+    if name.startswith("file:") and name[5:] not in (file_tasks or {}):
+        raise ArmadaError(f"the task {name} is defined by a [tasks.{name[5:]}] table in a pipeline file; give that file with --config")
+    scored = get_task(name, file_tasks)
+    if scored.kind != "generation":
+        raise ArmadaError(f"{scored.name} is a {scored.kind} task; a generative student is scored on generation tasks "
+                          "(instruct/..., reasoning/...)")
+    own = scored.name == info["task"]
+    split = split or ("validation" if own and "validation" in scored.splits
+                      else "test" if "test" in scored.splits else scored.splits[0])
+    data = config.get("data", {})
+    if not limit and own and split == "validation":
+        limit = data.get("validation_limit", 0)
+    examples = scored.load(split, data_dir=data.get("data_dir", "") if data_dir is None else data_dir, limit=limit)
+    model, tokenizer, student = load_causal_student(run_dir)
+    model.to(_device())
+    decoding = Decoding(max_new_tokens=max_new_tokens or scored.max_new_tokens, num_beams=1, batch_size=batch_size)
+    result = score_split(examples, model, tokenizer, decoding, style=student.prompt_style)
+    stem = f"generation-{scored.name.replace('/', '_').replace(':', '_')}-{split}"
+    out = run_dir / "eval"
+    out.mkdir(exist_ok=True)
+    with (out / f"predictions-{stem}.jsonl").open("w", encoding="utf-8") as f:
+        for example, prediction in zip(examples.examples, result.predictions):
+            f.write(json.dumps({**asdict(prediction), "references": list(example.references)}) + "\n")
+    record = {
+        "run": str(run_dir), "task": scored.name, "split": split, "trained_on": info["task"], "data": examples.source,
+        "examples": len(examples), "limit": limit, "metric": result.metric, "scores": result.scores,
+        "decoding": {**asdict(decoding), "do_sample": False}, "prompt_style": student.prompt_style, "student": student.saved,
+        "seconds": round(time.time() - started, 3),
+    }
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def _labels(split: Split) -> list | None:

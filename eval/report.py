@@ -101,7 +101,7 @@ def _render_table(table: Table, figures: list[Path]) -> str:
         lines.append("")
     for selection in SELECTIONS:
         lines += [f"### {SELECTION_HEADINGS[selection]}", ""]
-        header = ["variant"] + [f"{task} ({table.metrics[task]})" for task in table.tasks]
+        header = ["variant"] + [_column(task, table.metrics[task]) for task in table.tasks]
         lines.append(_md_row(header))
         lines.append(_md_row(["---"] * len(header)))
         for variant in table.variants:
@@ -139,10 +139,14 @@ def _render_aligner(table: Table) -> list[str]:
             rows.append(_md_row([variant] + cells))
     if not rows:
         return []
-    header = ["variant"] + [f"{task} ({table.metrics[task]})" for task in table.tasks]
+    header = ["variant"] + [_column(task, table.metrics[task]) for task in table.tasks]
     return ["### TS Aligner alone (the paper's Table 6)", "",
             "The aligner saved with each run's best student, scored on the dev split from the teacher's vectors alone.", "",
             _md_row(header), _md_row(["---"] * len(header)), *rows, ""]
+
+
+def _column(task: str, metric: str) -> str:
+    return task if task.endswith(f"[{metric}]") else f"{task} ({metric})"
 
 
 def _cell_text(cell: Cell, selection: str) -> str:
@@ -227,8 +231,17 @@ def _render_run_list(runs: list[Run]) -> list[str]:
     for run in sorted(finished, key=lambda r: (r.student, r.task, r.variant, r.seed)):
         seconds = "" if run.seconds is None else f"{run.seconds:.0f}"
         lines.append(_md_row([str(run.path), run.student, run.task, run.variant, str(run.seed), str(run.best_epoch),
-                              f"{100 * run.score('best'):.1f}", f"{100 * run.score('last'):.1f}", seconds]))
+                              *_run_scores(run), seconds]))
     return lines + [""]
+
+
+def _run_scores(run: Run) -> list[str]:
+    """The best and last dev scores ×100; a generative run's dev loss as it is (or none without a validation split)."""
+    if run.objective != "lm":
+        return [f"{100 * run.score('best'):.1f}", f"{100 * run.score('last'):.1f}"]
+    if not run.metric:
+        return ["no dev split", "no dev split"]
+    return [f"{run.metric} {run.score(s):.3f}" for s in SELECTIONS]
 
 
 def _md_row(cells: list[str]) -> str:

@@ -3,6 +3,10 @@ for reports: which task, student, variant and seed a run is, and its dev scores 
 
 A folder that cannot be read as a finished run is kept as a `BrokenRun` with the reason, so that a
 report can list it instead of crashing or quietly leaving it out.
+
+A generative run (`objective = "lm"`) has a dev LM loss per epoch (none where its task has no
+validation split) and is scored by `armada eval` on generated text: its `evaluations` are the
+RUN/eval/generation-*.json files, each the saved student on one task and split.
 """
 
 from __future__ import annotations
@@ -27,6 +31,17 @@ class EpochScores:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """A generative run's saved student scored on one task and split (RUN/eval/generation-*.json)."""
+
+    task: str
+    split: str
+    metric: str                 # the primary score's name
+    scores: Mapping[str, float] # name → score as a fraction
+    examples: int
+
+
+@dataclass(frozen=True)
 class Run:
     path: Path
     task: str
@@ -39,6 +54,8 @@ class Run:
     best_epoch: int | None
     history: tuple[EpochScores, ...]
     seconds: float | None
+    objective: str = "task"     # "lm": a generative student
+    evaluations: tuple[Evaluation, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -119,6 +136,8 @@ def _load(path: Path) -> Run:
         best_epoch=info.get("best_epoch"),
         history=history,
         seconds=info.get("seconds"),
+        objective=str(info.get("objective", "task")),
+        evaluations=_read_evaluations(path / "eval"),
     )
     if run.finished:
         _check_finished(run)
@@ -131,6 +150,8 @@ def _check_finished(run: Run) -> None:
     epochs = [e.epoch for e in run.history]
     if run.best_epoch not in epochs:
         raise _Unreadable(f"best_epoch {run.best_epoch} is not among the epochs of metrics.jsonl {epochs}")
+    if run.objective == "lm" and not run.metric:
+        return                  # no validation split: no dev score to check
     for selection in SELECTIONS:
         try:
             run.score(selection)
@@ -165,6 +186,19 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise _Unreadable(f"{path.name} is not a JSON object")
     return data
+
+
+def _read_evaluations(folder: Path) -> tuple[Evaluation, ...]:
+    evaluations = []
+    for path in sorted(folder.glob("generation-*.json")):
+        data = _read_json(path)
+        try:
+            scores = {str(k): float(v) for k, v in data["scores"].items()}
+            evaluations.append(Evaluation(str(data["task"]), str(data["split"]), str(data["metric"]), scores,
+                                          int(data["examples"])))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise _Unreadable(f"eval/{path.name} is not a generative evaluation: {e!r}") from None
+    return tuple(evaluations)
 
 
 def _read_history(path: Path) -> tuple[EpochScores, ...]:

@@ -2,16 +2,23 @@
 cell the seeds' scores at the best and the last epoch, their summary and their delta against the
 undistilled variant, plus one paired t-test per variant. Only what is there is counted: missing and
 unfinished seeds are recorded per cell, never filled in.
+
+A generative run (`objective = "lm"`) gives no column of its own (its dev score is a loss); it gives
+one column per task and split its saved student was scored on by `armada eval`, named
+"<trained on> → <scored on> <split>" (one more per extra score, e.g. "[loglik_accuracy]"). Its
+saved student is one epoch's (the best by validation LM loss, or the last), so its "best" score is
+that evaluation, and its "last" score the same where that epoch is the last, else undefined.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
 
 from armada.errors import ArmadaError
-from armada.eval.runs import SELECTIONS, Run
+from armada.eval.runs import SELECTIONS, EpochScores, Run
 from armada.eval.stats import Delta, PairedTest, Summary, delta, paired_t_test, summarize
 
 # The paper's order of the manifold losses (Table 2); other variants (ablations) follow by name.
@@ -55,10 +62,42 @@ class Table:
     notes: list[str]
 
 
+GENERATIVE_NOTE = ("columns with → score generative runs' saved students on generated text (armada eval): the best "
+                   "epoch by validation LM loss, or the last where the task has no validation split; under \"Last "
+                   "epoch\" such a cell is undefined for a seed whose saved epoch is not its last")
+
+
 def build_tables(runs: list[Run]) -> list[Table]:
     """One table per student, over every run given (finished or not)."""
     students = sorted({r.student for r in runs})
-    return [_build_table(student, [r for r in runs if r.student == student]) for student in students]
+    tables = []
+    for student in students:
+        mine = [r for r in runs if r.student == student]
+        table = _build_table(student, [view for run in mine for view in generative_columns(run)])
+        if any(r.objective == "lm" for r in mine):
+            table.notes.append(GENERATIVE_NOTE)
+        unscored = [r for r in mine if r.objective == "lm" and r.finished and not r.evaluations]
+        if unscored:
+            table.notes.append(f"{len(unscored)} finished generative run(s) not scored yet, so in no column "
+                               f"(armada eval --run RUN): {', '.join(str(r.path) for r in unscored)}")
+        tables.append(table)
+    return tables
+
+
+def generative_columns(run: Run) -> list[Run]:
+    """A generative run as one Run per score of each evaluation (task = the column); any other run as itself."""
+    if run.objective != "lm":
+        return [run]
+    views = []
+    for evaluation in run.evaluations:
+        base = f"{run.task} → {evaluation.task} {evaluation.split}"
+        for name, score in evaluation.scores.items():
+            column = base if name == evaluation.metric else f"{base} [{name}]"
+            saved = EpochScores(run.best_epoch, {name: score})
+            last = run.history[-1].epoch if run.history else run.best_epoch
+            history = (saved,) if last == run.best_epoch else (saved, EpochScores(last, {name: float("nan")}))
+            views.append(dataclasses.replace(run, task=column, metric=name, history=history))
+    return views
 
 
 def _build_table(student: str, runs: list[Run]) -> Table:

@@ -60,12 +60,12 @@ def make_lm(folder: Path, family: str) -> Path:
     torch.manual_seed(0)
     if family == "llama":
         config = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                             num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
+                             num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=1, eos_token_id=2,
                              initializer_range=INIT)
         LlamaForCausalLM(config).save_pretrained(folder)
     else:
         config = OPTConfig(vocab_size=300, hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
-                           word_embed_proj_dim=32, max_position_embeddings=256, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                           word_embed_proj_dim=32, max_position_embeddings=2048, bos_token_id=1, eos_token_id=2, pad_token_id=0,
                            init_std=INIT, dropout=0.0)
         OPTForCausalLM(config).save_pretrained(folder)
     return folder

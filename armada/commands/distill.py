@@ -13,7 +13,8 @@ DISTILL_FLAGS = (
     "student", "undistilled", "manifold", "alpha", "beta", "gamma", "tau", "soft_loss", "schedule", "aligner",
     "teacher_noise", "projection_dim", "aligner_hidden", "epochs", "batch_size", "eval_batch_size", "max_length", "lr",
     "aligner_lr", "weight_decay", "lr_schedule", "warmup_ratio", "group_by_length", "lora_r", "mixed_precision",
-    "gradient_accumulation_steps", "seed",
+    "gradient_accumulation_steps", "seed", "objective", "aligner_objective", "aligner_pretrain_epochs", "prompt_style",
+    "save_adapter",
 )
 
 
@@ -58,12 +59,23 @@ def distill(
     mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision", help="no, bf16 or fp16 (GPU)"),
     gradient_accumulation_steps: Optional[int] = typer.Option(None, "--gradient-accumulation-steps"),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    objective: Optional[str] = typer.Option(None, "--objective", help="task (classes, choices, scores) or lm (a causal LM on "
+                                            "prompt → response, for generation tasks; brings LoRA rank 8, 3 epochs, lr 3e-4, batch 4)"),
+    aligner_objective: Optional[str] = typer.Option(None, "--aligner-objective", help="task (labels) or reconstruction "
+                                                    "(teacher vectors alone; the default for --objective lm)"),
+    aligner_pretrain_epochs: Optional[int] = typer.Option(None, "--aligner-pretrain-epochs", help="lm: train the aligner "
+                                                          "alone this many epochs first, then keep it fixed (0: jointly)"),
+    prompt_style: Optional[str] = typer.Option(None, "--prompt-style", help="lm: chat (the tokenizer's template), alpaca, "
+                                               "or auto (chat where the tokenizer has a template)"),
+    save_adapter: bool = typer.Option(False, "--save-adapter", help="lm: save the LoRA adapter folder, not the merged model"),
     train_limit: Optional[int] = typer.Option(None, "--train-limit", help="the first N training rows (default: as the cache)"),
     validation_limit: Optional[int] = typer.Option(None, "--validation-limit", help="the first N validation rows (default: as the cache)"),
 ) -> None:
     """Train a student with ARMADA against a teacher-feature cache (or the undistilled baseline).
 
     Example: armada distill --cache cache/cola--sd14.zarr --student bert-6l --data-dir ../shared/data/glue --manifold euclid --out runs/cola-bert6l
+
+    Example: armada distill --objective lm --cache cache/instruct_dolly--piper-whisper.zarr --student smollm2-135m --data-dir ../shared/data/generative/instruction --out runs/dolly-smollm2
     """
     from armada import config as config_module
     from armada.distill.train import train
@@ -74,6 +86,7 @@ def distill(
     flags = {key: given[key] for key in DISTILL_FLAGS}
     flags["undistilled"] = True if undistilled else None
     flags["group_by_length"] = True if group_by_length else None
+    flags["save_adapter"] = True if save_adapter else None
     flags = {k: v for k, v in flags.items() if v is not None}
     pipeline = config_module.load(config, sets, {f"distill.{k}": v for k, v in flags.items()})
 

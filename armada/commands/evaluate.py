@@ -15,18 +15,40 @@ def register(app: typer.Typer) -> None:
 
 def evaluate(
     run: str = typer.Option(..., "--run", help="the run folder armada distill wrote (runs/NAME)"),
-    split: str = typer.Option("validation", "--split", help="validation or test (test sets are unlabeled: predictions only)"),
+    split: Optional[str] = typer.Option(None, "--split", help="validation (default) or test (test sets are unlabeled: "
+                                        "predictions only); generative runs: any split of the task"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="where the task's files are (default: the run's data.data_dir)"),
     aligner: bool = typer.Option(False, "--aligner", help="score the TS Aligner alone on the cache's teacher features (paper Table 6)"),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="a pipeline file, for runs of file:NAME tasks ([tasks.NAME])"),
+    task: Optional[str] = typer.Option(None, "--task", help="generative runs: score zero-shot on this generation task "
+                                       "(default: the run's own, on its validation split)"),
+    limit: int = typer.Option(0, "--limit", min=0, help="generative runs: the first N rows only (0: all)"),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="generative runs: the generation "
+                                                 "budget (default: the task's own, as its source sets it)"),
 ) -> None:
     """Score a run's student (or its TS Aligner alone) on a split: RUN/eval/SPLIT.json and predictions-SPLIT.jsonl.
 
-    Example: armada eval --run runs/cola-euclid-s0 --split validation --data-dir ../shared/data/glue
-    """
-    from armada.eval.evaluate import evaluate_run
+    A run trained with --objective lm is scored by generating (RougeL, or answer and log-likelihood accuracy).
 
-    result = evaluate_run(run, split=split, data_dir=data_dir, aligner=aligner, file_tasks=_file_tasks(config))
+    Example: armada eval --run runs/cola-euclid-s0 --split validation --data-dir ../shared/data/glue
+
+    Example: armada eval --run runs/math-smollm2 --task reasoning/multiarith --data-dir ../shared/data/generative/reasoning --limit 100
+    """
+    from armada.errors import ArmadaError
+    from armada.eval.evaluate import evaluate_generative, evaluate_run, generative_summary, is_generative_run
+
+    if is_generative_run(run):
+        if aligner:
+            raise ArmadaError(f"{run}: a generative run's TS Aligner learnt to reconstruct the teacher's vectors and has no "
+                              "task outputs to score; drop --aligner")
+        record = evaluate_generative(run, task, split, data_dir, limit, max_new_tokens=max_new_tokens,
+                                     file_tasks=_file_tasks(config))
+        typer.echo(generative_summary(record))
+        return
+    if task or limit or max_new_tokens:
+        raise ArmadaError(f"{run} is not a generative run: --task, --limit and --max-new-tokens are for runs trained with "
+                          "--objective lm")
+    result = evaluate_run(run, split=split or "validation", data_dir=data_dir, aligner=aligner, file_tasks=_file_tasks(config))
     typer.echo(result.summary())
 
 
