@@ -126,6 +126,22 @@ def student_kind(config) -> Kind:
                       "ARMADA trains encoders (BERT-like) and decoder-only language models")
 
 
+def _drop_gguf_marks(model) -> None:
+    """Let a model loaded from a GGUF file save as the plain model it is.
+
+    transformers dequantises a GGUF checkpoint into plain float tensors here (no GGUF kernel), yet
+    keeps its GGUF quantizer on the model, and save_pretrained refuses any model with one ("not
+    serializable"). Where no GGUF-packed module is left there is nothing quantized to keep.
+    """
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None or getattr(quantizer, "packed_modules", None):
+        return
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
 @dataclass
 class Backbone:
     model: object               # a transformers PreTrainedModel without a task head (or a causal LM with `lm_head`)
@@ -154,6 +170,8 @@ def load_backbone(name: str, lm_head: bool = False) -> Backbone:
             location.path, output_loading_info=True, **location.kwargs())
     except (OSError, ValueError) as e:
         raise _unreachable(name, location, e) from None
+    if location.gguf_file:
+        _drop_gguf_marks(model)
     kind = student_kind(model.config)
     if kind == "causal":
         pooling: Pooling = "last-token"

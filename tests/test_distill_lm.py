@@ -265,3 +265,34 @@ def test_bad_inputs_are_refused_before_anything_is_written(tmp_path, lms, instru
         with pytest.raises(ArmadaError, match=message):
             train(config, which, cache_path, "", out)
         assert not out.exists()
+
+
+def test_the_offline_gguf_student_saves_merged_and_as_an_adapter(tmp_path):
+    """smollm2-135m is read from a GGUF file, dequantised: both saves must load back as the same model."""
+    import dataclasses
+
+    from transformers import AutoModelForCausalLM
+
+    from armada.distill.model import save_causal_student
+
+    task = get_task("instruct/dolly-test")
+    student, tokenizer = build_lm_student(DistillConfig(student="smollm2-135m", objective="lm", lora_r=8,
+                                                        aligner_objective="reconstruction", undistilled=True), task)
+    with torch.no_grad():       # a trained adapter: LoRA's B starts at zero, which would make any merge a no-op
+        for name, parameter in student.backbone.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.01)
+    student.eval()
+    ids = tokenizer("Name three primary colours.", return_tensors="pt")
+    with torch.no_grad():
+        expected = student.backbone(**ids).logits
+    save_causal_student(tmp_path / "merged", student, tokenizer)
+    student.info = dataclasses.replace(student.info, saved="adapter")
+    save_causal_student(tmp_path / "adapter", student, tokenizer)
+
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()     # transformers alone, no GGUF file
+    adapter, _, info = load_causal_student(tmp_path / "adapter")                  # its base found through the GGUF file
+    assert info.base_gguf_file.endswith(".gguf") and "quantization_config" not in merged.config.to_dict()
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**ids).logits, expected, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(adapter(**ids).logits, expected, rtol=1e-4, atol=1e-4)
