@@ -37,6 +37,10 @@ class RunConfig:
     runs_dir: str = "runs"
     report_dir: str = "report"
     analysis: bool = False                      # add the paper's §6 embedding views to the report
+    # Generative runs: generation tasks each run of a trained task is also scored on, zero-shot
+    # (paper Tables 4 and 11): {"instruct/dolly" = ["instruct/dolly-test", "instruct/sinst"]}.
+    zero_shot: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    eval_limit: int = _check(0, low=0, doc="generative runs: score the first N rows of each zero-shot set (0 = all)")
 
 
 @dataclass(frozen=True)
@@ -344,6 +348,14 @@ def _check_references(config: PipelineConfig, origins: _Origins) -> None:
                 f"{origins('run.tasks')}: run.tasks: unknown task {task!r}; the tasks are {sorted(valid)} "
                 "(a [tasks.NAME] table defines file:NAME)"
             )
+    for trained, scored in config.run.zero_shot.items():
+        if trained not in config.run.tasks:
+            raise ConfigError(f"{origins('run.zero_shot')}: run.zero_shot names {trained!r}, which is not in run.tasks "
+                              f"{list(config.run.tasks)}")
+        for task in scored:
+            if task not in valid:
+                raise ConfigError(f"{origins('run.zero_shot')}: run.zero_shot.{trained!r}: unknown task {task!r}; "
+                                  "`armada tasks` lists them")
 
 
 def build(cls, table: Mapping[str, Any], where: str, origins: _Origins | str):

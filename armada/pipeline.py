@@ -80,14 +80,37 @@ def run_pipeline(cfg: PipelineConfig, say=print) -> Path:
 
 
 def evaluate(run: PlannedRun, cfg: PipelineConfig, say) -> None:
-    """Score the run's best student (and its aligner alone: the paper's Table 6) once per finished run."""
+    """Score each finished run once: the best student (and its aligner alone: the paper's Table 6) on
+    the validation split; a generative student by what it writes, on its own validation split and
+    on every zero-shot set [run] zero_shot names for its task."""
     from armada.eval.evaluate import evaluate_run
 
     record = json.loads((run.out / "run.json").read_text())
+    if record.get("objective") == "lm":
+        return evaluate_generative(run, cfg, say)
     scorers = [False] if record.get("undistilled") else [False, True]
     for aligner in scorers:
         scores = run.out / "eval" / ("validation-aligner.json" if aligner else "validation.json")
-        if scores.is_file() and scores.stat().st_mtime >= (run.out / "run.json").stat().st_mtime:
+        if _fresh(scores, run):
             continue
         result = evaluate_run(run.out, "validation", aligner=aligner, file_tasks=cfg.tasks)
         say(f"   {result.summary()}")
+
+
+def evaluate_generative(run: PlannedRun, cfg: PipelineConfig, say) -> None:
+    from armada.eval import evaluate
+
+    own = [(run.task, None, 0)] if "validation" in run.task.splits else []
+    zero_shot = [(get_task(name, cfg.tasks), cfg.data.dir_for(name), cfg.run.eval_limit)
+                 for name in cfg.run.zero_shot.get(run.task.name, ())]
+    for task, data_dir, limit in own + zero_shot:
+        split = evaluate.default_generation_split(task, own=task is run.task)
+        if _fresh(run.out / "eval" / f"{evaluate.generation_stem(task.name, split)}.json", run):
+            continue
+        record = evaluate.evaluate_generative(run.out, task.name, split, data_dir, limit, file_tasks=cfg.tasks)
+        say(f"   {evaluate.generative_summary(record)}")
+
+
+def _fresh(scores: Path, run: PlannedRun) -> bool:
+    """Whether `scores` were written after the run last finished."""
+    return scores.is_file() and scores.stat().st_mtime >= (run.out / "run.json").stat().st_mtime

@@ -184,6 +184,16 @@ def generative_summary(record: dict) -> str:
             f"{decoding['max_new_tokens']} new tokens): {scores} → {Path(record['run']) / 'eval'}")
 
 
+def default_generation_split(task: Task, own: bool) -> str:
+    """The split a generative run is scored on: its own task's validation split, else the test split, else the only one."""
+    return "validation" if own and "validation" in task.splits else "test" if "test" in task.splits else task.splits[0]
+
+
+def generation_stem(task: str, split: str) -> str:
+    """RUN/eval/<stem>.json holds the scores of a generative run on `task` `split`; predictions-<stem>.jsonl its texts."""
+    return f"generation-{task.replace('/', '_').replace(':', '_')}-{split}"
+
+
 GENERATION_BATCH = 8                    # prompts per generate call: a speed setting, not a result one (eval.generation)
 
 
@@ -217,8 +227,7 @@ def evaluate_generative(run_dir: str | Path, task: str | None = None, split: str
         raise ArmadaError(f"{scored.name} is a {scored.kind} task; a generative student is scored on generation tasks "
                           "(instruct/..., reasoning/...)")
     own = scored.name == info["task"]
-    split = split or ("validation" if own and "validation" in scored.splits
-                      else "test" if "test" in scored.splits else scored.splits[0])
+    split = split or default_generation_split(scored, own)
     data = config.get("data", {})
     if not limit and own and split == "validation":
         limit = data.get("validation_limit", 0)
@@ -227,7 +236,7 @@ def evaluate_generative(run_dir: str | Path, task: str | None = None, split: str
     model.to(_device())
     decoding = Decoding(max_new_tokens=max_new_tokens or scored.max_new_tokens, num_beams=1, batch_size=batch_size)
     result = score_split(examples, model, tokenizer, decoding, style=student.prompt_style)
-    stem = f"generation-{scored.name.replace('/', '_').replace(':', '_')}-{split}"
+    stem = generation_stem(scored.name, split)
     out = run_dir / "eval"
     out.mkdir(exist_ok=True)
     with (out / f"predictions-{stem}.jsonl").open("w", encoding="utf-8") as f:

@@ -14,11 +14,14 @@ from typer.testing import CliRunner
 
 import distill_tiny
 import lm_tiny
+from armada import config
 from armada.cli import app
 from armada.distill.train import train
 from armada.eval.evaluate import evaluate_generative
 from armada.eval.report import write_report
+from armada.errors import ConfigError
 from armada.eval.rouge import rouge_l
+from armada.pipeline import run_pipeline
 from armada.tasks import get_task
 
 
@@ -126,3 +129,43 @@ def test_the_report_shows_generative_columns_beside_nlu_ones(lm_runs, shared_dat
     assert "lm_loss" in text                                            # the run list shows the dev loss as it is
     with files.csv.open() as f:
         assert f"{column} mean" in f.readline()
+
+
+def test_armada_run_scores_generative_runs_on_their_own_split_and_the_zero_shot_sets(tmp_path, shared_data):
+    student = lm_tiny.make_lm(tmp_path / "llama", "llama")
+    name, tables = lm_tiny.instruction_task(tmp_path / "data")
+    spec = tables[name]
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(tomli_w.dumps({
+        "run": {"name": "gen", "tasks": [f"file:{name}"], "seeds": [0], "runs_dir": str(tmp_path / "runs"),
+                "report_dir": str(tmp_path / "report"), "zero_shot": {f"file:{name}": ["reasoning/multiarith"]},
+                "eval_limit": 2},
+        "data": {"data_dirs": {"reasoning/multiarith": str(shared_data / "generative" / "reasoning")}},
+        "distill": {"student": str(student), "objective": "lm", "lora_r": 8, "epochs": 1, "batch_size": 4,
+                    "max_length": 200, "lr": 1e-2},
+        "tasks": {name: {"train": spec.train, "validation": spec.validation, "kind": "generation",
+                         "text_fields": list(spec.text_fields), "label_field": "output", "id_field": "id"}},
+        "variants": [{"name": "undistilled", "undistilled": True}],
+    }))
+    report = run_pipeline(config.load(pipeline), say=lambda line: None)
+
+    scores = tmp_path / "runs" / "gen" / f"file_{name}" / "undistilled" / "seed-0" / "eval"
+    own = json.loads((scores / f"generation-file_{name}-validation.json").read_text())
+    zero_shot = json.loads((scores / "generation-reasoning_multiarith-test.json").read_text())
+    assert (own["examples"], own["metric"]) == (8, "rougeL")
+    assert (zero_shot["examples"], zero_shot["limit"], zero_shot["metric"]) == (2, 2, "accuracy")
+    assert "reasoning/multiarith" in (report / "results.md").read_text()
+
+    written = {p.name: p.stat().st_mtime_ns for p in scores.iterdir()}
+    run_pipeline(config.load(pipeline), say=lambda line: None)      # finished and scored: nothing is redone
+    assert {p.name: p.stat().st_mtime_ns for p in scores.iterdir()} == written
+
+
+def test_zero_shot_sets_must_be_known_tasks_of_a_trained_task(tmp_path):
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text('[run]\ntasks = ["instruct/dolly"]\nzero_shot = { "instruct/dolly" = ["instruct/nope"] }\n')
+    with pytest.raises(ConfigError, match="instruct/nope"):
+        config.load(pipeline)
+    pipeline.write_text('[run]\ntasks = ["instruct/dolly"]\nzero_shot = { "glue/cola" = ["instruct/sinst"] }\n')
+    with pytest.raises(ConfigError, match="not in run.tasks"):
+        config.load(pipeline)
