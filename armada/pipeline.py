@@ -39,8 +39,12 @@ def plan(cfg: PipelineConfig) -> list[PlannedRun]:
             for seed in cfg.run.seeds_per_task.get(name, cfg.run.seeds)]
 
 
-def run_pipeline(cfg: PipelineConfig, say=print) -> Path:
-    """Run every stage; returns the report folder."""
+def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = None) -> Path:
+    """Run every stage; returns the report folder, which also gets the resolved pipeline
+    (pipeline.toml) and provenance.json: `command` (default: this process's argv), machine,
+    library versions and this sitting's wall-clock (each run's own is in the report)."""
+    from armada import provenance
+    from armada.config import to_dict, to_toml
     from armada.distill.train import train
     from armada.eval.report import write_report
     from armada.extract.runner import job_from_config, run_extract
@@ -75,7 +79,10 @@ def run_pipeline(cfg: PipelineConfig, say=print) -> Path:
     say(f"== report → {report}")
     files = write_report([Path(cfg.run.runs_dir) / cfg.run.name], report, analysis=cfg.run.analysis,
                          file_tasks=cfg.tasks)        # each run reads its own data folder (config.toml)
-    say(f"done in {time.time() - started:.0f} s: {files.markdown}")
+    (report / "pipeline.toml").write_text(to_toml(to_dict(cfg)), encoding="utf-8")
+    finished = time.time()
+    (report / "provenance.json").write_text(json.dumps(provenance.record(command, started, finished), indent=2) + "\n")
+    say(f"done in {finished - started:.0f} s: {files.markdown}")
     return report
 
 

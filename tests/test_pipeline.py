@@ -79,6 +79,12 @@ def test_interrupted_run_resumes_without_redoing_finished_runs_then_reports(tmp_
     assert (report / "results.csv").is_file()
     assert any(p.suffix == ".png" and p.stat().st_size > 0 for p in report.iterdir())
     assert f"report: {report / 'results.md'}" in out
+    # Beside the report: the resolved pipeline (the --set overrides in it) and how it was made.
+    resolved = config.load(report / "pipeline.toml")
+    assert resolved.digest() == config.load(ROOT / "configs" / "debug.toml", _command(tmp_path)[4::2]).digest()
+    made = json.loads((report / "provenance.json").read_text())
+    assert made["command"][:3] == ["armada", "run", str(ROOT / "configs" / "debug.toml")]
+    assert made["versions"]["torch"].startswith("2.13.0") and made["machine"]["cpu_cores"] >= 1 and made["seconds"] > 0
 
     verify = subprocess.run([str(ARMADA), "cache", "verify", str(tmp_path / "cache" / "bbc-news--piper-whisper.zarr")],
                             capture_output=True, text=True)

@@ -21,5 +21,6 @@ def run(
     from armada.pipeline import run_pipeline
 
     cfg = config_module.load(pipeline, sets or [])
-    report = run_pipeline(cfg, say=lambda line: typer.echo(line))
+    command = ["armada", "run", pipeline, *(f"--set={s}" for s in sets or [])]
+    report = run_pipeline(cfg, say=lambda line: typer.echo(line), command=command)
     typer.echo(f"report: {report / 'results.md'}")
