@@ -44,8 +44,8 @@ from armada.distill.data import epoch_batches, process_share
 from armada.distill.lm_data import LMCollator, encode_lm
 from armada.distill.loop import TrainingLoop, reseed
 from armada.distill.losses import manifold_loss
-from armada.distill.teacher_features import check_task, load_teacher_features, open_cache, split_settings
-from armada.distill.train import RunResult
+from armada.distill.inputs import RunResult, finished_run, open_inputs
+from armada.distill.teacher_features import load_teacher_features
 from armada.errors import ArmadaError
 from armada.tasks import Task
 
@@ -86,21 +86,12 @@ def train_lm(config: DistillConfig, task: Task, cache_path: str | None, data_dir
         raise ArmadaError(f'{task.name} is a {task.kind} task; objective "lm" trains generation tasks '
                           "(instruct/..., reasoning/...): drop --objective lm")
     out = Path(out_dir)
-    finished = run_dir.finished_record(out) if resume else None
+    finished = finished_run(out, resume)
     if finished is not None:
-        print(f"{out} is already finished (best epoch {finished['best_epoch']})", flush=True)
-        return RunResult(out, finished["task"], finished["metric"], finished["best_epoch"], finished["best_dev"],
-                         finished["epochs"], finished["seconds"], "finished")
-    if config.mixed_precision == "fp16" and not torch.accelerator.is_available():
-        raise ArmadaError("mixed_precision = \"fp16\" needs a GPU; on a CPU use \"bf16\" or \"no\"")
+        return finished
     distilled = not config.undistilled
-    if distilled and not cache_path:
-        raise ArmadaError("ARMADA needs the teacher's features: give --cache PATH (or train the baseline with --undistilled)")
-
     # Inputs first: every problem with them is reported before anything is written.
-    reader = open_cache(cache_path) if cache_path else None
-    if reader is not None:
-        check_task(reader, task.name)
+    reader, limits, template = open_inputs(config, task, cache_path, train_limit, validation_limit, template)
     names = ("train", "validation") if "validation" in task.splits else ("train",)
     limits = {}
     for split, given in (("train", train_limit), ("validation", validation_limit)):

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,25 +42,14 @@ from armada.distill.build import adamw, build_aligner, build_student, lr_schedul
 from armada.distill.data import Collator, encode, epoch_batches, process_share
 from armada.distill.loop import TrainingLoop, aligner_logits, reseed, student_logits
 from armada.distill.model import predictions_from
-from armada.distill.teacher_features import check_task, load_teacher_features, open_cache, split_settings
+from armada.distill.inputs import RunResult, finished_run, open_inputs
+from armada.distill.teacher_features import load_teacher_features
 from armada.errors import ArmadaError
 from armada.eval.metrics import compute, primary
 from armada.tasks import Split, Task
 
 TASK_KINDS = ("classification", "regression", "multiple_choice")
 SUMMARY_PARTS = ("loss_s", "task", "soft", "manifold", "aux", "loss_t")
-
-
-@dataclass(frozen=True)
-class RunResult:
-    out_dir: Path
-    task: str
-    metric: str                 # the primary metric's name
-    best_epoch: int
-    best_dev: float | None      # None when the metric was undefined in every epoch
-    epochs: int
-    seconds: float
-    status: str                 # "finished"
 
 
 def train(config: DistillConfig, task: Task, cache_path: str | None, data_dir: str, out_dir: str | Path,
@@ -86,28 +74,12 @@ def train(config: DistillConfig, task: Task, cache_path: str | None, data_dir: s
     if task.kind not in TASK_KINDS:
         raise ArmadaError(f"{task.name} is a {task.kind} task; armada distill trains {', '.join(TASK_KINDS)} tasks")
     out = Path(out_dir)
-    finished = run_dir.finished_record(out) if resume else None
+    finished = finished_run(out, resume)
     if finished is not None:
-        print(f"{out} is already finished (best {finished['metric']} {finished['best_dev']} at epoch "
-              f"{finished['best_epoch']})", flush=True)
-        return RunResult(out, finished["task"], finished["metric"], finished["best_epoch"], finished["best_dev"],
-                         finished["epochs"], finished["seconds"], "finished")
-    if config.mixed_precision == "fp16" and not torch.accelerator.is_available():
-        raise ArmadaError("mixed_precision = \"fp16\" needs a GPU; on a CPU use \"bf16\" or \"no\"")
+        return finished
     distilled = not config.undistilled
-    if distilled and not cache_path:
-        raise ArmadaError("ARMADA needs the teacher's features: give --cache PATH (or train the baseline with --undistilled)")
-
-    # Inputs first: every problem with them is reported before anything is written. The cache decides
-    # the rows even for the undistilled baseline, so that it trains on the very examples ARMADA does.
-    reader = open_cache(cache_path) if cache_path else None
-    if reader is not None:
-        check_task(reader, task.name)
-    limits = {}
-    for split, given in (("train", train_limit), ("validation", validation_limit)):
-        limits[split] = (split_settings(reader, split)[0] if reader else 0) if given is None else given
-    if template is None:
-        template = reader.manifest.extraction.teacher_template if reader else ""
+    # Inputs first: every problem with them is reported before anything is written.
+    reader, limits, template = open_inputs(config, task, cache_path, train_limit, validation_limit, template)
     splits = {s: task.load(s, data_dir=data_dir, limit=limits[s], template=template) for s in ("train", "validation")}
     for split in splits.values():
         _check_labels(split)

@@ -73,9 +73,10 @@ def test_a_run_writes_what_eval_and_run_rely_on(tmp_path, students, shared_data,
     model, tokenizer, heads = load_student(out)
     assert heads["kind"] == task.kind and heads["task"] == task.name
     assert heads["pooling"] == ("pooler" if student == "encoder" else "last-token")
-    predictions, logits, pooled = predict(model, tokenizer, splits["validation"], batch_size=5)
+    # The batches of training's own evaluation (eval_batch_size 8): padded to other widths, the sums change order, and
+    # the near-tied choices of a barely trained tiny model can flip.
+    predictions, logits, pooled = predict(model, tokenizer, splits["validation"], batch_size=8)
     assert logits.shape == (len(splits["validation"]), task.num_labels) and pooled.shape == (len(splits["validation"]), 32)
-    # Batches padded to other widths change the sums' order: correlations of near-constant outputs move a little.
     assert compute(task.metric, predictions, splits["validation"].labels) == pytest.approx(best["dev"], abs=1e-3)
     aligner = load_aligner(out)
     from armada.cache_schema import CacheReader

@@ -1,0 +1,61 @@
+"""What every training run does first, whatever its objective (armada.distill.train, .lm): return a
+finished run as it is, or check its inputs before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from armada.config import DistillConfig
+from armada.distill import run_dir
+from armada.distill.teacher_features import check_task, open_cache, split_settings
+from armada.errors import ArmadaError
+from armada.tasks import Task
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out_dir: Path
+    task: str
+    metric: str                 # the primary metric's name
+    best_epoch: int
+    best_dev: float | None      # None when the metric was undefined in every epoch
+    epochs: int
+    seconds: float
+    status: str                 # "finished"
+
+
+def finished_run(out: Path, resume: bool) -> RunResult | None:
+    """The run in `out` if `resume` and it is finished (said on stdout), else None."""
+    finished = run_dir.finished_record(out) if resume else None
+    if finished is None:
+        return None
+    kept = (f"best {finished['metric']} {finished['best_dev']} at epoch {finished['best_epoch']}"
+            if finished["best_dev"] is not None else f"epoch {finished['best_epoch']} kept")
+    print(f"{out} is already finished ({kept})", flush=True)
+    return RunResult(out, finished["task"], finished["metric"], finished["best_epoch"], finished["best_dev"],
+                     finished["epochs"], finished["seconds"], "finished")
+
+
+def open_inputs(config: DistillConfig, task: Task, cache_path: str | None, train_limit: int | None,
+                validation_limit: int | None, template: str | None):
+    """The cache reader (None for the baseline), the rows per split and the teacher template.
+
+    The limits and the template default to those the cache's splits were extracted with (0 and
+    the task's default without a cache), so that even the undistilled baseline trains on the very
+    examples ARMADA does."""
+    if config.mixed_precision == "fp16" and not torch.accelerator.is_available():
+        raise ArmadaError("mixed_precision = \"fp16\" needs a GPU; on a CPU use \"bf16\" or \"no\"")
+    if not config.undistilled and not cache_path:
+        raise ArmadaError("ARMADA needs the teacher's features: give --cache PATH (or train the baseline with --undistilled)")
+    reader = open_cache(cache_path) if cache_path else None
+    if reader is not None:
+        check_task(reader, task.name)
+    limits = {}
+    for split, given in (("train", train_limit), ("validation", validation_limit)):
+        limits[split] = (split_settings(reader, split)[0] if reader else 0) if given is None else given
+    if template is None:
+        template = reader.manifest.extraction.teacher_template if reader else ""
+    return reader, limits, template
