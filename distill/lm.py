@@ -93,11 +93,6 @@ def train_lm(config: DistillConfig, task: Task, cache_path: str | None, data_dir
     # Inputs first: every problem with them is reported before anything is written.
     reader, limits, template = open_inputs(config, task, cache_path, train_limit, validation_limit, template)
     names = ("train", "validation") if "validation" in task.splits else ("train",)
-    limits = {}
-    for split, given in (("train", train_limit), ("validation", validation_limit)):
-        limits[split] = (split_settings(reader, split)[0] if reader else 0) if given is None else given
-    if template is None:
-        template = reader.manifest.extraction.teacher_template if reader else ""
     splits = {s: task.load(s, data_dir=data_dir, limit=limits[s], template=template) for s in names}
     config_text = run_dir.config_text(config, task.name, data_dir, limits, template)
     run_dir.check_out(out, resume, config_text)
