@@ -336,11 +336,6 @@ def _check_references(config: PipelineConfig, origins: _Origins) -> None:
     from armada.tasks import task_names
 
     validate_teacher_tables(config.teachers, lambda key: origins(key))
-    for variant in config.variants:
-        for task in variant.tasks:
-            if task not in config.run.tasks:
-                raise ConfigError(f"{origins('variants')}: variant {variant.name!r} names task {task!r}, which is not "
-                                  f"in run.tasks {list(config.run.tasks)}")
     valid = set(task_names()) | {f"file:{name}" for name in config.tasks}
     for task in config.run.tasks:
         if task not in valid:
@@ -348,15 +343,18 @@ def _check_references(config: PipelineConfig, origins: _Origins) -> None:
                 f"{origins('run.tasks')}: run.tasks: unknown task {task!r}; the tasks are {sorted(valid)} "
                 "(a [tasks.NAME] table defines file:NAME)"
             )
-    for trained, scored in config.run.zero_shot.items():
-        if trained not in config.run.tasks:
-            raise ConfigError(f"{origins('run.zero_shot')}: run.zero_shot names {trained!r}, which is not in run.tasks "
-                              f"{list(config.run.tasks)}")
-        for task in scored:
+    # A variant's tasks and zero_shot's keys outside run.tasks are not run, so that a pipeline can be
+    # split across processes or machines with --set run.tasks=[...]; a name no task has is a mistake.
+    for variant in config.variants:
+        for task in variant.tasks:
             if task not in valid:
-                raise ConfigError(f"{origins('run.zero_shot')}: run.zero_shot.{trained!r}: unknown task {task!r}; "
+                raise ConfigError(f"{origins('variants')}: variant {variant.name!r} names an unknown task {task!r}; "
                                   "`armada tasks` lists them")
-
+    for trained, scored in config.run.zero_shot.items():
+        for task in (trained, *scored):
+            if task not in valid:
+                raise ConfigError(f"{origins('run.zero_shot')}: run.zero_shot names an unknown task {task!r}; "
+                                  "`armada tasks` lists them")
 
 def build(cls, table: Mapping[str, Any], where: str, origins: _Origins | str):
     """Build dataclass `cls` from a TOML table, checking every key, type and range."""

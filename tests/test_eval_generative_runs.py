@@ -161,11 +161,11 @@ def test_armada_run_scores_generative_runs_on_their_own_split_and_the_zero_shot_
     assert {p.name: p.stat().st_mtime_ns for p in scores.iterdir()} == written
 
 
-def test_zero_shot_sets_must_be_known_tasks_of_a_trained_task(tmp_path):
+def test_zero_shot_sets_must_be_known_tasks(tmp_path):
     pipeline = tmp_path / "pipeline.toml"
     pipeline.write_text('[run]\ntasks = ["instruct/dolly"]\nzero_shot = { "instruct/dolly" = ["instruct/nope"] }\n')
     with pytest.raises(ConfigError, match="instruct/nope"):
         config.load(pipeline)
-    pipeline.write_text('[run]\ntasks = ["instruct/dolly"]\nzero_shot = { "glue/cola" = ["instruct/sinst"] }\n')
-    with pytest.raises(ConfigError, match="not in run.tasks"):
+    pipeline.write_text('[run]\ntasks = ["instruct/dolly"]\nzero_shot = { "instruct/dolly-tset" = ["instruct/sinst"] }\n')
+    with pytest.raises(ConfigError, match="instruct/dolly-tset"):
         config.load(pipeline)
