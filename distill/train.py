@@ -60,15 +60,24 @@ def train(config: DistillConfig, task: Task, cache_path: str | None, data_dir: s
     The limits and the teacher template default to those the cache's splits were extracted with
     (0 and the task's default without a cache). `resume` continues from the newest complete
     checkpoint in `out_dir` (or starts, if there is none; a finished run is returned as it is).
+    One process trains a run folder at a time: another that asks for it is refused (run_dir.exclusive).
     """
+    with run_dir.exclusive(Path(out_dir)):
+        if config.objective == "lm":
+            from armada.distill.lm import train_lm
+
+            return train_lm(config, task, cache_path, data_dir, out_dir, resume, variant, train_limit=train_limit,
+                            validation_limit=validation_limit, template=template)
+        return _train_task(config, task, cache_path, data_dir, out_dir, resume, variant, train_limit=train_limit,
+                           validation_limit=validation_limit, template=template)
+
+
+def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_dir: str, out_dir: str | Path,
+                resume: bool, variant: str | None, *, train_limit: int | None, validation_limit: int | None,
+                template: str | None) -> RunResult:
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    if config.objective == "lm":
-        from armada.distill.lm import train_lm
-
-        return train_lm(config, task, cache_path, data_dir, out_dir, resume, variant, train_limit=train_limit,
-                        validation_limit=validation_limit, template=template)
     if task.kind == "generation":
         raise ArmadaError(f"{task.name} is a generation task: train a causal LM on it with --objective lm")
     if task.kind not in TASK_KINDS:

@@ -113,6 +113,32 @@ def test_a_run_directory_is_not_overwritten_nor_resumed_with_other_settings(tmp_
         train(tiny.tiny_config(encoder, undistilled=True, epochs=1, lr=2e-3), task, None, "", out, resume=True)
 
 
+def test_a_run_another_process_is_training_is_refused_until_it_ends(tmp_path, encoder):
+    task, _, _ = _setup(tmp_path)
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_FOLDER, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"       # as a training process holds its run folder
+        config = tiny.tiny_config(encoder, undistilled=True, epochs=1)
+        with pytest.raises(ArmadaError, match="being trained by another process right now"):
+            train(config, task, None, "", out, resume=True)
+        assert not any(out.iterdir())                                # nothing written beside the other process
+    finally:
+        holder.kill()
+        holder.wait()
+    assert train(config, task, None, "", out, resume=True).status == "finished"   # free again once it ended
+
+
+HOLD_THE_FOLDER = """
+import fcntl, os, sys, time
+handle = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
 def test_the_cli_prints_the_error_without_a_traceback(tmp_path):
     armada = Path(sys.executable).with_name("armada")
     done = subprocess.run([str(armada), "distill", "--cache", str(tmp_path / "nowhere.zarr"), "--student", "minilm-l6"],
