@@ -115,6 +115,7 @@ def _render_table(table: Table, figures: list[Path]) -> str:
             lines.append(_md_row(["---"] * 5))
             lines += [_md_row([variant, *_test_cells(test)]) for variant, test in tests]
             lines.append("")
+    lines += _render_maxima(table)
     lines += _render_aligner(table)
     coverage = _coverage(table)
     lines += ["### Coverage", ""]
@@ -123,6 +124,31 @@ def _render_table(table: Table, figures: list[Path]) -> str:
     lines += [f"![{figure.stem}]({figure.name})" for figure in figures]
     lines.append("")
     return "\n".join(lines)
+
+
+def _render_maxima(table: Table) -> list[str]:
+    """The best seed's best-epoch score per cell: how the paper's Table 2 reports ("the maximum scores
+    obtained in three different runs"), for a like-for-like comparison; Δ is between the two maxima."""
+    best = {key: max(cell.scores["best"].values()) for key, cell in table.cells.items() if cell.scores.get("best")}
+    if not best:
+        return []
+    header = ["variant"] + [_column(task, table.metrics[task]) for task in table.tasks]
+    delta = f"; Δ = the variant's maximum − the {table.baseline} maximum" if table.baseline else ""
+    lines = ["### Best seed at its best epoch (how the paper's Table 2 reports)", "",
+             f"The maximum over seeds{delta}. Beside the mean, not instead of it: a maximum of noisy runs grows with "
+             "the number of seeds.", "", _md_row(header), _md_row(["---"] * len(header))]
+    for variant in table.variants:
+        cells = []
+        for task in table.tasks:
+            value, base = best.get((variant, task)), best.get((table.baseline, task))
+            if value is None:
+                cells.append("–")
+            elif variant == table.baseline or base is None:
+                cells.append(f"{100 * value:.1f}")
+            else:
+                cells.append(f"{100 * value:.1f}, Δ {100 * (value - base):+.1f}")
+        lines.append(_md_row([variant] + cells))
+    return lines + [""]
 
 
 def _render_aligner(table: Table) -> list[str]:
@@ -251,12 +277,12 @@ def _md_row(cells: list[str]) -> str:
 # --- csv --------------------------------------------------------------------------------------
 
 def _write_csv(tables: list[Table], path: Path) -> None:
-    """One row per (student, epoch selection, variant); per task: mean, sd, n, delta, delta sd,
-    paired seeds, all ×100 and empty where there is nothing; then the variant's t-test."""
+    """One row per (student, epoch selection, variant); per task: mean, sd, max over seeds, n, delta,
+    delta sd, paired seeds, all ×100 and empty where there is nothing; then the variant's t-test."""
     tasks = sorted({t for table in tables for t in table.tasks})
     columns = ["student", "epoch", "variant"]
     for task in tasks:
-        columns += [f"{task} {part}" for part in ("metric", "mean", "sd", "seeds", "expected seeds", "delta", "delta sd", "paired seeds")]
+        columns += [f"{task} {part}" for part in ("metric", "mean", "sd", "max", "seeds", "expected seeds", "delta", "delta sd", "paired seeds")]
     columns += ["t-test pairs", "t", "p"]
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -268,12 +294,13 @@ def _write_csv(tables: list[Table], path: Path) -> None:
                     for task in tasks:
                         cell = table.cells.get((variant, task))
                         if cell is None:
-                            row += [""] * 8
+                            row += [""] * 9
                             continue
                         s, d = cell.summary[selection], cell.delta.get(selection)
+                        scores = cell.scores.get(selection)
                         row += [
-                            table.metrics[task],
-                            _num(s and 100 * s.mean), _num(s and 100 * s.sd), s.n if s else 0, len(cell.expected_seeds),
+                            table.metrics[task], _num(s and 100 * s.mean), _num(s and 100 * s.sd),
+                            _num(100 * max(scores.values()) if scores else None), s.n if s else 0, len(cell.expected_seeds),
                             _num(d and 100 * d.mean), _num(d and 100 * d.sd), d.pairs if d else "",
                         ]
                     test = table.tests.get((selection, variant))

@@ -80,6 +80,10 @@ def test_tables_hold_mean_sd_delta_and_the_t_test_at_best_and_last_epoch(tmp_pat
             assert float(row[f"{task} delta"]) == pytest.approx(100 * differences.mean(), abs=1e-3)
             assert float(row[f"{task} delta sd"]) == pytest.approx(100 * differences.std(ddof=1), abs=1e-3)
             assert row[f"{task} seeds"] == "3" and row[f"{task} paired seeds"] == "3"
+            assert float(row[f"{task} max"]) == pytest.approx(100 * max(ours), abs=1e-3)
+            if selection == "best":     # the paper's Table 2 form: the best seed, Δ between maxima
+                maxima = text.split("### Best seed at its best epoch")[1].split("###")[0]
+                assert f"{100 * max(ours):.1f}, Δ {100 * (max(ours) - max(base)):+.1f}" in maxima
             cell = f"{100 * np.mean(ours):.1f} ± {100 * np.std(ours, ddof=1):.1f}, Δ {100 * differences.mean():+.1f} ± {100 * differences.std(ddof=1):.1f} (n=3)"
             assert cell in text
         pairs = [(t, s) for t in ("glue/cola", "glue/rte") for s in range(3)]
