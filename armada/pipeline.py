@@ -2,8 +2,9 @@
 
 For each task: extract the teacher's features (a finished cache is checked and reused; an
 interrupted one resumes), distil every variant × seed (a finished run is skipped, an interrupted
-one resumes from its newest complete checkpoint), score each run's best student and TS Aligner on
-the validation split, then write one report over every run of the pipeline.
+one resumes from its newest complete checkpoint, one another process is training is left to it),
+score each run's best student and TS Aligner on the validation split, then write one report over
+every run of the pipeline. So several `armada run`s of one pipeline share its runs between them.
 
 Layout: <runs_dir>/<name>/<task>/<variant>/seed-<S>/ for runs, <report_dir>/<name>/ for the
 report, the caches where [extract] cache_dir says.
@@ -45,6 +46,7 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     library versions and this sitting's wall-clock (each run's own is in the report)."""
     from armada import provenance
     from armada.config import to_dict, to_toml
+    from armada.distill.run_dir import RunBusy
     from armada.distill.train import train
     from armada.eval.report import write_report
     from armada.extract.runner import job_from_config, run_extract
@@ -71,8 +73,12 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
         say(f"== distill [{i}/{len(runs)}] {run.task.name} {run.variant.name} seed {run.seed} → {run.out}")
         limits = {} if caches[run.task.name] else {"train_limit": cfg.data.train_limit,
                                                     "validation_limit": cfg.data.validation_limit}
-        train(settings, run.task, caches[run.task.name], cfg.data.dir_for(run.task.name), run.out, resume=True,
-              variant=run.variant.name, template=cfg.data.teacher_templates.get(run.task.name) or None, **limits)
+        try:
+            train(settings, run.task, caches[run.task.name], cfg.data.dir_for(run.task.name), run.out, resume=True,
+                  variant=run.variant.name, template=cfg.data.teacher_templates.get(run.task.name) or None, **limits)
+        except RunBusy:
+            say("   another process is training it (another armada run of this pipeline): left to that one")
+            continue
         evaluate(run, cfg, say)
 
     report = Path(cfg.run.report_dir) / cfg.run.name

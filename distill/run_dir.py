@@ -28,6 +28,10 @@ def config_text(config: DistillConfig, task_name: str, data_dir: str, limits: di
     return config_module.to_toml({"data": data, "distill": config_module.to_dict(config)})
 
 
+class RunBusy(ArmadaError):
+    """Another process is training this run folder right now."""
+
+
 @contextmanager
 def exclusive(out: Path):
     """Hold `out` for this training process (the main one; the others follow it): a second process
@@ -44,7 +48,7 @@ def exclusive(out: Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ArmadaError(f"{out} is being trained by another process right now; wait for it to end "
+            raise RunBusy(f"{out} is being trained by another process right now; wait for it to end "
                               "(it resumes where it stops), or choose another --out") from None
         yield
     finally:

@@ -127,3 +127,13 @@ def tiny_config(student: Path, **changes) -> DistillConfig:
                     aligner_hidden=24, lr=1e-3, aligner_lr=1e-3)
     settings.update(changes)
     return DistillConfig(**settings)
+
+
+# A second process holding a run folder the way a training process does (run_dir.exclusive): python -c this FOLDER.
+HOLD_THE_FOLDER = """
+import fcntl, os, sys, time
+handle = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("holding", flush=True)
+time.sleep(600)
+"""

@@ -117,7 +117,7 @@ def test_a_run_another_process_is_training_is_refused_until_it_ends(tmp_path, en
     task, _, _ = _setup(tmp_path)
     out = tmp_path / "run"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_FOLDER, str(out)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", tiny.HOLD_THE_FOLDER, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"       # as a training process holds its run folder
         config = tiny.tiny_config(encoder, undistilled=True, epochs=1)
@@ -129,14 +129,6 @@ def test_a_run_another_process_is_training_is_refused_until_it_ends(tmp_path, en
         holder.wait()
     assert train(config, task, None, "", out, resume=True).status == "finished"   # free again once it ended
 
-
-HOLD_THE_FOLDER = """
-import fcntl, os, sys, time
-handle = os.open(sys.argv[1], os.O_RDONLY)
-fcntl.flock(handle, fcntl.LOCK_EX)
-print("holding", flush=True)
-time.sleep(600)
-"""
 
 
 def test_the_cli_prints_the_error_without_a_traceback(tmp_path):

@@ -8,8 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import tomli_w
+
+import distill_tiny as tiny
 from armada import config
-from armada.pipeline import plan
+from armada.pipeline import plan, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMADA = Path(sys.executable).with_name("armada")
@@ -89,3 +92,34 @@ def test_interrupted_run_resumes_without_redoing_finished_runs_then_reports(tmp_
     verify = subprocess.run([str(ARMADA), "cache", "verify", str(tmp_path / "cache" / "bbc-news--piper-whisper.zarr")],
                             capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_runs_another_process_is_training_are_left_to_it(tmp_path):
+    name, tables = tiny.file_task(tmp_path / "data")
+    spec = tables[name]
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(tomli_w.dumps({
+        "run": {"name": "shared", "tasks": [f"file:{name}"], "seeds": [0, 1], "runs_dir": str(tmp_path / "runs"),
+                "report_dir": str(tmp_path / "report")},
+        "distill": {"student": str(tiny.make_encoder(tmp_path / "encoder")), "epochs": 1, "batch_size": 4,
+                    "max_length": 32, "lr": 1e-3},
+        "tasks": {name: {"train": spec.train, "validation": spec.validation, "labels": list(spec.labels),
+                         "id_field": "id", "metric": "accuracy"}},
+        "variants": [{"name": "undistilled", "undistilled": True}],
+    }))
+    cfg = config.load(pipeline)
+    busy, free = (r.out for r in plan(cfg))
+    busy.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", tiny.HOLD_THE_FOLDER, str(busy)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"        # as another `armada run` training seed 0
+        said = []
+        run_pipeline(cfg, say=said.append)
+        assert "another process is training it" in said[said.index(next(s for s in said if str(busy) in s)) + 1]
+        assert not any(busy.iterdir())                              # left to the other process, untouched
+        assert _status(free) == "finished" and (free / "eval" / "validation.json").is_file()
+    finally:
+        holder.kill()
+        holder.wait()
+    run_pipeline(cfg, say=lambda line: None)                        # once it is free, it is trained
+    assert _status(busy) == "finished"
