@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from tiny_diffusers import CLIP_MAX_TOKENS, save_tiny_stable_diffusion, save_tiny_unet_lora
+from tiny_diffusers import CLIP_MAX_TOKENS, same_rows, save_tiny_stable_diffusion, save_tiny_unet_lora
 
 from armada.errors import ArmadaError
 from armada.extract.diffusion import DiffusionTeacher, output_dim
@@ -101,7 +101,7 @@ def test_output_dim_is_known_without_loading_the_model(sd_folder):
 
 def test_encoding_is_deterministic_and_rows_differ_by_text(small, small_rows):
     assert small_rows.shape == (len(TEXTS), small.dim) == (4, 64) and small_rows.dtype == np.float32
-    np.testing.assert_array_equal(small.encode(TEXTS), small_rows)
+    same_rows(small.encode(TEXTS), small_rows)
     assert len({row.tobytes() for row in small_rows}) == len(TEXTS)
 
 
@@ -114,10 +114,10 @@ def test_a_row_is_the_same_alone_or_in_any_batch(small, small_rows):
     # Bit-identical on this CPU: each row has its own generator, and batched convolutions and
     # matmuls reduce each row in the same order whatever the batch size.
     for i in (0, 3):
-        np.testing.assert_array_equal(small.encode([TEXTS[i]])[0], small_rows[i])
+        same_rows(small.encode([TEXTS[i]])[0], small_rows[i])
     reordered = small.encode([TEXTS[3], TEXTS[0], "another text entirely"])
-    np.testing.assert_array_equal(reordered[0], small_rows[3])
-    np.testing.assert_array_equal(reordered[1], small_rows[0])
+    same_rows(reordered[0], small_rows[3])
+    same_rows(reordered[1], small_rows[0])
 
 
 def test_the_seed_changes_the_rows(sd_folder, small_rows):
@@ -146,7 +146,7 @@ def test_the_reference_recipe_flattens_a_4x16x16_img2img_latent_to_1024(sd_folde
     assert (found["image_to_image_pipeline"], found["image_to_image_steps"]) == ("StableDiffusionImg2ImgPipeline", 1)
     rows = reference.encode(TEXTS[:2])
     assert rows.shape == (2, 1024) and np.isfinite(rows).all()
-    np.testing.assert_array_equal(reference.encode(TEXTS[1:2])[0], rows[1])
+    same_rows(reference.encode(TEXTS[1:2])[0], rows[1])
 
 
 def test_a_reference_recipe_without_an_img2img_step_is_an_armada_error(sd_folder):
@@ -162,9 +162,9 @@ def test_a_lora_changes_the_rows_and_scale_zero_gives_the_base_rows(sd_folder, l
     assert found == {"lora": str(lora_path), "weight_name": lora_path.name, "sha256": file_sha256(lora_path)}
     # A folder holding the default file name loads the same LoRA.
     from_folder = teacher("mj", model=str(sd_folder), lora=str(lora_path.parent), lora_weight_name="", **SMALL)
-    np.testing.assert_array_equal(from_folder.encode(TEXTS[:1])[0], with_lora[0])
+    same_rows(from_folder.encode(TEXTS[:1])[0], with_lora[0])
     off = teacher("mj", model=str(sd_folder), lora=str(lora_path), lora_scale=0.0, **SMALL)
-    np.testing.assert_array_equal(off.encode(TEXTS[:2]), small_rows[:2])
+    same_rows(off.encode(TEXTS[:2]), small_rows[:2])
 
 
 HUB_RUN = """
@@ -192,7 +192,7 @@ def test_hub_ids_load_from_the_hugging_face_cache_and_record_the_commit(sd_folde
     assert found["model"] == "tiny-org/tiny-sd" and found["commit"] == commit and "files_sha256" not in found
     assert found["lora_file"]["sha256"] == file_sha256(lora_path)
     local = teacher("mj", model=str(sd_folder), lora=str(lora_path), **SMALL).encode(["a cat on a mat"])[0]
-    np.testing.assert_array_equal(np.array(result["row"], dtype=np.float32), local)
+    same_rows(np.array(result["row"], dtype=np.float32), local)
 
 
 def test_an_unreachable_hub_model_is_a_clear_armada_error():
@@ -228,4 +228,4 @@ def test_bad_local_paths_and_sizes_are_armada_errors(sd_folder, tmp_path):
 def test_a_pipeline_file_can_define_a_new_diffusers_t2i_teacher(sd_folder, small_rows):
     mine = load_teacher("my-t2i", {"my-t2i": {"kind": "diffusers-t2i", "model": str(sd_folder), **SMALL}})
     assert mine.name == "my-t2i" and mine.kind == "diffusers-t2i"
-    np.testing.assert_array_equal(mine.encode(TEXTS[:1])[0], small_rows[0])
+    same_rows(mine.encode(TEXTS[:1])[0], small_rows[0])
