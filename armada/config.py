@@ -356,6 +356,7 @@ def _check_references(config: PipelineConfig, origins: _Origins) -> None:
                 raise ConfigError(f"{origins('run.zero_shot')}: run.zero_shot names an unknown task {task!r}; "
                                   "`armada tasks` lists them")
 
+
 def build(cls, table: Mapping[str, Any], where: str, origins: _Origins | str):
     """Build dataclass `cls` from a TOML table, checking every key, type and range."""
     if isinstance(origins, str):

@@ -34,10 +34,10 @@ def machine() -> dict:
     }
 
 
-def versions() -> dict[str, str]:
-    """Installed versions of the packages a result depends on (those not installed left out)."""
+def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Installed versions of `packages` (those not installed left out)."""
     found = {}
-    for name in PACKAGES:
+    for name in packages:
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -49,7 +49,7 @@ def exclusive(out: Path):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunBusy(f"{out} is being trained by another process right now; wait for it to end "
-                              "(it resumes where it stops), or choose another --out") from None
+                          "(it resumes where it stops), or choose another --out") from None
         yield
     finally:
         os.close(handle)
@@ -112,14 +112,9 @@ def truncate_metrics(out: Path, epoch: int) -> None:
 
 
 def versions() -> dict[str, str]:
-    import importlib.metadata
+    from armada import provenance
 
-    import accelerate
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "accelerate": accelerate.__version__,
-            "armada": importlib.metadata.version("armada")}
+    return provenance.versions(("torch", "transformers", "accelerate", "armada"))
 
 
 def write_json(path: Path, data: dict) -> None:

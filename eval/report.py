@@ -129,7 +129,7 @@ def _render_table(table: Table, figures: list[Path]) -> str:
 def _render_maxima(table: Table) -> list[str]:
     """The best seed's best-epoch score per cell: how the paper's Table 2 reports ("the maximum scores
     obtained in three different runs"), for a like-for-like comparison; Δ is between the two maxima."""
-    best = {key: max(cell.scores["best"].values()) for key, cell in table.cells.items() if cell.scores.get("best")}
+    best = {key: cell.summary["best"].max for key, cell in table.cells.items() if cell.summary.get("best")}
     if not best:
         return []
     header = ["variant"] + [_column(task, table.metrics[task]) for task in table.tasks]
@@ -297,10 +297,9 @@ def _write_csv(tables: list[Table], path: Path) -> None:
                             row += [""] * 9
                             continue
                         s, d = cell.summary[selection], cell.delta.get(selection)
-                        scores = cell.scores.get(selection)
                         row += [
-                            table.metrics[task], _num(s and 100 * s.mean), _num(s and 100 * s.sd),
-                            _num(100 * max(scores.values()) if scores else None), s.n if s else 0, len(cell.expected_seeds),
+                            table.metrics[task], _num(s and 100 * s.mean), _num(s and 100 * s.sd), _num(s and 100 * s.max),
+                            s.n if s else 0, len(cell.expected_seeds),
                             _num(d and 100 * d.mean), _num(d and 100 * d.sd), d.pairs if d else "",
                         ]
                     test = table.tests.get((selection, variant))

@@ -18,6 +18,7 @@ class Summary:
     n: int
     mean: float
     sd: float           # sample sd (ddof=1); NaN with fewer than two seeds, where it is undefined
+    max: float          # the best seed: how the paper's Table 2 reports
 
 
 def summarize(values) -> Summary:
@@ -25,7 +26,7 @@ def summarize(values) -> Summary:
     if len(values) == 0:
         raise ValueError("no values to summarize")
     sd = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
-    return Summary(len(values), float(np.mean(values)), sd)
+    return Summary(len(values), float(np.mean(values)), sd, float(np.max(values)))
 
 
 @dataclass(frozen=True)
