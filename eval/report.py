@@ -16,7 +16,7 @@ from armada.config import FileTask
 
 from armada.eval.runs import SELECTIONS, BrokenRun, Run, find_run_dirs, load_run
 from armada.eval.stats import PairedTest, summarize
-from armada.eval.tables import Cell, Table, build_tables
+from armada.eval.tables import Cell, Plan, Table, build_tables
 
 SELECTION_HEADINGS = {
     "best": "Best epoch on dev (selected the way the paper's code selects)",
@@ -33,15 +33,17 @@ class ReportFiles:
 
 
 def write_report(paths: list[str | Path], out: str | Path, analysis: bool = False, data_dir: str | None = None,
-                 file_tasks: Mapping[str, FileTask] | None = None) -> ReportFiles:
+                 file_tasks: Mapping[str, FileTask] | None = None, plan: Plan | None = None) -> ReportFiles:
     """Read every run under `paths` and write the report to the folder `out`.
 
+    `plan` ((variant, task) → seeds, as `armada run` plans them) makes coverage exact: planned
+    seeds never started are missing, cells outside the plan are not listed as missing.
     `analysis` adds the §6 embedding views, which load each student and read its dev split
     (`data_dir`, default each run's own; `file_tasks` for runs of `file:NAME` tasks)."""
     loaded = [load_run(d) for d in find_run_dirs(paths)]
     runs = [r for r in loaded if isinstance(r, Run)]
     broken = [r for r in loaded if isinstance(r, BrokenRun)]
-    tables = build_tables(runs)
+    tables = build_tables(runs, plan)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -179,7 +181,7 @@ def _cell_text(cell: Cell, selection: str) -> str:
     summary = cell.summary[selection]
     if summary is None:
         if not cell.runs and not cell.unfinished_seeds:
-            return "no runs"
+            return "no runs" if cell.expected_seeds else "–"
         if not cell.runs:
             return f"no finished runs ({len(cell.unfinished_seeds)} unfinished)"
         return "undefined on every seed"
@@ -217,7 +219,7 @@ def _coverage(table: Table) -> list[str]:
             if cell.complete:
                 continue
             if not cell.runs and not cell.unfinished_seeds:
-                lines.append(f"- {variant} × {task}: no runs (the task has seeds {_seeds(cell.expected_seeds)})")
+                lines.append(f"- {variant} × {task}: no runs (expected seeds {_seeds(cell.expected_seeds)})")
                 continue
             parts = [f"{len(cell.seeds)} of {len(cell.expected_seeds)} seeds finished"]
             if cell.missing_seeds:

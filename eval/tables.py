@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from armada.errors import ArmadaError
@@ -29,7 +30,8 @@ MANIFOLD_VARIANTS = ("armada-cosine", "armada-euclid", "armada-elementwise")
 class Cell:
     variant: str
     task: str
-    expected_seeds: tuple[int, ...]                 # every seed any variant ran on this task
+    expected_seeds: tuple[int, ...]                 # the seeds planned for this cell (or, with no plan, every
+                                                    # seed any variant ran on the task); () = not planned
     runs: list[Run] = field(default_factory=list)   # finished runs
     unfinished_seeds: tuple[int, ...] = ()
     scores: dict[str, dict[int, float]] = field(default_factory=dict)       # selection → seed → score
@@ -67,13 +69,20 @@ GENERATIVE_NOTE = ("columns with → score generative runs' saved students on ge
                    "epoch\" such a cell is undefined for a seed whose saved epoch is not its last")
 
 
-def build_tables(runs: list[Run]) -> list[Table]:
-    """One table per student, over every run given (finished or not)."""
+Plan = Mapping[tuple[str, str], Sequence[int]]     # (variant, trained task) → the seeds meant to run
+
+
+def build_tables(runs: list[Run], plan: Plan | None = None) -> list[Table]:
+    """One table per student, over every run given (finished or not).
+
+    `plan` (from `armada run`: its variants, tasks and seeds) says what each cell expects, so a seed
+    never started counts as missing and a variant kept off a task (its `tasks`) as not planned. Tasks
+    the plan does not name expect every seed any variant ran on them."""
     students = sorted({r.student for r in runs})
     tables = []
     for student in students:
         mine = [r for r in runs if r.student == student]
-        table = _build_table(student, [view for run in mine for view in generative_columns(run)])
+        table = _build_table(student, [view for run in mine for view in generative_columns(run)], plan or {})
         if any(r.objective == "lm" for r in mine):
             table.notes.append(GENERATIVE_NOTE)
         unscored = [r for r in mine if r.objective == "lm" and r.finished and not r.evaluations]
@@ -100,7 +109,7 @@ def generative_columns(run: Run) -> list[Run]:
     return views
 
 
-def _build_table(student: str, runs: list[Run]) -> Table:
+def _build_table(student: str, runs: list[Run], plan: Plan) -> Table:
     notes: list[str] = []
     tasks = tuple(sorted({r.task for r in runs}))
     metrics = _metrics(runs)
@@ -113,13 +122,19 @@ def _build_table(student: str, runs: list[Run]) -> Table:
     variants = _order_variants({r.variant for r in runs}, baseline)
     _refuse_duplicates(runs)
 
+    planned_tasks = {task for _, task in plan}
     cells = {}
     for task in tasks:
-        expected = tuple(sorted({r.seed for r in runs if r.task == task}))
+        trained = task.split(" → ")[0]                  # a generative column is planned by its trained task
+        ran = tuple(sorted({r.seed for r in runs if r.task == task}))
         for variant in variants:
             mine = [r for r in runs if r.task == task and r.variant == variant]
             finished = [r for r in mine if r.finished]
             done = {r.seed for r in finished}
+            if trained in planned_tasks:
+                expected = tuple(sorted(set(plan.get((variant, trained), ())) | {r.seed for r in mine}))
+            else:
+                expected = ran
             cell = Cell(
                 variant, task, expected, finished,
                 unfinished_seeds=tuple(sorted({r.seed for r in mine if not r.finished} - done)),

@@ -179,12 +179,13 @@ data_dirs = { "super_glue/copa" = "superglue" }
 
 
 def test_a_variant_can_run_on_some_tasks_only(tmp_path):
-    from armada.pipeline import plan
+    from armada.pipeline import plan, planned_seeds
 
     text = """
 [run]
 tasks = ["glue/rte", "super_glue/copa"]
 seeds = [0]
+seeds_per_task = { "super_glue/copa" = [0, 1] }
 [[variants]]
 name = "undistilled"
 undistilled = true
@@ -194,8 +195,12 @@ teacher_noise = 2.0
 tasks = ["super_glue/copa"]
 """
     cfg = config.load(write(tmp_path, text))
-    assert [(r.task.name, r.variant.name) for r in plan(cfg)] == [
-        ("glue/rte", "undistilled"), ("super_glue/copa", "undistilled"), ("super_glue/copa", "noise-2")]
+    assert [(r.task.name, r.variant.name, r.seed) for r in plan(cfg)] == [
+        ("glue/rte", "undistilled", 0), ("super_glue/copa", "undistilled", 0), ("super_glue/copa", "undistilled", 1),
+        ("super_glue/copa", "noise-2", 0), ("super_glue/copa", "noise-2", 1)]
+    # what the report's coverage expects: noise-2 is not expected on RTE
+    assert planned_seeds(cfg) == {("undistilled", "glue/rte"): [0], ("undistilled", "super_glue/copa"): [0, 1],
+                                  ("noise-2", "super_glue/copa"): [0, 1]}
     again = tmp_path / "again.toml"
     again.write_text(config.to_toml(config.to_dict(cfg)))
     assert config.load(again).variant("noise-2").tasks == ("super_glue/copa",)
@@ -203,4 +208,4 @@ tasks = ["super_glue/copa"]
         config.load(write(tmp_path, text.replace('tasks = ["super_glue/copa"]', 'tasks = ["glue/colaa"]')))
     # A pipeline split across processes: the variant's task is elsewhere, so here it has no runs.
     elsewhere = config.load(write(tmp_path, text.replace('tasks = ["super_glue/copa"]', 'tasks = ["glue/cola"]')))
-    assert [r.variant.name for r in plan(elsewhere)] == ["undistilled", "undistilled"]
+    assert [r.variant.name for r in plan(elsewhere)] == ["undistilled"] * 3

@@ -131,7 +131,7 @@ def test_missing_seeds_missing_runs_and_unfinished_runs_are_said_not_averaged(tm
     cosine_row = next(line for line in best.splitlines() if line.startswith("| armada-cosine |"))
     assert "no runs" in cosine_row and "63.0, Δ +3.0 (1 of 3 seeds)" in cosine_row
     assert "- armada-euclid × glue/cola: 2 of 3 seeds finished; seed 2 unfinished" in text
-    assert "- armada-euclid × glue/rte: no runs (the task has seeds 0, 1, 2)" in text
+    assert "- armada-euclid × glue/rte: no runs (expected seeds 0, 1, 2)" in text
     assert "- armada-cosine × glue/cola: no runs" in text
     assert "- armada-cosine × glue/rte: 1 of 3 seeds finished; no run for seed 1, 2" in text
     not_counted = text.split("## Runs not counted in the tables")[1]
@@ -255,3 +255,30 @@ def test_the_aligner_alone_is_reported_at_each_runs_best_student_epoch(tmp_path)
     section = text.split("### TS Aligner alone (the paper's Table 6)")[1].split("###")[0]
     assert "| armada-euclid | 35.0 ± 7.1 (n=2) |" in section        # epoch 2 of each: 0.30 and 0.40
     assert "undistilled" not in section
+
+
+def test_a_plan_makes_coverage_exact(tmp_path):
+    """With the pipeline's plan, a variant kept off a task is not missing, and planned seeds never
+    started are; tasks the plan does not name keep the seeds-that-ran rule."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1, 2):
+        write_run(runs, "glue/rte", "undistilled", seed, [0.5])
+        write_run(runs, "glue/rte", "armada-euclid", seed, [0.5])
+        write_run(runs, "glue/stsb", "undistilled", seed, [0.8])
+    write_run(runs, "glue/cola", "undistilled", 0, [0.3])
+    write_run(runs, "glue/cola", "undistilled", 1, [0.3])
+    write_run(runs, "glue/cola", "teacher-noise-1", 0, [0.3])
+    plan = {("undistilled", "glue/rte"): [0, 1, 2, 3, 4], ("armada-euclid", "glue/rte"): [0, 1, 2, 3, 4],
+            ("undistilled", "glue/cola"): [0, 1], ("teacher-noise-1", "glue/cola"): [0]}
+    files = write_report([runs], tmp_path / "report", plan=plan)
+    text = files.markdown.read_text()
+    coverage = text.split("### Coverage")[1].split("##")[0]
+    assert "- undistilled × glue/rte: 3 of 5 seeds finished; no run for seed 3, 4" in coverage
+    assert "teacher-noise-1 × glue/rte" not in coverage                # kept off RTE by the plan
+    assert "teacher-noise-1 × glue/cola" not in coverage and "undistilled × glue/cola" not in coverage
+    assert "- armada-euclid × glue/stsb: no runs (expected seeds 0, 1, 2)" in coverage   # STS-B: not in the plan
+    best = text.split("### Best epoch")[1].split("###")[0]
+    noise_row = next(line for line in best.splitlines() if line.startswith("| teacher-noise-1 |"))
+    assert noise_row.split("|")[3].strip() == "–"                     # glue/rte (columns: cola, rte, stsb)
+    rows = {(r["epoch"], r["variant"]): r for r in read_csv(files.csv)}
+    assert rows[("best", "undistilled")]["glue/rte expected seeds"] == "5"

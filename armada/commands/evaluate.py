@@ -57,21 +57,30 @@ def report(
     out: str = typer.Option("report", "--out", "-o", help="the folder to write results.md, results.csv and the PNGs to"),
     analysis: bool = typer.Option(False, "--analysis", help="add the paper's §6 views of student embeddings (t-SNE, silhouette, KMeans purity)"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="for --analysis: where the tasks' files are (default: each run's data.data_dir)"),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="for --analysis: a pipeline file, for runs of file:NAME tasks"),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="the pipeline file the runs came from: its tasks, "
+                                         "variants and seeds are the runs expected (Coverage), its file:NAME tasks are read"),
 ) -> None:
     """Write results tables (mean ± sd over seeds, Δ against undistilled, paired t-tests) and plots.
 
     Example: armada report runs/ --out report/ --analysis
     """
     from armada.eval.report import write_report
+    from armada.pipeline import planned_seeds
 
-    files = write_report(runs, out, analysis=analysis, data_dir=data_dir, file_tasks=_file_tasks(config))
+    cfg = _pipeline(config)
+    files = write_report(runs, out, analysis=analysis, data_dir=data_dir, file_tasks=dict(cfg.tasks) if cfg else {},
+                         plan=planned_seeds(cfg) if cfg else None)
     typer.echo(f"wrote {files.markdown}, {files.csv} and {len(files.figures)} figure(s) in {files.markdown.parent}")
 
 
-def _file_tasks(config: str | None) -> dict:
+def _pipeline(config: str | None):
     if config is None:
-        return {}
+        return None
     from armada import config as config_module
 
-    return dict(config_module.load(config).tasks)
+    return config_module.load(config)
+
+
+def _file_tasks(config: str | None) -> dict:
+    cfg = _pipeline(config)
+    return dict(cfg.tasks) if cfg else {}
