@@ -15,10 +15,12 @@
 
 Each side runs in its own process, on the same BBC News titles. examples/s counts from the moment
 the models are loaded to the last row written (armada prints it at the end of its run); the
-loading seconds are shown beside it.
+loading seconds are shown beside it. Each side gets the machine's cores (--threads: as many threads
+as cores); the one-example loops cannot use a second core, batched extraction can, so on a machine
+other work shares, --threads 1 gives the steadier (and lower) figure.
 
 Run: .venv/bin/python bench/extract_throughput.py [--diffusion-examples 24] [--speech-examples 24] [--rss-examples 30]
-     [--repeat 2] [--threads 1]
+     [--repeat 2] [--threads CORES]
 """
 
 from __future__ import annotations
@@ -201,7 +203,8 @@ def main() -> None:
     parser.add_argument("--speech-examples", type=int, default=24)
     parser.add_argument("--rss-examples", type=int, default=30, help="N: peak RSS is measured for N and 10·N examples")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side, taking turns; the faster counts")
-    parser.add_argument("--threads", type=int, default=1, help="threads (and cores) for every side")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="threads (and cores) for every side; default: every core of the machine")
     parser.add_argument("--run", nargs="+", help=argparse.SUPPRESS)   # one side, in its own process
     args = parser.parse_args()
     if args.run:
