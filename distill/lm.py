@@ -197,6 +197,7 @@ def train_lm(config: DistillConfig, task: Task, cache_path: str | None, data_dir
     if main:
         run_dir.write_json(out / "run.json", record(progress, "finished", steps))
     accelerator.wait_for_everyone()
+    accelerator.end_training()          # leaves the process group: a launched process that exits inside it can abort
     if reader is not None:
         reader.close()
     return RunResult(out, task.name, DEV_METRIC if collate_dev else "", progress["best_epoch"], progress["best_dev"],

@@ -181,6 +181,7 @@ def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_
     if main:
         run_dir.write_json(out / "run.json", _record(config, task, variant, progress, processes, teacher, "finished", steps))
     accelerator.wait_for_everyone()
+    accelerator.end_training()          # leaves the process group: a launched process that exits inside it can abort
     if reader is not None:
         reader.close()
     return RunResult(out, task.name, metric, progress["best_epoch"], progress["best_dev"], config.epochs,

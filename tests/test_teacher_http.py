@@ -47,7 +47,8 @@ def test_answers_come_back_in_text_order_and_each_row_depends_only_on_its_text(s
     first = teacher.encode(texts)
     assert first.dtype == np.float32 and first.shape == (7, DIM)
     np.testing.assert_array_equal(first, expected(texts))
-    assert len(server.requests) == 4 and [len(r.body["texts"]) for r in server.requests] == [2, 2, 2, 1]
+    # four requests of request_size texts, in flight together, so they may arrive in any order
+    assert sorted(r.body["texts"] for r in server.requests) == [texts[i:i + 2] for i in range(0, 7, 2)]
     np.testing.assert_array_equal(teacher.encode(texts), first)  # deterministic
     np.testing.assert_array_equal(teacher.encode(texts[3:5][::-1]), first[[4, 3]])  # no batch or position effect
 
