@@ -77,5 +77,40 @@ sleep 20
   --set 'run.tasks=["glue/rte", "glue/stsb", "glue/mrpc", "super_glue/copa", "glue/cola", "super_glue/wsc"]' > /work/replication/log-p2.txt 2>&1 &
 wait
 
-# Stopped at 02:09 UTC; then the report of every finished run:
-armada report /work/replication/runs/replicate-glue --out /work/replication/report/replicate-glue
+# Sitting 4 stopped at 02:09 UTC (the session's end); its report: armada report /work/replication/runs/replicate-glue --out /work/replication/report/replicate-glue
+
+# Sitting 5 (next session): COPA to 5 seeds and its ablations, then WSC; the last armada run wrote the report, pipeline.toml and provenance.json
+# Sitting 5: COPA to 5 seeds with its ablations completed, then WSC (5 seeds): the config's own
+# seeds_per_task (no `run.seeds_per_task={}` this time), one thread per process.
+cd /work/main
+SETS=(--set 'run.runs_dir="/work/replication/runs"' --set 'run.report_dir="/work/replication/report"'
+      --set 'extract.cache_dir="/work/replication/cache"'
+      --set 'extract.num_processes=2' --set 'extract.shard_rows=128'
+      --set 'data.train_limit=500' --set 'data.validation_limit=500'
+      --set 'distill.epochs=3' --set 'distill.lr=1e-4' --set 'distill.batch_size=16')
+export TQDM_MININTERVAL=60 OMP_NUM_THREADS=1
+.venv/bin/armada run configs/replicate-glue.toml "${SETS[@]}" \
+  --set 'run.tasks=["super_glue/copa", "super_glue/wsc"]' > /work/replication/log-s5a.txt 2>&1
+
+# Sitting 5, second part: WSC three seeds of every variant first, then seeds 3 and 4 and the report
+# over the full plan (the first process, command-5.sh, was stopped as it began WSC).
+cd /work/main
+SETS=(--set 'run.runs_dir="/work/replication/runs"' --set 'run.report_dir="/work/replication/report"'
+      --set 'extract.cache_dir="/work/replication/cache"'
+      --set 'extract.num_processes=2' --set 'extract.shard_rows=128'
+      --set 'data.train_limit=500' --set 'data.validation_limit=500'
+      --set 'distill.epochs=3' --set 'distill.lr=1e-4' --set 'distill.batch_size=16')
+export TQDM_MININTERVAL=60 OMP_NUM_THREADS=1
+.venv/bin/armada run configs/replicate-glue.toml "${SETS[@]}" --set 'run.tasks=["super_glue/wsc"]' \
+  --set 'run.seeds_per_task={"super_glue/wsc" = [0, 1, 2]}' > /work/replication/log-s5b.txt 2>&1
+.venv/bin/armada run configs/replicate-glue.toml "${SETS[@]}" > /work/replication/log-s5c.txt 2>&1
+
+# Sitting 5, the last WSC runs: a second `armada run` of the whole plan beside command-6.sh's (the generative pipelines had ended).
+cd /work/main
+SETS=(--set 'run.runs_dir="/work/replication/runs"' --set 'run.report_dir="/work/replication/report"'
+      --set 'extract.cache_dir="/work/replication/cache"'
+      --set 'extract.num_processes=2' --set 'extract.shard_rows=128'
+      --set 'data.train_limit=500' --set 'data.validation_limit=500'
+      --set 'distill.epochs=3' --set 'distill.lr=1e-4' --set 'distill.batch_size=16')
+export TQDM_MININTERVAL=60 OMP_NUM_THREADS=1
+.venv/bin/armada run configs/replicate-glue.toml "${SETS[@]}" > /work/replication/log-s5d.txt 2>&1
