@@ -40,10 +40,10 @@ def plan(cfg: PipelineConfig) -> list[PlannedRun]:
             for seed in cfg.run.seeds_per_task.get(name, cfg.run.seeds)]
 
 
-def planned_seeds(cfg: PipelineConfig) -> dict[tuple[str, str], list[int]]:
-    """(variant, task) → the seeds the pipeline runs: what the report's coverage expects."""
+def planned_seeds(runs: list[PlannedRun]) -> dict[tuple[str, str], list[int]]:
+    """(variant, task) → the seeds of the planned `runs`: what the report's coverage expects."""
     seeds: dict[tuple[str, str], list[int]] = {}
-    for run in plan(cfg):
+    for run in runs:
         seeds.setdefault((run.variant.name, run.task.name), []).append(run.seed)
     return seeds
 
@@ -92,7 +92,7 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     report = Path(cfg.run.report_dir) / cfg.run.name
     say(f"== report → {report}")
     files = write_report([Path(cfg.run.runs_dir) / cfg.run.name], report, analysis=cfg.run.analysis,
-                         file_tasks=cfg.tasks, plan=planned_seeds(cfg))   # each run reads its own data folder
+                         file_tasks=cfg.tasks, plan=planned_seeds(runs))   # each run reads its own data folder
     (report / "pipeline.toml").write_text(to_toml(to_dict(cfg)), encoding="utf-8")
     finished = time.time()
     (report / "provenance.json").write_text(json.dumps(provenance.record(command, started, finished), indent=2) + "\n")

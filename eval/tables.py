@@ -82,7 +82,15 @@ def build_tables(runs: list[Run], plan: Plan | None = None) -> list[Table]:
     tables = []
     for student in students:
         mine = [r for r in runs if r.student == student]
-        table = _build_table(student, [view for run in mine for view in generative_columns(run)], plan or {})
+        trained_on = {}                             # column → the task its runs trained on
+        views = []
+        for run in mine:
+            for view in generative_columns(run):
+                trained_on[view.task] = run.task
+                views.append(view)
+        columns_plan = {(variant, column): seeds for (variant, task), seeds in (plan or {}).items()
+                        for column, trained in trained_on.items() if trained == task}
+        table = _build_table(student, views, columns_plan)
         if any(r.objective == "lm" for r in mine):
             table.notes.append(GENERATIVE_NOTE)
         unscored = [r for r in mine if r.objective == "lm" and r.finished and not r.evaluations]
@@ -110,6 +118,7 @@ def generative_columns(run: Run) -> list[Run]:
 
 
 def _build_table(student: str, runs: list[Run], plan: Plan) -> Table:
+    """`runs` one per column (generative runs as their views); `plan` keyed by those columns."""
     notes: list[str] = []
     tasks = tuple(sorted({r.task for r in runs}))
     metrics = _metrics(runs)
@@ -125,14 +134,13 @@ def _build_table(student: str, runs: list[Run], plan: Plan) -> Table:
     planned_tasks = {task for _, task in plan}
     cells = {}
     for task in tasks:
-        trained = task.split(" → ")[0]                  # a generative column is planned by its trained task
         ran = tuple(sorted({r.seed for r in runs if r.task == task}))
         for variant in variants:
             mine = [r for r in runs if r.task == task and r.variant == variant]
             finished = [r for r in mine if r.finished]
             done = {r.seed for r in finished}
-            if trained in planned_tasks:
-                expected = tuple(sorted(set(plan.get((variant, trained), ())) | {r.seed for r in mine}))
+            if task in planned_tasks:
+                expected = tuple(sorted(set(plan.get((variant, task), ())) | {r.seed for r in mine}))
             else:
                 expected = ran
             cell = Cell(

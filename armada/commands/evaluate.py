@@ -42,13 +42,13 @@ def evaluate(
             raise ArmadaError(f"{run}: a generative run's TS Aligner learnt to reconstruct the teacher's vectors and has no "
                               "task outputs to score; drop --aligner")
         record = evaluate_generative(run, task, split, data_dir, limit, max_new_tokens=max_new_tokens,
-                                     file_tasks=_file_tasks(config))
+                                     file_tasks=_file_tasks(_pipeline(config)))
         typer.echo(generative_summary(record))
         return
     if task or limit or max_new_tokens:
         raise ArmadaError(f"{run} is not a generative run: --task, --limit and --max-new-tokens are for runs trained with "
                           "--objective lm")
-    result = evaluate_run(run, split=split or "validation", data_dir=data_dir, aligner=aligner, file_tasks=_file_tasks(config))
+    result = evaluate_run(run, split=split or "validation", data_dir=data_dir, aligner=aligner, file_tasks=_file_tasks(_pipeline(config)))
     typer.echo(result.summary())
 
 
@@ -65,11 +65,11 @@ def report(
     Example: armada report runs/ --out report/ --analysis
     """
     from armada.eval.report import write_report
-    from armada.pipeline import planned_seeds
+    from armada.pipeline import plan, planned_seeds
 
     cfg = _pipeline(config)
-    files = write_report(runs, out, analysis=analysis, data_dir=data_dir, file_tasks=dict(cfg.tasks) if cfg else {},
-                         plan=planned_seeds(cfg) if cfg else None)
+    files = write_report(runs, out, analysis=analysis, data_dir=data_dir, file_tasks=_file_tasks(cfg),
+                         plan=planned_seeds(plan(cfg)) if cfg else None)
     typer.echo(f"wrote {files.markdown}, {files.csv} and {len(files.figures)} figure(s) in {files.markdown.parent}")
 
 
@@ -81,6 +81,5 @@ def _pipeline(config: str | None):
     return config_module.load(config)
 
 
-def _file_tasks(config: str | None) -> dict:
-    cfg = _pipeline(config)
+def _file_tasks(cfg) -> dict:
     return dict(cfg.tasks) if cfg else {}
