@@ -83,12 +83,30 @@ class DistillConfig:
     beta: float = _check(1.0, low=0.0, doc="weight of the manifold loss")
     gamma: float = _check(1.0, low=0.0, doc="weight of the auxiliary output losses")
     tau: float = _check(5.0, above=0.0, doc="temperature of logit matching")
-    soft_loss: Literal["l2", "mse"] = "l2"      # "l2": ‖Φ(o_ts/τ) − Φ(o_s/τ)‖₂ as eq. 2 writes it; "mse": ×τ², the authors' code
-    schedule: Literal["joint", "alternating"] = "joint"   # joint: the paper's online distillation; alternating: the authors' code
     aligner: Literal["trained", "frozen-random"] = "trained"  # frozen-random: the Figure 9 ablation
     teacher_noise: float = _check(0.0, low=0.0, doc="σ of Gaussian noise on the aligner's inputs (Figure 10)")
+    # The training recipe: "paper" follows the paper's text (eq. 2-5 as printed, Table 1's heads);
+    # "authors" the authors' released code, which produced the paper's numbers (README: "The paper,
+    # the authors' code and this project"). It sets the defaults of the settings from soft_loss to
+    # clip_predictions (RECIPES below); any of them given explicitly wins.
+    recipe: Literal["paper", "authors"] = "paper"
+    soft_loss: Literal["l2", "mse"] = "l2"      # "l2": ‖Φ(o_ts/τ) − Φ(o_s/τ)‖₂ as eq. 2 writes it; "mse": ×τ², the authors' code
+    manifold_form: Literal["norm", "mse"] = "norm"   # euclid/elementwise as eq. 4-5's L2 norms, or the authors' mean squared difference
+    schedule: Literal["joint", "alternating"] = "joint"   # joint: the paper's online distillation; alternating: the authors' code
+    max_grad_norm: float = _check(0.0, low=0.0, doc="clip each model's gradient to this norm before its step (0 = off)")
+    dropout: float = _check(0.0, low=0.0, high=1.0, doc="dropout on the inputs of the output heads and in the aligner's MLP")
+    # "paper": F̃_s (Linear + tanh) on the pooled state, orthogonal P_s; the aligner's MLP ends in tanh
+    # and P_ts projects its output. "authors": the pooled state straight to O_s and to a plain P_s;
+    # the aligner's MLP is ReLU throughout and P_ts projects the raw teacher vector; regression
+    # outputs pass a ReLU.
+    heads: Literal["paper", "authors"] = "paper"
     projection_dim: int = _check(768, low=1, doc="dimension of the shared manifold (P_ts, P_s)")
     aligner_hidden: int = _check(1024, low=1, doc="hidden size of the aligner's MLP F̃_ts")
+    clip_predictions: bool = False              # score regression predictions clipped to the task's range (STS-B: 0-5)
+    # The student's pooled state h_s (encoders): "auto" = what the model's makers declared (a
+    # sentence-transformers model's 1_Pooling/config.json), else the pooler where the checkpoint
+    # trained one, else [CLS]; "mean" and "max" over the real tokens. Causal LMs pool their last real token.
+    pooling: Literal["auto", "pooler", "cls", "mean", "max"] = "auto"
     epochs: int = _check(10, low=1)
     batch_size: int = _check(32, low=1)
     eval_batch_size: int = _check(64, low=1)
@@ -123,7 +141,8 @@ class DistillConfig:
             raise ConfigError('distill.aligner_objective = "reconstruction" gives the TS Aligner no class outputs for '
                               'eq. 2 and the auxiliary losses; it serves distill.objective = "lm"')
         if lm:
-            changed = [k for k in LM_UNUSED if getattr(self, k) != DistillConfig.__dataclass_fields__[k].default]
+            changed = [k for k in LM_UNUSED
+                       if getattr(self, k) != RECIPES[self.recipe].get(k, DistillConfig.__dataclass_fields__[k].default)]
             if changed:
                 raise ConfigError(f'distill.objective = "lm": {", ".join(changed)} have no role (eq. 2\'s soft term and '
                                   "the auxiliary outputs need class logits); remove them")
@@ -140,9 +159,21 @@ class DistillConfig:
 # rank 8, 3 epochs, lr 3e-4, batch 4) and the reconstruction-trained aligner (§4). Settings given
 # explicitly win over these.
 LM_DEFAULTS = {"lora_r": 8, "epochs": 3, "lr": 3e-4, "batch_size": 4, "eval_batch_size": 8, "max_length": 256,
-               "aligner_objective": "reconstruction"}
+               "aligner_objective": "reconstruction", "schedule": "joint"}
 # Settings of eq. 2 and the auxiliary outputs, which need class logits: no role for "lm".
 LM_UNUSED = ("alpha", "gamma", "tau", "soft_loss")
+
+# What each recipe sets (DistillConfig's defaults are the "paper" column). "authors" is the authors'
+# code (LCS2-IIITD/ARMADA, trainer_superglue.py and models.py): MSE forms of the soft and manifold
+# losses, every gradient clipped to norm 1, an aligner epoch then a student epoch, dropout 0.1,
+# their heads, a 768-wide aligner, a 1024-d manifold (Stable Diffusion's flattened latent) and
+# STS-B predictions clipped to [0, 5] when scored.
+RECIPES = {
+    "paper": {"soft_loss": "l2", "manifold_form": "norm", "schedule": "joint", "max_grad_norm": 0.0, "dropout": 0.0,
+              "heads": "paper", "projection_dim": 768, "aligner_hidden": 1024, "clip_predictions": False},
+    "authors": {"soft_loss": "mse", "manifold_form": "mse", "schedule": "alternating", "max_grad_norm": 1.0, "dropout": 0.1,
+                "heads": "authors", "projection_dim": 1024, "aligner_hidden": 768, "clip_predictions": True},
+}
 
 
 @dataclass(frozen=True)
@@ -190,6 +221,8 @@ class PipelineConfig:
         if variant is not None:
             overrides.update(variant.settings)
         overrides.update({k: v for k, v in flags.items() if v is not None})
+        if overrides.get("recipe", merged["recipe"]) != merged["recipe"]:
+            merged.update(RECIPES[overrides["recipe"]])     # a task or variant that changes recipe starts from it
         if overrides.get("objective") == "lm" and merged["objective"] != "lm":
             merged.update(LM_DEFAULTS)          # a task or variant that turns to "lm" starts from its defaults
         merged.update(overrides)
@@ -363,8 +396,12 @@ def build(cls, table: Mapping[str, Any], where: str, origins: _Origins | str):
         origins = _Origins(origins)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    if cls is DistillConfig and table.get("objective") == "lm":
-        table = {**LM_DEFAULTS, **table}
+    if cls is DistillConfig:
+        recipe = table.get("recipe", DistillConfig.recipe)
+        preset = dict(RECIPES.get(recipe, {}) if isinstance(recipe, str) else {})  # a bad name is reported below
+        if table.get("objective") == "lm":
+            preset.update(LM_DEFAULTS)
+        table = {**preset, **table}
     values = {}
     for key, value in table.items():
         dotted = f"{where}.{key}"

@@ -108,7 +108,7 @@ def armada_extra_seconds(repeats: int = 20) -> float:
     heads, aligner = StudentHeads(384, 2, 768), TSAligner(TEACHER_DIM, 1024, 2, 768)
     optimizer = torch.optim.AdamW(aligner.parameters())
     pooled, features, labels = torch.randn(32, 384), torch.randn(32, TEACHER_DIM), torch.randint(0, 2, (32,))
-    weights = dict(alpha=0.5, beta=1.0, gamma=1.0, tau=5.0, soft_form="l2", manifold="euclid")
+    weights = dict(alpha=0.5, beta=1.0, gamma=1.0, tau=5.0, soft_form="l2", manifold="euclid", manifold_form="norm")
 
     def armada() -> None:
         o_ts, p_ts, o_aux_ts = aligner(features)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 
 from armada.config import DistillConfig
-from armada.distill.heads import ReconstructionAligner, StudentHeads, StudentProjection, TSAligner
+from armada.distill.heads import HeadShape, ReconstructionAligner, StudentHeads, StudentProjection, TSAligner
 from armada.distill.model import ArmadaStudent, CausalStudent, HeadsConfig, LMInfo
 from armada.distill.students import load_backbone, locate
 from armada.tasks import Task
@@ -18,7 +20,7 @@ def build_student(config: DistillConfig, task: Task) -> tuple[ArmadaStudent, obj
     DistributedDataParallel's gradient reduction: an unused pooler, and for the undistilled
     baseline P_s and O_aux_s.
     """
-    backbone = load_backbone(config.student)
+    backbone = load_backbone(config.student, pooling=config.pooling)
     model = backbone.model
     if backbone.pooling != "pooler" and getattr(model, "pooler", None) is not None:
         model.pooler.requires_grad_(False)
@@ -28,13 +30,14 @@ def build_student(config: DistillConfig, task: Task) -> tuple[ArmadaStudent, obj
         model = get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, target_modules="all-linear"))
     hidden = backbone.model.config.hidden_size
     outputs = 1 if task.kind in ("multiple_choice", "regression") else task.num_labels
-    heads = StudentHeads(hidden, outputs, config.projection_dim)
+    shape = head_shape(config, task)
+    heads = StudentHeads(hidden, outputs, config.projection_dim, shape)
     if config.undistilled:
         for unused in (heads.P_s, heads.O_aux_s):
             unused.requires_grad_(False)
     heads_config = HeadsConfig(task.name, task.kind, list(task.labels), task.num_labels, hidden, outputs,
                                config.projection_dim, backbone.pooling, backbone.kind, config.student, backbone.source,
-                               config.max_length)
+                               config.max_length, asdict(shape), prediction_range(config, task))
     return ArmadaStudent(model, heads, heads_config), backbone.tokenizer
 
 
@@ -49,7 +52,7 @@ def build_lm_student(config: DistillConfig, task: Task) -> tuple[CausalStudent, 
 
     F̃_s and P_s are frozen for the undistilled baseline: no loss reaches them.
     """
-    backbone = load_backbone(config.student, lm_head=True)
+    backbone = load_backbone(config.student, lm_head=True, pooling=config.pooling)
     model = backbone.model
     if config.lora_r:
         from peft import LoraConfig, get_peft_model
@@ -82,10 +85,20 @@ def build_reconstruction_aligner(config: DistillConfig, teacher_dim: int) -> Rec
 
 def build_aligner(config: DistillConfig, task: Task, teacher_dim: int) -> TSAligner:
     """The TS Aligner: one output per class, per choice (multiple choice) or one (regression)."""
-    aligner = TSAligner(teacher_dim, config.aligner_hidden, task.num_labels, config.projection_dim)
+    aligner = TSAligner(teacher_dim, config.aligner_hidden, task.num_labels, config.projection_dim, head_shape(config, task))
     if config.aligner == "frozen-random":
         aligner.requires_grad_(False)
     return aligner
+
+
+def head_shape(config: DistillConfig, task: Task) -> HeadShape:
+    """The heads' shape and dropout; the authors' regression outputs pass a ReLU (their STS-B heads)."""
+    return HeadShape(config.heads, config.dropout, relu_outputs=config.heads == "authors" and task.kind == "regression")
+
+
+def prediction_range(config: DistillConfig, task: Task) -> list[float] | None:
+    """Where regression predictions are clipped when scored: the task's range with `clip_predictions`."""
+    return list(task.label_range) if config.clip_predictions and task.label_range is not None else None
 
 
 def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:

@@ -1,16 +1,25 @@
 """ARMADA's trainable parts besides the backbone, named as the paper's Table 1 names them.
 
+Two shapes (`heads` in [distill]): "paper" as Table 1 draws them, "authors" as the authors' code
+(LCS2-IIITD/ARMADA, models.py) builds them, which produced the paper's numbers.
+
 Student heads, on the pooled backbone state h_s (dimension d):
-  Ftilde_s  F̃_s     d → d, non-linear (Linear + tanh)             h'_s
-  O_s       O_s     d → c, the task output layer                   o_s
-  P_s       P_s     d → projection_dim, orthogonal, no bias        p_s
-  O_aux_s   O_aux_s projection_dim → c, the auxiliary output       o_aux_s
+  Ftilde_s  F̃_s     paper: d → d, Linear + tanh; authors: none (h'_s = h_s, BERT's pooler already
+                    is Linear + tanh)                                      h'_s
+  O_s       O_s     d → c, the task output layer                           o_s
+  P_s       P_s     d → projection_dim, no bias; paper: orthogonal; authors: plain, N(0, 0.02)  p_s
+  O_aux_s   O_aux_s projection_dim → c, the auxiliary output               o_aux_s
 
 TS Aligner, on the teacher vector h_t (dimension D):
-  Ftilde_ts F̃_ts    D → h → h, an MLP (Linear, ReLU, Linear, tanh) h'_ts
-  O_ts      O_ts    h → c                                          o_ts
-  P_ts      P_ts    h → projection_dim, orthogonal, no bias        p_ts
-  O_aux_ts  O_aux_ts projection_dim → c                            o_aux_ts
+  Ftilde_ts F̃_ts    D → h → h; paper: Linear, ReLU, Linear, tanh; authors: Linear, ReLU, Linear, ReLU
+  O_ts      O_ts    h → c                                                  o_ts
+  P_ts      P_ts    orthogonal, no bias; paper: h'_ts → projection_dim; authors: h_t → projection_dim
+                    (the raw teacher vector)                               p_ts
+  O_aux_ts  O_aux_ts projection_dim → c                                    o_aux_ts
+
+`dropout` (the authors use 0.1) acts on the inputs of every output layer and after each layer of
+the authors' F̃_ts. The authors' regression outputs pass a ReLU (STS-B scores are ≥ 0) and their
+linear layers start from N(0, 0.02) with zero biases.
 
 Generative students (`objective = "lm"`, armada.distill.lm) have no class outputs. Their student
 keeps F̃_s and P_s only (`StudentProjection`), and the TS Aligner learns from the teacher vectors
@@ -19,10 +28,10 @@ back to the teacher vector, trained by the mean squared error of its output (the
 "pre-trained using reconstruction loss"). The decoder reads p_ts, not h'_ts, so that the projection
 the student aligns to is the one forced to carry the teacher's information.
 
-Both non-linear mappings end in tanh, so the manifold projections stay bounded (an orthogonal P
-preserves norms) and the manifold losses cannot be lowered by inflating them.
+In the paper shape both non-linear mappings end in tanh, so the manifold projections stay bounded
+(an orthogonal P preserves norms) and the manifold losses cannot be lowered by inflating them.
 
-P_s and P_ts are kept orthogonal by `torch.nn.utils.parametrizations.orthogonal` (orthonormal
+Orthogonal projections are kept so by `torch.nn.utils.parametrizations.orthogonal` (orthonormal
 columns when they map to a larger space, orthonormal rows when to a smaller one), with the
 Cayley map: for the paper's sizes it costs a tenth of the Householder or matrix-exponential maps
 per step on a CPU. The projections are computed only where a loss needs them: not for predictions,
@@ -32,10 +41,28 @@ not for the undistilled baseline. Saved files hold the materialised matrices
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import orthogonal
+
+SHAPES = ("paper", "authors")
+
+
+@dataclass(frozen=True)
+class HeadShape:
+    """How the heads are built: `shape` (paper or authors), dropout, and whether outputs pass a ReLU
+    (the authors' regression heads)."""
+
+    shape: str = "paper"
+    dropout: float = 0.0
+    relu_outputs: bool = False
+
+    def __post_init__(self):
+        if self.shape not in SHAPES:
+            raise ValueError(f"unknown head shape {self.shape!r}; the shapes are {SHAPES}")
 
 
 def _projection(inputs: int, outputs: int, trained: bool) -> nn.Linear:
@@ -44,47 +71,84 @@ def _projection(inputs: int, outputs: int, trained: bool) -> nn.Linear:
     return orthogonal(linear, orthogonal_map="cayley", use_trivialization=False) if trained else linear
 
 
-class StudentHeads(nn.Module):
+def _authors_init(*layers: nn.Linear) -> None:
+    for layer in layers:
+        nn.init.normal_(layer.weight, mean=0.0, std=0.02)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+
+
+class _OutputHeads(nn.Module):
+    """O and O_aux with dropout on their inputs and the optional ReLU on their outputs."""
+
+    def __init__(self, shape: HeadShape):
+        super().__init__()
+        self.drop = nn.Dropout(shape.dropout)
+        self.relu_outputs = shape.relu_outputs
+
+    def out(self, layer: nn.Linear, inputs: torch.Tensor) -> torch.Tensor:
+        outputs = layer(self.drop(inputs))
+        return outputs.relu() if self.relu_outputs else outputs
+
+
+class StudentHeads(_OutputHeads):
     """F̃_s, O_s, P_s, O_aux_s. `orthogonal=False` builds plain layers for loading saved weights."""
 
-    def __init__(self, hidden: int, outputs: int, projection_dim: int, orthogonal: bool = True):
-        super().__init__()
-        self.Ftilde_s = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
+    def __init__(self, hidden: int, outputs: int, projection_dim: int, shape: HeadShape = HeadShape(),
+                 orthogonal: bool = True):
+        super().__init__(shape)
+        authors = shape.shape == "authors"
+        self.Ftilde_s = nn.Identity() if authors else nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
         self.O_s = nn.Linear(hidden, outputs)
-        self.P_s = _projection(hidden, projection_dim, orthogonal)
+        self.P_s = nn.Linear(hidden, projection_dim, bias=False) if authors else _projection(hidden, projection_dim, orthogonal)
         self.O_aux_s = nn.Linear(projection_dim, outputs)
+        if authors:
+            _authors_init(self.O_s, self.P_s, self.O_aux_s)
 
     def forward(self, pooled: torch.Tensor, project: bool = True):
         """(o_s, p_s, o_aux_s) for pooled states [n, d]; (o_s, None, None) without `project`."""
         hidden = self.Ftilde_s(pooled)
         if not project:
-            return self.O_s(hidden), None, None
+            return self.out(self.O_s, hidden), None, None
         projection = self.P_s(hidden)
-        return self.O_s(hidden), projection, self.O_aux_s(projection)
+        return self.out(self.O_s, hidden), projection, self.out(self.O_aux_s, projection)
 
 
-class TSAligner(nn.Module):
+class TSAligner(_OutputHeads):
     """F̃_ts, O_ts, P_ts, O_aux_ts: learns the task from the teacher's vectors alone."""
 
-    def __init__(self, teacher_dim: int, hidden: int, outputs: int, projection_dim: int, orthogonal: bool = True):
-        super().__init__()
+    def __init__(self, teacher_dim: int, hidden: int, outputs: int, projection_dim: int, shape: HeadShape = HeadShape(),
+                 orthogonal: bool = True):
+        super().__init__(shape)
         self.teacher_dim, self.hidden, self.outputs, self.projection_dim = teacher_dim, hidden, outputs, projection_dim
-        self.Ftilde_ts = nn.Sequential(nn.Linear(teacher_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.Tanh())
+        self.shape = shape
+        self.authors = shape.shape == "authors"
+        first, second = nn.Linear(teacher_dim, hidden), nn.Linear(hidden, hidden)
+        if self.authors:
+            _authors_init(first, second)
+            drop = shape.dropout
+            self.Ftilde_ts = nn.Sequential(first, nn.ReLU(), nn.Dropout(drop), second, nn.ReLU(), nn.Dropout(drop))
+        else:
+            self.Ftilde_ts = nn.Sequential(first, nn.ReLU(), second, nn.Tanh())
         self.O_ts = nn.Linear(hidden, outputs)
-        self.P_ts = _projection(hidden, projection_dim, orthogonal)
+        self.P_ts = _projection(teacher_dim if self.authors else hidden, projection_dim, orthogonal)
         self.O_aux_ts = nn.Linear(projection_dim, outputs)
+        if self.authors:
+            _authors_init(self.O_ts, self.O_aux_ts)
 
     def forward(self, features: torch.Tensor, project: bool = True):
         """(o_ts, p_ts, o_aux_ts) for teacher vectors [n, D]; (o_ts, None, None) without `project`."""
         hidden = self.Ftilde_ts(features)
         if not project:
-            return self.O_ts(hidden), None, None
-        projection = self.P_ts(hidden)
-        return self.O_ts(hidden), projection, self.O_aux_ts(projection)
+            return self.out(self.O_ts, hidden), None, None
+        # The authors drop out p_ts twice before O_aux_ts (their drop3, then the head's own dropout).
+        projection = self.P_ts(features if self.authors else hidden)
+        aux_input = self.drop(projection) if self.authors else projection
+        return self.out(self.O_ts, hidden), projection, self.out(self.O_aux_ts, aux_input)
 
     def config(self) -> dict:
         return {"teacher_dim": self.teacher_dim, "hidden": self.hidden, "outputs": self.outputs,
-                "projection_dim": self.projection_dim}
+                "projection_dim": self.projection_dim, "shape": asdict(self.shape)}
 
 
 class StudentProjection(nn.Module):

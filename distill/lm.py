@@ -70,7 +70,7 @@ class LMTrainingLoop(TrainingLoop):
         if aligner_out is None:
             losses["loss_s"] = lm
             return losses
-        manifold = manifold_loss(self.config.manifold, aligner_out[0].detach(), p_s)
+        manifold = manifold_loss(self.config.manifold, aligner_out[0].detach(), p_s, self.config.manifold_form)
         losses.update(manifold=manifold, loss_s=lm + self.config.beta * manifold)
         return losses
 

@@ -4,9 +4,18 @@
   joint        every step: the aligner's L_t and the student's L_s, both optimizers step
   alternating  an aligner epoch (L_t only), then a student epoch (L_s, the aligner fixed)
 Gradients are accumulated over windows of `gradient_accumulation_steps` batches and averaged
-across processes once per window. The aligner's outputs reach the student's losses detached
-(armada.distill.losses), so one backward of L_s + L_t trains each model on its own loss only.
-Teacher noise (`teacher_noise`) is added to the aligner's inputs during training.
+across processes once per window; with `max_grad_norm` each model's gradient is then clipped to
+that norm on its own (the authors clip the student's and the aligner's). The aligner's outputs
+reach the student's losses detached (armada.distill.losses), so one backward of L_s + L_t trains
+each model on its own loss only. Teacher noise (`teacher_noise`) is added to the aligner's inputs
+during training.
+
+Loss balance: at every step of a distilled student, each term of L_s ((1 − α)·task, α·soft, γ·aux,
+β·manifold) is differentiated alone with respect to the student's pooled states h_s, the one
+tensor through which every term reaches the backbone (so the backbone's gradient is the sum of the
+terms' gradients there, pulled back). A term's share is its gradient's norm over the sum of the
+four norms; an epoch reports the mean share over its steps ("balance" in metrics.jsonl). A share
+near 1 means that term alone moves the backbone.
 """
 
 from __future__ import annotations
@@ -21,7 +30,9 @@ import torch
 
 from armada.config import DistillConfig
 from armada.distill.data import Collator
-from armada.distill.losses import aligner_losses, student_losses
+from armada.distill.losses import aligner_losses, student_losses, weighted_terms
+
+SHARE = "share:"                # loss-dict keys that carry a term's gradient share, not a loss
 
 
 def reseed(seed: int, epoch: int, process: int) -> None:
@@ -43,7 +54,8 @@ class TrainingLoop:
         self.aligner_trained = "aligner" in optimizers
 
     def epoch(self, epoch: int, batches: list[np.ndarray]) -> dict[str, float]:
-        """Train on `batches`; the loss parts averaged over the epoch's steps in all processes."""
+        """Train on `batches`; the loss parts (and "share:TERM", each term's gradient share) averaged over
+        the epoch's steps in all processes."""
         label = f"epoch {epoch}/{self.config.epochs}"
         if self.config.schedule == "alternating" and self.aligner_trained:
             parts = self._phase(f"{label} aligner", batches, "aligner")
@@ -82,6 +94,9 @@ class TrainingLoop:
                 bar.update(1)
                 bar.set_postfix({k: f"{sums[k] / counts[k]:.3f}" for k in sums}, refresh=False)
             for name in stepped:
+                if self.config.max_grad_norm > 0:
+                    model = self.student if name == "student" else self.aligner
+                    accelerator.clip_grad_norm_(model.parameters(), self.config.max_grad_norm)
                 self.optimizers[name].step()
                 self.schedulers[name].step()
                 self.optimizers[name].zero_grad(set_to_none=True)
@@ -122,11 +137,32 @@ class TrainingLoop:
             losses.update(aligner_losses(self.kind, batch.labels, aligner_out[0], aligner_out[2], config.gamma))
         if phase == "aligner":
             return losses
-        o_s, p_s, o_aux_s, _ = self.student(batch.inputs, batch.choices, project=aligner_out is not None)
-        losses.update(student_losses(self.kind, batch.labels, o_s, p_s, o_aux_s, aligner_out, alpha=config.alpha,
-                                     beta=config.beta, gamma=config.gamma, tau=config.tau, soft_form=config.soft_loss,
-                                     manifold=config.manifold))
+        o_s, p_s, o_aux_s, _, states = self.student(batch.inputs, batch.choices, project=aligner_out is not None)
+        student = student_losses(self.kind, batch.labels, o_s, p_s, o_aux_s, aligner_out, alpha=config.alpha, beta=config.beta,
+                                 gamma=config.gamma, tau=config.tau, soft_form=config.soft_loss, manifold=config.manifold,
+                                 manifold_form=config.manifold_form)
+        losses.update(student)
+        if aligner_out is not None:
+            losses.update(gradient_shares(weighted_terms(student, alpha=config.alpha, beta=config.beta, gamma=config.gamma),
+                                          states))
         return losses
+
+
+def gradient_shares(terms: dict[str, torch.Tensor], states: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{"share:TERM": ‖∂term/∂h_s‖ / Σ ‖∂term'/∂h_s‖} for the weighted terms of L_s (see the module docstring)."""
+    norms = {}
+    for name, term in terms.items():
+        gradient = torch.autograd.grad(term, states, retain_graph=True, allow_unused=True)[0]
+        norms[name] = torch.zeros((), device=states.device) if gradient is None else gradient.detach().float().norm()
+    total = sum(norms.values())
+    return {f"{SHARE}{name}": norm / total if total > 0 else norm for name, norm in norms.items()}
+
+
+def split_shares(parts: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """An epoch's averages → (loss parts, gradient shares by term)."""
+    losses = {k: v for k, v in parts.items() if not k.startswith(SHARE)}
+    shares = {k[len(SHARE):]: v for k, v in parts.items() if k.startswith(SHARE)}
+    return losses, shares
 
 
 @torch.no_grad()

@@ -14,10 +14,13 @@ soft(a, b) is `soft_loss = "l2"`: eq. 2 as written, the batch mean of the per-ex
 ‖Φ(a/τ) − Φ(b/τ)‖₂; or `"mse"`: the authors' code, the mean squared difference of the softened
 outputs times τ².
 
-The manifold losses compare projections [n, projection_dim]:
-  cosine       1 − cos(mean p_ts, mean p_s)      (eq. 3)
-  euclid       ‖mean p_ts − mean p_s‖₂           (eq. 4)
-  elementwise  mean_i ‖p_ts_i − p_s_i‖₂          (eq. 5)
+The manifold losses compare projections [n, projection_dim]; `form = "norm"` is eq. 3-5 as printed,
+`"mse"` the authors' code (`F.mse_loss`: the mean of squared differences over the P dimensions,
+(1/P)·‖·‖², which at initialisation is 40-100× smaller than the norm for P = 768-1024):
+               form "norm"                       form "mse"
+  cosine       1 − cos(mean p_ts, mean p_s)      the same                        (eq. 3)
+  euclid       ‖mean p_ts − mean p_s‖₂           (1/P)·‖mean p_ts − mean p_s‖²   (eq. 4)
+  elementwise  mean_i ‖p_ts_i − p_s_i‖₂          (1/(nP))·Σ_i ‖p_ts_i − p_s_i‖²  (eq. 5)
 Eq. 3 writes ⟨·,·⟩; the proof of Proposition 1 expands ‖a − b‖² as ‖a‖² + ‖b‖² − 2‖a‖‖b‖⟨a, b⟩,
 so ⟨·,·⟩ there is the cosine of the angle, which is what "cosine" computes.
 
@@ -31,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 MANIFOLD_LOSSES = ("cosine", "euclid", "elementwise")
+STUDENT_TERMS = ("task", "soft", "aux", "manifold")      # the parts of L_s, in the order of eq. 2 and §3.3
 
 
 def task_loss(kind: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -56,14 +60,18 @@ def soft_loss(kind: str, teacher: torch.Tensor, student: torch.Tensor, tau: floa
     raise ValueError(f"unknown soft loss form {form!r}")
 
 
-def manifold_loss(name: str, p_ts: torch.Tensor, p_s: torch.Tensor) -> torch.Tensor:
+def manifold_loss(name: str, p_ts: torch.Tensor, p_s: torch.Tensor, form: str) -> torch.Tensor:
     p_ts, p_s = p_ts.float(), p_s.float()
+    if form not in ("norm", "mse"):
+        raise ValueError(f"unknown manifold loss form {form!r}")
     if name == "cosine":
         return 1 - F.cosine_similarity(p_ts.mean(dim=0), p_s.mean(dim=0), dim=0)
     if name == "euclid":
-        return (p_ts.mean(dim=0) - p_s.mean(dim=0)).norm()
+        difference = p_ts.mean(dim=0) - p_s.mean(dim=0)
+        return difference.norm() if form == "norm" else difference.pow(2).mean()
     if name == "elementwise":
-        return (p_ts - p_s).norm(dim=-1).mean()
+        difference = p_ts - p_s
+        return difference.norm(dim=-1).mean() if form == "norm" else difference.pow(2).mean()
     raise ValueError(f"unknown manifold loss {name!r}; the losses are {MANIFOLD_LOSSES}")
 
 
@@ -75,11 +83,13 @@ def aligner_losses(kind: str, labels: torch.Tensor, o_ts, o_aux_ts, gamma: float
 
 
 def student_losses(kind: str, labels: torch.Tensor, o_s, p_s, o_aux_s, aligner: tuple | None, *,
-                   alpha: float, beta: float, gamma: float, tau: float, soft_form: str, manifold: str) -> dict[str, torch.Tensor]:
+                   alpha: float, beta: float, gamma: float, tau: float, soft_form: str, manifold: str,
+                   manifold_form: str) -> dict[str, torch.Tensor]:
     """L_s and its parts. `aligner` = (o_ts, p_ts, o_aux_ts), or None for the undistilled baseline.
 
     Distilled: {"loss_s", "task" (L_T(Y, o_s)), "soft", "manifold", "aux" (L_s²)}.
     Undistilled: {"loss_s", "task"} with loss_s = L_T(Y, o_s): the task loss alone.
+    `weighted_terms` gives each part as it enters loss_s.
     """
     task = task_loss(kind, o_s, labels)
     if aligner is None:
@@ -87,6 +97,12 @@ def student_losses(kind: str, labels: torch.Tensor, o_s, p_s, o_aux_s, aligner: 
     o_ts, p_ts, o_aux_ts = (t.detach() for t in aligner)
     soft = soft_loss(kind, o_ts, o_s, tau, soft_form)
     aux = (1 - alpha) * task_loss(kind, o_aux_s, labels) + alpha * soft_loss(kind, o_aux_ts, o_aux_s, tau, soft_form)
-    manifold_value = manifold_loss(manifold, p_ts, p_s)
+    manifold_value = manifold_loss(manifold, p_ts, p_s, manifold_form)
     total = (1 - alpha) * task + alpha * soft + gamma * aux + beta * manifold_value
     return {"loss_s": total, "task": task, "soft": soft, "manifold": manifold_value, "aux": aux}
+
+
+def weighted_terms(losses: dict[str, torch.Tensor], *, alpha: float, beta: float, gamma: float) -> dict[str, torch.Tensor]:
+    """The terms of L_s as they are summed: (1 − α)·task, α·soft, γ·aux, β·manifold (distilled runs)."""
+    weights = {"task": 1 - alpha, "soft": alpha, "aux": gamma, "manifold": beta}
+    return {term: weights[term] * losses[term] for term in STUDENT_TERMS if term in losses}

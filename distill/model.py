@@ -39,12 +39,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from armada.distill.heads import ReconstructionAligner, StudentHeads, StudentProjection, TSAligner, plain_state_dict
+from armada.distill.heads import HeadShape, ReconstructionAligner, StudentHeads, StudentProjection, TSAligner, plain_state_dict
 from armada.errors import ArmadaError
 
 HEADS_FILE = "armada_heads.safetensors"
@@ -63,18 +64,32 @@ class HeadsConfig:
     hidden_size: int            # d, the backbone's pooled state
     outputs: int                # c of O_s and O_aux_s (1 per choice for multiple choice, 1 for regression)
     projection_dim: int
-    pooling: str                # pooler, cls or last-token (armada.distill.students)
+    pooling: str                # pooler, cls, mean, max or last-token (armada.distill.students)
     backbone: str               # encoder or causal
     student: str                # the alias, hub id or folder it was trained from
     source: str                 # where that resolved to
     max_length: int
+    # Added with the recipes; a student saved before them has the paper's heads and unclipped scores.
+    shape: dict | None = None                   # armada.distill.heads.HeadShape as a dict
+    prediction_range: list | None = None        # regression predictions are clipped to [low, high] when scored
+
+    def head_shape(self) -> HeadShape:
+        return HeadShape(**(self.shape or {}))
+
+
+class StudentOutputs(NamedTuple):
+    outputs: torch.Tensor               # o_s [n, c] (multiple choice: [n, choices])
+    projection: torch.Tensor | None     # p_s [n, P] (multiple choice: mean over the choices)
+    aux: torch.Tensor | None            # o_aux_s [n, c]
+    pooled: torch.Tensor                # h_s per example [n, d] (multiple choice: mean over the choices)
+    states: torch.Tensor                # h_s per sequence [n × choices, d]: where every loss reaches the backbone
 
 
 class ArmadaStudent(nn.Module):
     """Backbone + pooling + heads.
 
-    forward(inputs, choices, project) → (o_s [n, c], p_s [n, P], o_aux_s [n, c], pooled [n, d]), with
-    p_s and o_aux_s None unless `project` (only ARMADA's losses need them).
+    forward(inputs, choices, project) → StudentOutputs, with p_s and o_aux_s None unless `project`
+    (only ARMADA's losses need them).
     """
 
     def __init__(self, backbone: nn.Module, heads: StudentHeads, config: HeadsConfig):
@@ -88,21 +103,27 @@ class ArmadaStudent(nn.Module):
         states = output.last_hidden_state
         if self.config.pooling == "cls":
             return states[:, 0]
-        # The last position whose mask is 1: right for left padding, right padding and none.
         mask = inputs["attention_mask"]
+        if self.config.pooling == "mean":       # sentence-transformers' mean over the real tokens
+            weights = mask.unsqueeze(-1).to(states.dtype)
+            return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+        if self.config.pooling == "max":        # sentence-transformers' max: padding set to -1e9 first
+            return states.masked_fill(mask.unsqueeze(-1) == 0, -1e9).max(dim=1).values
+        # The last position whose mask is 1: right for left padding, right padding and none.
         positions = torch.arange(mask.shape[1], device=mask.device)
         last = (mask * positions).argmax(dim=1)
         return states[torch.arange(states.shape[0], device=states.device), last]
 
-    def forward(self, inputs: dict[str, torch.Tensor], choices: int = 1, project: bool = False):
-        pooled = self.pool(inputs)
-        outputs, projection, aux = self.heads(pooled, project)
+    def forward(self, inputs: dict[str, torch.Tensor], choices: int = 1, project: bool = False) -> StudentOutputs:
+        states = self.pool(inputs)
+        outputs, projection, aux = self.heads(states, project)
+        pooled = states
         if self.config.kind == "multiple_choice":
-            n = pooled.shape[0] // choices
-            outputs, pooled = outputs.view(n, choices), pooled.view(n, choices, -1).mean(dim=1)
+            n = states.shape[0] // choices
+            outputs, pooled = outputs.view(n, choices), states.view(n, choices, -1).mean(dim=1)
             if project:
                 aux, projection = aux.view(n, choices), projection.view(n, choices, -1).mean(dim=1)
-        return outputs, projection, aux, pooled
+        return StudentOutputs(outputs, projection, aux, pooled, states)
 
 
 @dataclass(frozen=True)
@@ -150,8 +171,11 @@ class CausalStudent(nn.Module):
         return nll, count, self.projection(pooled)
 
 
-def predictions_from(kind: str, logits: np.ndarray) -> np.ndarray:
-    return logits[:, 0] if kind == "regression" else logits.argmax(axis=1)
+def predictions_from(kind: str, logits: np.ndarray, value_range=None) -> np.ndarray:
+    """Class or choice ids; for regression the scores, clipped to `value_range` = (low, high) where given."""
+    if kind != "regression":
+        return logits.argmax(axis=1)
+    return logits[:, 0] if value_range is None else np.clip(logits[:, 0], *value_range)
 
 
 # --- saving ------------------------------------------------------------------------------------
@@ -191,11 +215,11 @@ def save_causal_student(directory: Path, student: CausalStudent, tokenizer) -> N
     (directory / LM_INFO).write_text(json.dumps(asdict(student.info), indent=2) + "\n")
 
 
-def save_aligner(path: Path, aligner: TSAligner | ReconstructionAligner, kind: str) -> None:
+def save_aligner(path: Path, aligner: TSAligner | ReconstructionAligner, kind: str, prediction_range=None) -> None:
     from safetensors.torch import save_file
 
     objective = "reconstruction" if isinstance(aligner, ReconstructionAligner) else "task"
-    metadata = {**aligner.config(), "kind": kind, "objective": objective}
+    metadata = {**aligner.config(), "kind": kind, "objective": objective, "prediction_range": prediction_range}
     save_file(plain_state_dict(aligner), str(path), metadata={"armada_aligner": json.dumps(metadata)})
 
 
@@ -221,7 +245,7 @@ def load_student(path: str | Path):
     hf_logging.disable_progress_bar()
     backbone = AutoModel.from_pretrained(directory)
     tokenizer = AutoTokenizer.from_pretrained(directory)
-    heads = StudentHeads(config.hidden_size, config.outputs, config.projection_dim, orthogonal=False)
+    heads = StudentHeads(config.hidden_size, config.outputs, config.projection_dim, config.head_shape(), orthogonal=False)
     heads.load_state_dict(load_file(str(directory / HEADS_FILE)))
     model = ArmadaStudent(backbone, heads, config).eval()
     return model, tokenizer, asdict(config)
@@ -268,13 +292,14 @@ def load_aligner(run_dir: str | Path) -> TSAligner | ReconstructionAligner:
         raise ArmadaError(f"{run_dir}: no {ALIGNER_FILE}: the run is undistilled or unfinished")
     with safe_open(str(path), "pt") as f:
         config = json.loads(f.metadata()["armada_aligner"])
-    kind = config.pop("kind")
+    kind, value_range = config.pop("kind"), config.pop("prediction_range", None)
     if config.pop("objective", "task") == "reconstruction":
         aligner = ReconstructionAligner(**config, orthogonal=False)
     else:
-        aligner = TSAligner(**config, orthogonal=False)
+        shape = HeadShape(**config.pop("shape", {}))
+        aligner = TSAligner(**config, shape=shape, orthogonal=False)
     aligner.load_state_dict(load_file(str(path)))
-    aligner.kind = kind
+    aligner.kind, aligner.prediction_range = kind, value_range
     return aligner.eval()
 
 
@@ -294,11 +319,11 @@ def predict(model: ArmadaStudent, tokenizer, split, batch_size: int):
     logits, pooled = [None] * len(split), [None] * len(split)
     for start in range(0, len(order), batch_size):
         batch = collate(order[start:start + batch_size]).to(device)
-        outputs, _, _, states = model(batch.inputs, batch.choices)
+        outputs, _, _, states, _ = model(batch.inputs, batch.choices)
         for i, position in enumerate(batch.positions):
             logits[position], pooled[position] = outputs[i].float().cpu().numpy(), states[i].float().cpu().numpy()
     logits_array = np.stack(logits)
-    return predictions_from(model.config.kind, logits_array), logits_array, np.stack(pooled)
+    return predictions_from(model.config.kind, logits_array, model.config.prediction_range), logits_array, np.stack(pooled)
 
 
 @torch.no_grad()
@@ -308,4 +333,4 @@ def predict_aligner(aligner: TSAligner, features) -> tuple[np.ndarray, np.ndarra
     device = next(aligner.parameters()).device
     features = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
     logits = aligner(features, project=False)[0].float().cpu().numpy()
-    return predictions_from(aligner.kind, logits), logits
+    return predictions_from(aligner.kind, logits, aligner.prediction_range), logits

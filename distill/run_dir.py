@@ -85,8 +85,9 @@ def _differences(old: str, new: str) -> list[str]:
     return [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
 
 
-def export_best(out: Path, student, tokenizer, aligner, kind: str) -> None:
-    """student/ and aligner.safetensors of the best epoch so far, each replaced whole."""
+def export_best(out: Path, student, tokenizer, aligner, kind: str, prediction_range=None) -> None:
+    """student/ and aligner.safetensors of the best epoch so far, each replaced whole; `prediction_range`:
+    where the aligner's regression scores are clipped when scored (the student's is in its heads config)."""
     building = out / ".student.partial"
     shutil.rmtree(building, ignore_errors=True)
     save_student(building, student, tokenizer)
@@ -94,13 +95,19 @@ def export_best(out: Path, student, tokenizer, aligner, kind: str) -> None:
     os.rename(building, out / "student")
     if aligner is not None:
         partial = out / f".{ALIGNER_FILE}.partial"
-        save_aligner(partial, aligner, kind)
+        save_aligner(partial, aligner, kind, prediction_range)
         os.replace(partial, out / ALIGNER_FILE)
 
 
 def append_metrics(out: Path, line: dict) -> None:
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")
+
+
+def read_metrics(out: Path) -> list[dict]:
+    """metrics.jsonl: one record per finished epoch."""
+    path = out / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def truncate_metrics(out: Path, epoch: int) -> None:

@@ -22,15 +22,21 @@ common use since the first conversion (decapoda-research/llama-7b-hf) was withdr
 hub repositories start at Llama 2. `llama-3.2-3b` is the Instruct model, as the
 paper's Table 11 uses.
 
-Pooling (the student's `h_s`): an encoder's pooler output where the checkpoint has trained pooler
-weights (BERT, and MiniLM, whose checkpoint carries the pooler of its MiniLM base), else its
-[CLS] state (DeBERTa has no pooler); a causal LM's state at the last real token under the
-attention mask, found from the mask itself, so it is right for left and right padding.
+Pooling (the student's `h_s`, `pooling` in [distill]): "auto" is what the model's makers declared.
+A sentence-transformers model (modules.json naming a Pooling module) declares it in that module's
+config.json: all-MiniLM-L6-v2 (`minilm-l6`) was trained with the mean over its real tokens, and its
+checkpoint's pooler is left over from its MiniLM base, never trained for sentence embeddings.
+Otherwise "auto" is the pooler output where the checkpoint has trained pooler weights (BERT: what
+the authors' code reads), else the [CLS] state (DeBERTa has no pooler). "mean" and "max" are over
+the real tokens, as sentence-transformers computes them. A causal LM's state is the one at the last
+real token under the attention mask, found from the mask itself, so it is right for left and right
+padding.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,7 +44,10 @@ from typing import Literal
 from armada.errors import ArmadaError
 
 Kind = Literal["encoder", "causal"]
-Pooling = Literal["pooler", "cls", "last-token"]
+Pooling = Literal["pooler", "cls", "mean", "max", "last-token"]
+# sentence-transformers' Pooling config keys, by the pooling they switch on.
+SENTENCE_TRANSFORMERS_POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
+                                 "pooling_mode_max_tokens": "max"}
 OFFLINE_ALIASES = ("minilm-l6", "smollm2-135m")
 
 
@@ -151,9 +160,61 @@ class Backbone:
     source: str                 # the hub id or folder it came from
 
 
-def load_backbone(name: str, lm_head: bool = False) -> Backbone:
+def declared_pooling(location: Location) -> str | None:
+    """The pooling a sentence-transformers model declares (mean, cls or max); None for any other model."""
+    modules = _model_file(location, "modules.json")
+    if modules is None:
+        return None
+    pooling_modules = [m for m in json.loads(modules.read_text()) if m.get("type", "").endswith("models.Pooling")]
+    if not pooling_modules:
+        return None
+    folder = pooling_modules[0].get("path", "")
+    settings_file = _model_file(location, f"{folder}/config.json" if folder else "config.json")
+    if settings_file is None:
+        raise ArmadaError(f"student {location.path}: modules.json names a Pooling module in {folder!r} without its "
+                          "config.json; set distill.pooling (pooler, cls, mean or max) explicitly")
+    settings = json.loads(settings_file.read_text())
+    modes = [mode for key, mode in SENTENCE_TRANSFORMERS_POOLING.items() if settings.get(key)]
+    switched_on = sorted(k for k, v in settings.items() if k.startswith("pooling_mode_") and v)
+    if len(modes) != 1 or len(switched_on) != 1:
+        raise ArmadaError(f"student {location.path}: its sentence-transformers pooling {switched_on} is not one ARMADA "
+                          "computes; set distill.pooling (pooler, cls, mean or max) explicitly")
+    return modes[0]
+
+
+def _model_file(location: Location, name: str) -> Path | None:
+    """A file of the model's folder or hub repository, or None where it has none (or where the hub cannot be
+    reached and the file is not in the local cache: the model then counts as declaring nothing)."""
+    folder = Path(location.path)
+    if folder.is_dir():
+        return folder / name if (folder / name).is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(location.path, name))
+    except EntryNotFoundError:
+        return None
+
+
+def resolve_pooling(requested: str, location: Location, model, missing_pooler: bool) -> Pooling:
+    """The pooling a `pooling` setting means for this encoder (see the module docstring)."""
+    has_pooler = getattr(model, "pooler", None) is not None and not missing_pooler
+    if requested == "auto":
+        declared = declared_pooling(location)
+        if declared is not None:
+            return declared
+        # A pooler whose weights the checkpoint lacks would be random: use [CLS] then.
+        return "pooler" if has_pooler else "cls"
+    if requested == "pooler" and not has_pooler:
+        raise ArmadaError(f"student {location.path} has no trained pooler; use pooling = \"cls\", \"mean\" or \"max\"")
+    return requested
+
+
+def load_backbone(name: str, lm_head: bool = False, pooling: str = "auto") -> Backbone:
     """The student's backbone and tokenizer, with a pad token set: AutoModel (no task head), or with
-    `lm_head` AutoModelForCausalLM (a generative student; only causal LMs have one)."""
+    `lm_head` AutoModelForCausalLM (a generative student; only causal LMs have one). `pooling` as
+    [distill] pooling says (encoders; a causal LM pools its last real token)."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -174,7 +235,9 @@ def load_backbone(name: str, lm_head: bool = False) -> Backbone:
         _drop_gguf_marks(model)
     kind = student_kind(model.config)
     if kind == "causal":
-        pooling: Pooling = "last-token"
+        if pooling != "auto":
+            raise ArmadaError(f"student {name!r} is a causal LM: it pools its last real token; drop pooling = {pooling!r}")
+        pooling = "last-token"
         if tokenizer.pad_token is None:
             # Any id will do: padded positions are masked out and pooling reads the last real token.
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -182,7 +245,5 @@ def load_backbone(name: str, lm_head: bool = False) -> Backbone:
                 raise ArmadaError(f"student {name!r}: its tokenizer has no pad, eos or unk token to pad batches with")
         model.config.pad_token_id = tokenizer.pad_token_id
     else:
-        missing = {k for k in info["missing_keys"] if k.startswith("pooler.")}
-        # A pooler whose weights the checkpoint lacks would be random: use [CLS] then.
-        pooling = "pooler" if getattr(model, "pooler", None) is not None and not missing else "cls"
+        pooling = resolve_pooling(pooling, location, model, any(k.startswith("pooler.") for k in info["missing_keys"]))
     return Backbone(model, tokenizer, kind, pooling, location.path + (f" ({location.gguf_file})" if location.gguf_file else ""))

@@ -38,9 +38,9 @@ import torch
 
 from armada.config import DistillConfig
 from armada.distill import checkpoint, run_dir
-from armada.distill.build import adamw, build_aligner, build_student, lr_schedule
+from armada.distill.build import adamw, build_aligner, build_student, lr_schedule, prediction_range
 from armada.distill.data import Collator, encode, epoch_batches, process_share
-from armada.distill.loop import TrainingLoop, aligner_logits, reseed, student_logits
+from armada.distill.loop import TrainingLoop, aligner_logits, reseed, split_shares, student_logits
 from armada.distill.model import predictions_from
 from armada.distill.inputs import RunResult, finished_run, open_inputs
 from armada.distill.teacher_features import load_teacher_features
@@ -50,6 +50,8 @@ from armada.tasks import Split, Task
 
 TASK_KINDS = ("classification", "regression", "multiple_choice")
 SUMMARY_PARTS = ("loss_s", "task", "soft", "manifold", "aux", "loss_t")
+ALIGNMENT_TERMS = ("soft", "aux", "manifold")
+SWAMPED = 0.8                   # an alignment term with more of the gradient than this has taken over
 
 
 def train(config: DistillConfig, task: Task, cache_path: str | None, data_dir: str, out_dir: str | Path,
@@ -147,6 +149,7 @@ def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_
 
     loop = TrainingLoop(accelerator, config, task.kind, student, aligner, optimizers, schedulers, collate_train)
     metric = primary(task.metric)
+    value_range = prediction_range(config, task)
     for epoch in range(done + 1, config.epochs + 1):
         started = time.time()
         reseed(config.seed, epoch, accelerator.process_index)
@@ -154,24 +157,29 @@ def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_
             epoch_batches(len(train_data), config.batch_size, config.seed, epoch,
                           train_data.lengths if config.group_by_length else None),
             accelerator.process_index, processes)
-        parts = loop.epoch(epoch, batches)
+        parts, balance = split_shares(loop.epoch(epoch, batches))
         width = task.num_labels         # outputs per example: classes, choices, or 1 for regression
-        dev = _score(task, splits["validation"], student_logits(accelerator, student, collate_dev, config.eval_batch_size, width))
+        dev, predicted = _score(task, splits["validation"], value_range,
+                                student_logits(accelerator, student, collate_dev, config.eval_batch_size, width))
         aligner_dev = None
         if aligner is not None and teacher.validation is not None:
-            aligner_dev = _score(task, splits["validation"],
-                                 aligner_logits(accelerator, aligner, teacher.validation, config.eval_batch_size, width))
+            aligner_dev, _ = _score(task, splits["validation"], value_range,
+                                    aligner_logits(accelerator, aligner, teacher.validation, config.eval_batch_size, width))
         progress["steps"] += len(batches)
         improved = progress["best_epoch"] == 0 or _better(dev.get(metric), progress["best_dev"])
         if improved:
             progress["best_epoch"], progress["best_dev"] = epoch, dev.get(metric)
         if main:
             if improved:
-                run_dir.export_best(out, plain_student, tokenizer, plain_aligner, task.kind)
+                run_dir.export_best(out, plain_student, tokenizer, plain_aligner, task.kind, value_range)
             seconds = time.time() - started
             progress["seconds"] += seconds
-            run_dir.append_metrics(out, {"epoch": epoch, "train": parts, "dev": dev, "aligner_dev": aligner_dev,
-                                         "seconds": round(seconds, 3)})
+            line = {"epoch": epoch, "train": parts, "dev": dev, "aligner_dev": aligner_dev, "seconds": round(seconds, 3)}
+            if balance:
+                line["balance"] = balance
+            if predicted is not None:
+                line["dev_predicted_classes"] = predicted
+            run_dir.append_metrics(out, line)
             saved = checkpoint.save(out / "checkpoints", epoch, plain_student, plain_aligner, optimizers, schedulers, progress)
             checkpoint.prune(out / "checkpoints", keep=saved)
             print(_summary(epoch, config.epochs, parts, metric, dev, aligner_dev, progress, seconds), flush=True)
@@ -179,7 +187,11 @@ def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_
 
     steps = accelerator.gather(torch.tensor([progress["steps"]], device=accelerator.device)).tolist()
     if main:
-        run_dir.write_json(out / "run.json", _record(config, task, variant, progress, processes, teacher, "finished", steps))
+        record = _record(config, task, variant, progress, processes, teacher, "finished", steps)
+        record["warnings"] = training_warnings(run_dir.read_metrics(out), progress["best_epoch"])
+        for warning in record["warnings"]:
+            print(f"warning: {warning}", flush=True)
+        run_dir.write_json(out / "run.json", record)
     accelerator.wait_for_everyone()
     accelerator.end_training()          # leaves the process group: a launched process that exits inside it can abort
     if reader is not None:
@@ -203,10 +215,31 @@ def _check_labels(split: Split) -> None:
                               f"task's label set {list(task.labels)} (class ids 0..{task.num_labels - 1})")
 
 
-def _score(task: Task, split: Split, logits: np.ndarray) -> dict[str, float | None]:
-    """Every score of the task's metric, as fractions; None where it is undefined (e.g. constant predictions)."""
-    scores = compute(task.metric, predictions_from(task.kind, logits), split.labels)
-    return {k: (None if math.isnan(v) else round(v, 6)) for k, v in scores.items()}
+def _score(task: Task, split: Split, value_range, logits: np.ndarray) -> tuple[dict[str, float | None], int | None]:
+    """(every score of the task's metric, as fractions, None where undefined (e.g. constant predictions);
+    how many distinct classes or choices were predicted, None for regression)."""
+    predictions = predictions_from(task.kind, logits, value_range)
+    scores = compute(task.metric, predictions, split.labels)
+    predicted = None if task.kind == "regression" else len(np.unique(predictions))
+    return {k: (None if math.isnan(v) else round(v, 6)) for k, v in scores.items()}, predicted
+
+
+def training_warnings(epochs: list[dict], best_epoch: int) -> list[str]:
+    """What a user must see at once: an alignment term that took over the student's gradient, or a kept
+    student that predicts one class for every dev example."""
+    warnings = []
+    for term in ALIGNMENT_TERMS:
+        swamped = [line["epoch"] for line in epochs if line.get("balance", {}).get(term, 0.0) > SWAMPED]
+        if swamped:
+            worst = max(line["balance"][term] for line in epochs if line["epoch"] in swamped)
+            warnings.append(f"the {term} term took more than {SWAMPED:.0%} of the gradient reaching the backbone in "
+                            f"epoch(s) {swamped} (up to {worst:.0%}): it, not the task, trained the student; lower its "
+                            "weight (beta for manifold, alpha for soft, gamma for aux) or use manifold_form = \"mse\"")
+    best = next((line for line in epochs if line["epoch"] == best_epoch), None)
+    if best is not None and best.get("dev_predicted_classes") == 1:
+        warnings.append(f"the kept student (epoch {best_epoch}) predicts one class for every dev example: it has "
+                        "learned the majority class, not the task")
+    return warnings
 
 
 def _better(score: float | None, best: float | None) -> bool:

@@ -108,6 +108,48 @@ def plot_curves(table: Table, path: Path) -> Path:
     return path
 
 
+TERM_COLORS = {"task": "0.55", "soft": "tab:blue", "aux": "tab:green", "manifold": "tab:red"}
+
+
+def plot_balance(table: Table, path: Path) -> Path | None:
+    """One panel per task: for each distilled variant, each term's mean share of the gradient reaching the
+    student's backbone (over its seeds' epochs), stacked to 1; None where no run recorded the shares."""
+    panels = [(task, variants) for task in table.tasks
+              if (variants := {v: shares for v in table.variants if (shares := mean_shares(table.cells[(v, task)].runs))})]
+    if not panels:
+        return None
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows + 0.8), squeeze=False)
+    for ax, (task, variants) in zip(axes.flat, panels):
+        names = list(variants)
+        bottom = np.zeros(len(names))
+        for term, color in TERM_COLORS.items():
+            values = np.array([variants[v].get(term, 0.0) for v in names])
+            ax.bar(names, values, bottom=bottom, color=color, label=term)
+            bottom += values
+        ax.axhline(0.8, color="black", linewidth=0.8, linestyle="--")
+        ax.set_ylim(0, 1)
+        ax.set_title(task, fontsize=10)
+        ax.set_ylabel("share of the gradient at h_s")
+        ax.tick_params(axis="x", labelsize=7, rotation=20)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    handles = _unique_legend(axes)
+    fig.suptitle(f"{table.student}: what moves the backbone (mean share over epochs and seeds; dashed: 0.8)", fontsize=11)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08 if rows == 1 else 0.05, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def mean_shares(runs) -> dict[str, float]:
+    epochs = [e.balance for run in runs for e in run.history if e.balance]
+    terms = {term for shares in epochs for term in shares}
+    return {term: float(np.mean([shares.get(term, 0.0) for shares in epochs])) for term in terms}
+
+
 def _unique_legend(axes) -> dict:
     """label → handle over all panels, each variant once."""
     handles: dict = {}

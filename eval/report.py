@@ -56,6 +56,9 @@ def write_report(paths: list[str | Path], out: str | Path, analysis: bool = Fals
         if table.baseline is not None and len(table.variants) > 1:
             mine.append(plots.plot_deltas(table, out / f"deltas-{slug}.png"))
         mine.append(plots.plot_curves(table, out / f"curves-{slug}.png"))
+        balance = plots.plot_balance(table, out / f"balance-{slug}.png")
+        if balance is not None:
+            mine.append(balance)
 
     sections = [_render_table(table, figures[table.student]) for table in tables]
     analysis_csv, analysis_figures = None, []
@@ -119,6 +122,8 @@ def _render_table(table: Table, figures: list[Path]) -> str:
             lines.append("")
     lines += _render_maxima(table)
     lines += _render_aligner(table)
+    lines += _render_balance(table)
+    lines += _render_warnings(table)
     coverage = _coverage(table)
     lines += ["### Coverage", ""]
     lines += coverage or ["Every cell has every seed of its task."]
@@ -171,6 +176,36 @@ def _render_aligner(table: Table) -> list[str]:
     return ["### TS Aligner alone (the paper's Table 6)", "",
             "The aligner saved with each run's best student, scored on the dev split from the teacher's vectors alone.", "",
             _md_row(header), _md_row(["---"] * len(header)), *rows, ""]
+
+
+def _render_balance(table: Table) -> list[str]:
+    """Each term's mean share of the gradient reaching the student's backbone, per distilled cell."""
+    from armada.eval.plots import TERM_COLORS, mean_shares
+
+    rows = []
+    for variant in table.variants:
+        shares = [mean_shares(table.cells[(variant, task)].runs) for task in table.tasks]
+        if any(shares):
+            rows.append(_md_row([variant] + [" · ".join(f"{t} {s[t]:.2f}" for t in TERM_COLORS if t in s) or "–"
+                                             for s in shares]))
+    if not rows:
+        return []
+    header = ["variant"] + list(table.tasks)
+    return ["### Loss balance", "",
+            "Each term of the student's loss ((1 − α)·task, α·soft, γ·aux, β·manifold): its share of the gradient "
+            "reaching the backbone (the norm of its gradient at the pooled states over the sum of the four), mean over "
+            "epochs and seeds. Above 0.8 one alignment term, not the task, trains the student.", "",
+            _md_row(header), _md_row(["---"] * len(header)), *rows, ""]
+
+
+def _render_warnings(table: Table) -> list[str]:
+    warned = [(variant, run) for variant in table.variants for task in table.tasks
+              for run in table.cells[(variant, task)].runs if run.warnings]
+    if not warned:
+        return []
+    lines = ["### Training warnings", ""]
+    lines += [f"- {run.task}, {variant}, seed {run.seed}: {warning}" for variant, run in warned for warning in run.warnings]
+    return lines + [""]
 
 
 def _column(task: str, metric: str) -> str:

@@ -28,6 +28,7 @@ class EpochScores:
     epoch: int
     dev: Mapping[str, float]    # metric name → score as a fraction
     aligner_dev: Mapping[str, float] | None = None   # the TS Aligner alone, for ARMADA runs
+    balance: Mapping[str, float] | None = None       # each term's share of the student's gradient (distilled runs)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Run:
     seconds: float | None
     objective: str = "task"     # "lm": a generative student
     evaluations: tuple[Evaluation, ...] = ()
+    warnings: tuple[str, ...] = ()  # what training ended by warning about (a swamping term, one-class predictions)
 
     @property
     def finished(self) -> bool:
@@ -138,6 +140,7 @@ def _load(path: Path) -> Run:
         seconds=info.get("seconds"),
         objective=str(info.get("objective", "task")),
         evaluations=_read_evaluations(path / "eval"),
+        warnings=tuple(str(w) for w in info.get("warnings", ())),
     )
     if run.finished:
         _check_finished(run)
@@ -211,7 +214,8 @@ def _read_history(path: Path) -> tuple[EpochScores, ...]:
         try:
             row = json.loads(line)
             dev, aligner = (_scores(row.get(key)) for key in ("dev", "aligner_dev"))
-            history.append(EpochScores(int(row["epoch"]), dev, aligner or None))
+            balance = {str(k): float(v) for k, v in row["balance"].items()} if row.get("balance") else None
+            history.append(EpochScores(int(row["epoch"]), dev, aligner or None, balance))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             raise _Unreadable(f"metrics.jsonl line {number} is not an epoch record: {e}") from None
     return tuple(history)

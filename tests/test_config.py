@@ -1,5 +1,6 @@
 """The typed pipeline config: precedence, and errors that name the key and where it came from."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,37 @@ tasks = ["super_glue/copa"]
     # A pipeline split across processes: the variant's task is elsewhere, so here it has no runs.
     elsewhere = config.load(write(tmp_path, text.replace('tasks = ["super_glue/copa"]', 'tasks = ["glue/cola"]')))
     assert [r.variant.name for r in plan(elsewhere)] == ["undistilled"] * 3
+
+
+def test_the_defaults_are_the_default_recipe_and_every_recipe_names_real_settings():
+    defaults = config.DistillConfig()
+    assert {k: getattr(defaults, k) for k in config.RECIPES[defaults.recipe]} == config.RECIPES[defaults.recipe]
+    for recipe, settings in config.RECIPES.items():
+        assert set(settings) == set(config.RECIPES["paper"]), recipe     # every recipe sets the same settings
+        assert set(settings) <= {f.name for f in dataclasses.fields(config.DistillConfig)}
+
+
+def test_a_recipe_sets_its_defaults_and_explicit_settings_win(tmp_path):
+    authors = config.load(sets=['distill.recipe="authors"']).distill
+    assert {k: getattr(authors, k) for k in config.RECIPES["authors"]} == config.RECIPES["authors"]
+    mixed = config.load(sets=['distill.recipe="authors"', "distill.max_grad_norm=0.5"], flags={"distill.dropout": 0.0}).distill
+    assert (mixed.max_grad_norm, mixed.dropout, mixed.manifold_form) == (0.5, 0.0, "mse")
+    with pytest.raises(ConfigError, match=r"distill.recipe = 'mine' is not one of \['paper', 'authors'\]"):
+        config.load(sets=['distill.recipe="mine"'])
+
+
+def test_a_variant_that_changes_recipe_starts_from_it_and_keeps_its_own_settings(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[distill]\nrecipe = "paper"\nepochs = 3\n\n[[variants]]\nname = "authors-euclid"\nrecipe = "authors"\n'
+                    'beta = 0.5\n\n[[variants]]\nname = "paper-euclid"\nmanifold = "euclid"\n')
+    pipeline = config.load(path)
+    authors = pipeline.distill_for("bbc-news", pipeline.variant("authors-euclid"))
+    assert (authors.recipe, authors.manifold_form, authors.schedule, authors.beta, authors.epochs) == ("authors", "mse",
+                                                                                                       "alternating", 0.5, 3)
+    paper = pipeline.distill_for("bbc-news", pipeline.variant("paper-euclid"))
+    assert (paper.manifold_form, paper.max_grad_norm) == ("norm", 0.0)
+
+
+def test_the_authors_recipe_leaves_generative_students_on_the_joint_schedule():
+    lm = config.load(sets=['distill.recipe="authors"', 'distill.objective="lm"']).distill
+    assert (lm.schedule, lm.manifold_form, lm.max_grad_norm) == ("joint", "mse", 1.0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from armada.distill.heads import StudentHeads, TSAligner, plain_state_dict
-from armada.distill.losses import aligner_losses, manifold_loss, soft_loss, student_losses, task_loss
+from armada.distill.losses import aligner_losses, manifold_loss, soft_loss, student_losses, task_loss, weighted_terms
 
 LN3 = math.log(3.0)
 
@@ -48,17 +48,42 @@ def test_soft_loss_for_regression_uses_the_identity():
 def test_manifold_losses():
     p_ts = torch.tensor([[1.0, 0.0], [3.0, 0.0]])       # mean (2, 0)
     p_s = torch.tensor([[0.0, 0.0], [0.0, 2.0]])        # mean (0, 1)
-    assert manifold_loss("euclid", p_ts, p_s).item() == pytest.approx(math.sqrt(5))
-    assert manifold_loss("elementwise", p_ts, p_s).item() == pytest.approx((1 + math.sqrt(13)) / 2)
-    assert manifold_loss("cosine", p_ts, p_s).item() == pytest.approx(1.0)
-    assert manifold_loss("cosine", p_ts, torch.tensor([[1.0, 1.0], [1.0, 1.0]])).item() == pytest.approx(1 - 1 / math.sqrt(2))
-    assert manifold_loss("cosine", p_ts, 5 * p_ts).item() == pytest.approx(0.0, abs=1e-6)
+    assert manifold_loss("euclid", p_ts, p_s, "norm").item() == pytest.approx(math.sqrt(5))
+    assert manifold_loss("elementwise", p_ts, p_s, "norm").item() == pytest.approx((1 + math.sqrt(13)) / 2)
+    assert manifold_loss("cosine", p_ts, p_s, "norm").item() == pytest.approx(1.0)
+    assert manifold_loss("cosine", p_ts, torch.tensor([[1.0, 1.0], [1.0, 1.0]]), "norm").item() == pytest.approx(1 - 1 / math.sqrt(2))
+    assert manifold_loss("cosine", p_ts, 5 * p_ts, "norm").item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_mse_forms_are_the_authors_mean_squared_differences():
+    p_ts = torch.tensor([[1.0, 0.0], [3.0, 0.0]])       # mean (2, 0)
+    p_s = torch.tensor([[0.0, 0.0], [0.0, 2.0]])        # mean (0, 1)
+    assert manifold_loss("euclid", p_ts, p_s, "mse").item() == pytest.approx((4 + 1) / 2)
+    assert manifold_loss("elementwise", p_ts, p_s, "mse").item() == pytest.approx((1 + 0 + 9 + 4) / 4)
+    assert manifold_loss("cosine", p_ts, p_s, "mse").item() == manifold_loss("cosine", p_ts, p_s, "norm").item()
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(32, 768, generator=generator), torch.randn(32, 768, generator=generator)
+    assert torch.allclose(manifold_loss("euclid", a, b, "mse"), torch.nn.functional.mse_loss(a.mean(0), b.mean(0)))
+    assert torch.allclose(manifold_loss("elementwise", a, b, "mse"), torch.nn.functional.mse_loss(a, b))
+
+
+def test_weighted_terms_sum_to_the_student_loss():
+    generator = torch.Generator().manual_seed(0)
+    o_s, o_aux_s, p_s = (torch.randn(4, 3, generator=generator), torch.randn(4, 3, generator=generator),
+                         torch.randn(4, 6, generator=generator))
+    aligner = (torch.randn(4, 3, generator=generator), torch.randn(4, 6, generator=generator), torch.randn(4, 3, generator=generator))
+    weights = {"alpha": 0.3, "beta": 2.0, "gamma": 0.5}
+    parts = student_losses("classification", torch.tensor([0, 1, 2, 0]), o_s, p_s, o_aux_s, aligner, tau=5.0,
+                           soft_form="mse", manifold="euclid", manifold_form="mse", **weights)
+    terms = weighted_terms(parts, **weights)
+    assert list(terms) == ["task", "soft", "aux", "manifold"]
+    assert sum(terms.values()).item() == pytest.approx(parts["loss_s"].item())
 
 
 def test_the_elementwise_loss_bounds_the_euclid_loss():   # Proposition 1's triangle inequality
     generator = torch.Generator().manual_seed(0)
     p_ts, p_s = torch.randn(16, 8, generator=generator), torch.randn(16, 8, generator=generator)
-    assert manifold_loss("elementwise", p_ts, p_s) >= manifold_loss("euclid", p_ts, p_s)
+    assert manifold_loss("elementwise", p_ts, p_s, "norm") >= manifold_loss("euclid", p_ts, p_s, "norm")
 
 
 def test_aligner_total_is_first_plus_gamma_times_auxiliary():
@@ -78,7 +103,7 @@ def test_student_total_combines_the_parts_with_alpha_beta_gamma():
     p_s = torch.tensor([[0.0, 0.0], [0.0, 2.0]])
     aligner = (torch.tensor([[0.0, 0.0], [0.0, 0.0]]), torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.0, 0.0]]))
     parts = student_losses("classification", labels, o_s, p_s, o_aux_s, aligner, alpha=0.25, beta=2.0, gamma=0.5, tau=2.0,
-                           soft_form="l2", manifold="euclid")
+                           soft_form="l2", manifold="euclid", manifold_form="norm")
     task = (-math.log(0.9) + math.log(2)) / 2                   # softmax(2·ln3, 0) = (0.9, 0.1)
     soft = (0.25 * math.sqrt(2) + 0.0) / 2
     aux = 0.75 * math.log(2) + 0.25 * 0.0                       # equal outputs: no soft part
@@ -97,7 +122,7 @@ def test_the_student_losses_do_not_reach_the_aligner():
     o_s = torch.tensor([[0.0, 0.0]], requires_grad=True)
     parts = student_losses("classification", torch.tensor([0]), o_s, torch.tensor([[0.0, 1.0]], requires_grad=True),
                            torch.tensor([[0.3, 0.0]], requires_grad=True), (o_ts, p_ts, o_aux_ts), alpha=0.5, beta=1.0,
-                           gamma=1.0, tau=5.0, soft_form="l2", manifold="elementwise")
+                           gamma=1.0, tau=5.0, soft_form="l2", manifold="elementwise", manifold_form="norm")
     parts["loss_s"].backward()
     assert o_s.grad is not None
     assert o_ts.grad is None and p_ts.grad is None and o_aux_ts.grad is None
@@ -106,7 +131,7 @@ def test_the_student_losses_do_not_reach_the_aligner():
 def test_undistilled_is_the_task_loss_alone():
     logits, labels = torch.tensor([[2.0, 0.0]]), torch.tensor([1])
     parts = student_losses("classification", labels, logits, None, None, None, alpha=0.5, beta=1.0, gamma=1.0, tau=5.0,
-                           soft_form="l2", manifold="euclid")
+                           soft_form="l2", manifold="euclid", manifold_form="norm")
     assert set(parts) == {"loss_s", "task"}
     assert parts["loss_s"].item() == pytest.approx(math.log(1 + math.exp(2)))
 

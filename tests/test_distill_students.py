@@ -75,10 +75,63 @@ def test_aliases_name_the_papers_models():
     assert locate("facebook/opt-125m").path == "facebook/opt-125m"        # any hub id passes through
 
 
-def test_minilm_loads_offline_from_its_package():
+def test_minilm_loads_offline_from_its_package_with_the_pooling_its_makers_declared():
     backbone = load_backbone("minilm-l6")
-    assert (backbone.kind, backbone.pooling, backbone.model.config.hidden_size) == ("encoder", "pooler", 384)
+    # all-MiniLM-L6-v2's 1_Pooling/config.json: pooling_mode_mean_tokens
+    assert (backbone.kind, backbone.pooling, backbone.model.config.hidden_size) == ("encoder", "mean", 384)
     assert type(backbone.model).__name__ == "BertModel"
+    assert load_backbone("minilm-l6", pooling="pooler").pooling == "pooler"
+
+
+def _declare(folder: Path, settings: dict) -> None:
+    import json
+
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **settings}))
+
+
+@pytest.mark.parametrize("mode, pooling", [("pooling_mode_mean_tokens", "mean"), ("pooling_mode_cls_token", "cls"),
+                                           ("pooling_mode_max_tokens", "max")])
+def test_a_sentence_transformers_folder_gets_the_pooling_it_declares(tmp_path, mode, pooling):
+    folder = tiny.make_encoder(tmp_path / "encoder")
+    _declare(folder, {mode: True})
+    assert load_backbone(str(folder)).pooling == pooling
+
+
+def test_a_declared_pooling_armada_does_not_compute_is_a_clear_error(tmp_path):
+    folder = tiny.make_encoder(tmp_path / "encoder")
+    _declare(folder, {"pooling_mode_weightedmean_tokens": True})
+    with pytest.raises(ArmadaError, match=r"pooling_mode_weightedmean_tokens.*set distill.pooling"):
+        load_backbone(str(folder))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_mean_and_max_pooling_read_the_real_tokens_alone(tmp_path, pooling):
+    folder = tiny.make_encoder(tmp_path / "encoder")
+    backbone = load_backbone(str(folder), pooling=pooling)
+    config = HeadsConfig("t", "classification", ["a", "b"], 2, 32, 2, 16, backbone.pooling, backbone.kind, str(folder),
+                         backbone.source, 32)
+    student = ArmadaStudent(backbone.model, StudentHeads(32, 2, 16), config).eval()
+    name, tables = tiny.file_task(tmp_path / "data")
+    split = get_task(f"file:{name}", tables).load("train")
+    collate = Collator(backbone.tokenizer, encode(backbone.tokenizer, split, 32), "classification")
+    lengths = collate.encoded.lengths
+    short, long = int(lengths.argmin()), int(lengths.argmax())
+    with torch.no_grad():
+        together = student.pool(collate([short, long]).inputs)
+        alone = torch.cat([student.pool(collate([short]).inputs), student.pool(collate([long]).inputs)])
+        states = backbone.model(**collate([short]).inputs).last_hidden_state[0]
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)      # padding changes nothing
+    expected = states.mean(dim=0) if pooling == "mean" else states.max(dim=0).values
+    torch.testing.assert_close(alone[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_pooling_a_causal_lm_any_other_way_is_refused(tmp_path):
+    with pytest.raises(ArmadaError, match="causal LM: it pools its last real token"):
+        load_backbone(str(tiny.make_causal(tmp_path / "causal")), pooling="mean")
 
 
 def test_smollm2_loads_offline_from_the_gguf_file_in_its_package():

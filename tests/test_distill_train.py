@@ -235,3 +235,70 @@ def test_bf16_mixed_precision_trains(tmp_path, students):
     train(tiny.tiny_config(students["causal"], mixed_precision="bf16", epochs=1), task, str(cache), data_dir, out)
     line = json.loads((out / "metrics.jsonl").read_text())
     assert all(np.isfinite(v) for v in line["train"].values())
+
+
+def _authors(student: Path, **changes):
+    """tiny_config with the authors' recipe: its presets, then the tiny sizes."""
+    recipe = {k: v for k, v in config_module.RECIPES["authors"].items() if k not in ("projection_dim", "aligner_hidden")}
+    return tiny.tiny_config(student, recipe="authors", **{**recipe, **changes})
+
+
+def test_the_authors_recipe_records_each_loss_term_and_its_gradient_share(tmp_path, students):
+    name, tables = tiny.file_task(tmp_path / "data")
+    task = get_task(f"file:{name}", tables)
+    _, cache = _cached(tmp_path, task, "", 0)
+    out = tmp_path / "run"
+    train(_authors(students["encoder"]), task, str(cache), "", out)
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for line in lines:
+        assert set(line["train"]) >= {"task", "soft", "aux", "manifold"}
+        assert set(line["balance"]) == {"task", "soft", "aux", "manifold"}
+        assert sum(line["balance"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert line["dev_predicted_classes"] in (1, 2)
+    _, _, heads = load_student(out)
+    assert heads["shape"] == {"shape": "authors", "dropout": 0.1, "relu_outputs": False}
+    assert isinstance(json.loads((out / "run.json").read_text())["warnings"], list)
+
+
+def test_a_manifold_term_that_swamps_the_gradient_is_a_warning(tmp_path, students, capsys):
+    name, tables = tiny.file_task(tmp_path / "data")
+    task = get_task(f"file:{name}", tables)
+    _, cache = _cached(tmp_path, task, "", 0)
+    out = tmp_path / "run"
+    train(tiny.tiny_config(students["encoder"], beta=1000.0), task, str(cache), "", out)
+    balance = [json.loads(line)["balance"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(shares["manifold"] > 0.8 for shares in balance)
+    warnings = json.loads((out / "run.json").read_text())["warnings"]
+    assert any("manifold term took more than 80% of the gradient" in w for w in warnings)
+    assert "warning: the manifold term took more than 80%" in capsys.readouterr().out
+
+
+def test_gradients_are_clipped_to_max_grad_norm(tmp_path, students, monkeypatch):
+    from accelerate import Accelerator
+
+    norms = []
+    original = Accelerator.clip_grad_norm_
+
+    def recording(self, parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        total = original(self, parameters, max_norm, *args, **kwargs)
+        norms.append((max_norm, float(total), float(torch.norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None])))))
+        return total
+
+    monkeypatch.setattr(Accelerator, "clip_grad_norm_", recording)
+    name, tables = tiny.file_task(tmp_path / "data")
+    task = get_task(f"file:{name}", tables)
+    _, cache = _cached(tmp_path, task, "", 0)
+    train(tiny.tiny_config(students["encoder"], max_grad_norm=0.01, epochs=1), task, str(cache), "", tmp_path / "run")
+    assert norms and all(limit == 0.01 for limit, _, _ in norms)
+    assert any(before > 0.01 for _, before, _ in norms)                  # there was something to clip ...
+    assert all(after <= 0.01 * 1.001 for _, _, after in norms)           # ... and every step went out clipped
+
+
+def test_regression_predictions_are_clipped_to_the_task_range_when_asked(tmp_path):
+    from armada.distill.model import predictions_from
+
+    logits = np.array([[-0.7], [2.5], [6.1]])
+    assert predictions_from("regression", logits).tolist() == [-0.7, 2.5, 6.1]
+    assert predictions_from("regression", logits, [0.0, 5.0]).tolist() == [0.0, 2.5, 5.0]
+    assert get_task("glue/stsb").label_range == (0.0, 5.0)

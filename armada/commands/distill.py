@@ -10,7 +10,8 @@ import typer
 
 # Flags that set a [distill] key of the same name (dashes for underscores).
 DISTILL_FLAGS = (
-    "student", "undistilled", "manifold", "alpha", "beta", "gamma", "tau", "soft_loss", "schedule", "aligner",
+    "student", "undistilled", "recipe", "manifold", "manifold_form", "max_grad_norm", "dropout", "heads", "pooling",
+    "alpha", "beta", "gamma", "tau", "soft_loss", "schedule", "aligner",
     "teacher_noise", "projection_dim", "aligner_hidden", "epochs", "batch_size", "eval_batch_size", "max_length", "lr",
     "aligner_lr", "weight_decay", "lr_schedule", "warmup_ratio", "group_by_length", "lora_r", "mixed_precision",
     "gradient_accumulation_steps", "seed", "objective", "aligner_objective", "aligner_pretrain_epochs", "prompt_style",
@@ -34,7 +35,17 @@ def distill(
     out: Optional[str] = typer.Option(None, "--out", help="the run directory (default runs/<task>-<student>-<kind>-seed<S>)"),
     resume: bool = typer.Option(False, "--resume", help="continue from the newest complete checkpoint in --out"),
     undistilled: bool = typer.Option(False, "--undistilled", help="the baseline: the task loss alone, no aligner, no cache needed"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="paper (eq. 2-5 as printed, Table 1's heads) or authors (the "
+                                         "authors' code: MSE losses, gradients clipped to 1, alternating epochs, dropout 0.1, "
+                                         "their heads); sets the defaults of the options below"),
     manifold: Optional[str] = typer.Option(None, "--manifold", help="cosine, euclid or elementwise (eq. 3-5)"),
+    manifold_form: Optional[str] = typer.Option(None, "--manifold-form", help="norm (eq. 4-5's L2 norms) or mse (the "
+                                                "authors' mean squared difference)"),
+    max_grad_norm: Optional[float] = typer.Option(None, "--max-grad-norm", help="clip each model's gradient to this norm (0 = off)"),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help="dropout before the output heads and in the aligner"),
+    heads: Optional[str] = typer.Option(None, "--heads", help="paper (F̃_s on the pooled state, orthogonal P_s) or authors "
+                                        "(pooled state straight to the heads, P_ts on the raw teacher vector)"),
+    pooling: Optional[str] = typer.Option(None, "--pooling", help="auto (as the model declares it), pooler, cls, mean or max"),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="weight of logit matching"),
     beta: Optional[float] = typer.Option(None, "--beta", help="weight of the manifold loss"),
     gamma: Optional[float] = typer.Option(None, "--gamma", help="weight of the auxiliary output losses"),

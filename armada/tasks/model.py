@@ -58,6 +58,7 @@ class Task:
     description: str
     splits: tuple[str, ...] = SPLITS
     label_values: Mapping[object, int] = field(default_factory=dict)  # raw label → class id, beyond the names
+    label_range: tuple[float, float] | None = None  # regression: the scores the data can hold (STS-B: 0 to 5)
 
     @property
     def num_labels(self) -> int:

@@ -64,10 +64,10 @@ def _wsc(raw: dict, split: str):
 
 
 def _glue(name, folder, kind, text_fields, labels, metric, student_input, parse, description,
-          indexed=False, tsv_header=True, hub_splits=None, files=GLUE_FILES, label_values=None):
+          indexed=False, tsv_header=True, hub_splits=None, files=GLUE_FILES, label_values=None, label_range=None):
     reader = SuiteReader(GLUE_HUB, name, folder, files, parse, tsv_header, hub_splits)
     return Task(f"glue/{name}", kind, text_fields, labels, metric, student_input, reader, indexed, description,
-                label_values=label_values or {})
+                label_values=label_values or {}, label_range=label_range)
 
 
 def _superglue(name, folder, kind, text_fields, labels, metric, student_input, parse, description, label_values=None):
@@ -145,7 +145,7 @@ def _build() -> dict[str, Task]:
               "accuracy_f1", _pair("sentence1", "sentence2"), _mrpc, "Microsoft Research Paraphrase Corpus"),
         _glue("stsb", "STS-B", "regression", ("sentence1", "sentence2"), (), "pearson_spearman",
               _pair("sentence1", "sentence2"), _tsv({"sentence1": "sentence1", "sentence2": "sentence2"}, "score", "index"),
-              "Semantic Textual Similarity: a score from 0 to 5", indexed=True),
+              "Semantic Textual Similarity: a score from 0 to 5", indexed=True, label_range=(0.0, 5.0)),
         _glue("qqp", "QQP", "classification", ("question1", "question2"), ("not_duplicate", "duplicate"), "accuracy_f1",
               _pair("question1", "question2"), _tsv({"question1": "question1", "question2": "question2"}, "is_duplicate"),
               "Quora Question Pairs: duplicate questions?"),
