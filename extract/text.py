@@ -32,13 +32,13 @@ import numpy as np
 import torch
 
 from armada.cache_schema import TeacherLogits
+from armada.distill.model import HEADS_CONFIG, LM_INFO
 from armada.errors import ArmadaError, ConfigError
 from armada.extract.settings import ArmadaRunSettings, TextClassifierSettings
 from armada.extract.teacher import folder_sha256, hub_commit, is_local_path, resolve_device
 from armada.tasks import Split
 
 RUN_RECORD = "run.json"
-GENERATIVE_MARK = "armada_lm.json"          # a generative run's student carries it (armada.distill.model.LM_INFO)
 
 
 class ArmadaRunTeacher:
@@ -50,7 +50,7 @@ class ArmadaRunTeacher:
 
         self.name, self.settings = name, settings
         self.run = Path(settings.run).expanduser()
-        self.record = finished_run(name, self.run)
+        self.record = run_record(name, self.run)
         self.device = resolve_device(settings.device)
         model, self.tokenizer, self.heads = load_student(self.run)
         self.model = model.to(self.device)
@@ -79,7 +79,7 @@ class ArmadaRunTeacher:
         return np.concatenate([pooled, logits], axis=1).astype(np.float32)
 
 
-def finished_run(teacher: str, run: Path) -> dict:
+def run_record(teacher: str, run: Path) -> dict:
     """run.json of the finished, non-generative `armada distill` run in `run`, or a clear refusal."""
     if not run.is_dir():
         raise ArmadaError(f"teacher {teacher}: {run} is not a folder; give the --out folder of a finished armada distill run")
@@ -91,7 +91,7 @@ def finished_run(teacher: str, run: Path) -> dict:
     if record.get("status") != "finished":
         raise ArmadaError(f"teacher {teacher}: the run in {run} is not finished (status {record.get('status')!r}); "
                           f"finish it first (armada distill ... --out {run} --resume)")
-    if (run / "student" / GENERATIVE_MARK).is_file():
+    if (run / "student" / LM_INFO).is_file():
         raise ArmadaError(f"teacher {teacher}: {run} is a generative run (a causal LM); a KD teacher here is a "
                           "classification, regression or multiple-choice run")
     return record
@@ -208,9 +208,9 @@ def check_inputs(teacher: str, logits: TeacherLogits, split: Split) -> None:
 def output_dim(settings) -> int:
     """[pooled state | logits] width from the model's files alone (`armada teachers`)."""
     if isinstance(settings, ArmadaRunSettings):
-        heads = Path(settings.run).expanduser() / "student" / "armada_heads.json"
+        heads = Path(settings.run).expanduser() / "student" / HEADS_CONFIG
         if not heads.is_file():
-            raise ArmadaError(f"{settings.run}: no student/armada_heads.json")
+            raise ArmadaError(f"{settings.run}: no student/{HEADS_CONFIG}")
         config = json.loads(heads.read_text())
         return config["hidden_size"] + config["num_labels"]
     from transformers import AutoConfig

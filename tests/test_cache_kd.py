@@ -120,3 +120,13 @@ def test_verify_names_nan_logits_and_nan_pooled_states(tmp_path):
     assert faults[1].detail == "1 rows are NaN or infinite in the pooled state"
     with pytest.raises(ArmadaError, match="1 rows are NaN or infinite"):
         CacheReader(tmp_path / "kd.zarr").load("train", rows.ids, rows.hashes)
+
+
+def test_a_kd_cache_survives_the_hdf5_round_trip(tmp_path):
+    from armada.cache_schema.share import export_hdf5, import_hdf5
+    from test_cache_fixtures import store_bytes
+
+    write_all(CacheWriter.create(tmp_path / "kd.zarr", kd_manifest()), {"train": rows_for(10, 8)})
+    import_hdf5(export_hdf5(tmp_path / "kd.zarr", tmp_path / "kd.h5"), tmp_path / "back.zarr")
+    assert store_bytes(tmp_path / "back.zarr") == store_bytes(tmp_path / "kd.zarr")
+    assert CacheReader(tmp_path / "back.zarr").manifest.teacher.logits == kd_manifest().teacher.logits
