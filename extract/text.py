@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from armada.cache_schema import TeacherLogits
-from armada.distill.model import HEADS_CONFIG, LM_INFO
+from armada.distill.model import HEADS_CONFIG, LM_INFO, load_student, predict
 from armada.errors import ArmadaError, ConfigError
 from armada.extract.settings import ArmadaRunSettings, TextClassifierSettings
 from armada.extract.teacher import folder_sha256, hub_commit, is_local_path, resolve_device
@@ -46,8 +46,6 @@ class ArmadaRunTeacher:
     reads_student_input = True
 
     def __init__(self, name: str, settings: ArmadaRunSettings):
-        from armada.distill.model import load_student
-
         self.name, self.settings = name, settings
         self.run = Path(settings.run).expanduser()
         self.record = run_record(name, self.run)
@@ -72,8 +70,6 @@ class ArmadaRunTeacher:
         }
 
     def encode_examples(self, split: Split) -> np.ndarray:
-        from armada.distill.model import predict
-
         check_inputs(self.name, self.logits, split)
         _, logits, pooled = predict(self.model, self.tokenizer, split, batch_size=len(split))
         return np.concatenate([pooled, logits], axis=1).astype(np.float32)
