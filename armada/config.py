@@ -63,7 +63,7 @@ class DataConfig:
 class ExtractConfig:
     """Stage 1: teacher latents into the cache."""
 
-    teacher: str = "piper-whisper"              # a registered teacher (`armada teachers`) or a [teachers.NAME] table
+    teacher: str = "piper-whisper"              # a registered teacher (`armada teachers`), a [teachers.NAME] table or run:PATH
     splits: tuple[str, ...] = ("train", "validation")
     cache_dir: str = "cache"                    # `armada run` writes <cache_dir>/<task>--<teacher>.zarr
     batch_size: int = _check(8, low=1)

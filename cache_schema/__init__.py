@@ -16,6 +16,12 @@ A cache is a Zarr v3 directory store (zarr 3.x opens it as is):
         text_sha256/                    [rows] sha256 hex of each row's teacher text, same chunking
           zarr.json, c/<shard>
 
+A text teacher's cache (a KD cache) is the same store: its features rows are [pooled state | logits],
+and the manifest's teacher.logits names the columns, the task the teacher was trained on and what
+each logit means (manifest.TeacherLogits; schema version 2); its text_sha256 hashes what a text
+teacher reads, the student's input (armada.tasks.STUDENT_INPUT). `kd.check_kd_cache` refuses
+such a cache for a task its logits do not answer.
+
 A shard is the unit of writing, resuming and verifying. It is done only when its marker exists:
 rows, the crc32c of the features shard file, sha256 digests of its ids and text hashes, its
 non-finite row count (always 0), and the config hash. Markers sit inside the features array's
@@ -32,13 +38,14 @@ share.py.
 """
 
 from armada.cache_schema.encoding import strings_digest
+from armada.cache_schema.kd import check_kd_cache
 from armada.cache_schema.layout import Shard
-from armada.cache_schema.manifest import (DatasetInfo, Extraction, Manifest, SplitInfo, TeacherInfo, chunk_rows_for,
-                                          manifest_diff)
+from armada.cache_schema.manifest import (DatasetInfo, Extraction, Manifest, SplitInfo, TeacherInfo, TeacherLogits,
+                                          chunk_rows_for, manifest_diff)
 from armada.cache_schema.reader import CacheReader, Features, SplitStatus
 from armada.cache_schema.writer import CacheWriter
 
 __all__ = [
     "CacheReader", "CacheWriter", "DatasetInfo", "Extraction", "Features", "Manifest", "Shard", "SplitInfo",
-    "SplitStatus", "TeacherInfo", "chunk_rows_for", "manifest_diff", "strings_digest",
+    "SplitStatus", "TeacherInfo", "TeacherLogits", "check_kd_cache", "chunk_rows_for", "manifest_diff", "strings_digest",
 ]

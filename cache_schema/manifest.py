@@ -13,7 +13,10 @@ from typing import Any, Mapping
 from armada.cache_schema.encoding import strings_digest
 from armada.errors import ArmadaError
 
-SCHEMA_VERSION = 1
+# Version 2 added teacher logits (TeacherLogits). A cache without them is still written as version
+# 1, byte for byte as before, so caches extracted earlier resume and compare equal; an older armada
+# refuses a version 2 cache by its version instead of a puzzling config_hash mismatch.
+SCHEMA_VERSIONS = (1, 2)
 DTYPES = ("float16", "float32")
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -39,22 +42,86 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+TASK_KINDS = ("classification", "regression", "multiple_choice")
+
+
+@dataclass(frozen=True)
+class TeacherLogits:
+    """A text teacher's outputs (a KD cache): every feature row is [pooled state | logits].
+
+    features[:, :pooled_dim] is the pooled state its head reads, features[:, pooled_dim:] its
+    logits: one per label (per choice for multiple choice, one for regression), in `labels` order.
+    """
+
+    task: str                               # the task the teacher was trained on
+    kind: str                               # that task's kind: classification, regression or multiple_choice
+    labels: tuple[str, ...]                 # what each logit means (class or choice names; () for regression)
+    pooled_dim: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if self.kind not in TASK_KINDS:
+            raise ArmadaError(f"teacher logits: kind {self.kind!r} is not one of {list(TASK_KINDS)}")
+        if not isinstance(self.pooled_dim, int) or isinstance(self.pooled_dim, bool) or self.pooled_dim < 1:
+            raise ArmadaError(f"teacher logits: the pooled state needs at least one column, not {self.pooled_dim!r}")
+        if not all(isinstance(label, str) and label for label in self.labels) or len(set(self.labels)) != len(self.labels):
+            raise ArmadaError(f"teacher logits: labels {list(self.labels)} must be distinct, non-empty names")
+        if (self.kind == "regression") != (not self.labels):
+            raise ArmadaError(f"teacher logits: a {self.kind} teacher has "
+                              + ("no labels, one score" if self.kind == "regression" else "a label per logit")
+                              + f"; got labels {list(self.labels)}")
+
+    @property
+    def width(self) -> int:
+        return 1 if self.kind == "regression" else len(self.labels)
+
+    @property
+    def columns(self) -> dict[str, slice]:
+        """Where each part sits in a feature row."""
+        return {"pooled": slice(0, self.pooled_dim), "logits": slice(self.pooled_dim, self.pooled_dim + self.width)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "kind": self.kind, "labels": list(self.labels),
+                "columns": {name: [part.start, part.stop] for name, part in self.columns.items()}}
+
+    @classmethod
+    def parse(cls, d: Mapping[str, Any], dim: int) -> "TeacherLogits":
+        """From a manifest's teacher.logits, whose columns must tile the `dim` stored columns."""
+        columns = _table(d["columns"])
+        if set(columns) != {"pooled", "logits"}:
+            raise ValueError(f"teacher logits columns are {sorted(columns)}, not pooled and logits")
+        pooled, logits = ([_int(v) for v in columns[name]] for name in ("pooled", "logits"))
+        labels = tuple(_str(label) for label in d["labels"])
+        width = 1 if d["kind"] == "regression" else len(labels)
+        if pooled[0] != 0 or logits[0] != pooled[1] or logits[1] != dim:
+            raise ValueError(f"teacher logits columns pooled {pooled} and logits {logits} do not split the "
+                             f"{dim} stored columns into [pooled state | logits]")
+        if logits[1] - logits[0] != width:
+            raise ValueError(f"teacher logits are {logits[1] - logits[0]} columns wide (columns {logits}), but the "
+                             f"teacher's label set {list(labels)} needs {width}")
+        return cls(_str(d["task"]), _str(d["kind"]), labels, pooled[1])
+
+
 @dataclass(frozen=True)
 class TeacherInfo:
     name: str
     kind: str
     dim: int
     provenance: Mapping[str, Any]           # model ids, revisions or weight hashes, output-changing settings
+    logits: TeacherLogits | None = None     # a text teacher's; None for multimodal teachers (features only)
 
     def __post_init__(self):
         object.__setattr__(self, "provenance", _plain(dict(self.provenance), "teacher provenance"))
         if not isinstance(self.dim, int) or isinstance(self.dim, bool) or self.dim < 1:
             raise ArmadaError(f"teacher {self.name!r}: dim must be a positive integer, not {self.dim!r}")
+        if self.logits is not None and self.logits.pooled_dim + self.logits.width != self.dim:
+            raise ArmadaError(f"teacher {self.name!r}: a pooled state of {self.logits.pooled_dim} and "
+                              f"{self.logits.width} logits are not its {self.dim} values per example")
 
     @classmethod
     def of(cls, teacher) -> "TeacherInfo":
-        """From anything with the Teacher protocol (armada.extract.teacher)."""
-        return cls(teacher.name, teacher.kind, teacher.dim, teacher.provenance())
+        """From anything with the Teacher protocol (armada.extract.teacher); text teachers add `logits`."""
+        return cls(teacher.name, teacher.kind, teacher.dim, teacher.provenance(), getattr(teacher, "logits", None))
 
 
 @dataclass(frozen=True)
@@ -127,15 +194,22 @@ class Manifest:
     dataset: DatasetInfo
     created: str = field(default_factory=_now)
     tool_version: str = field(default_factory=tool_version)
-    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def schema_version(self) -> int:
+        """The oldest version that describes this cache (see SCHEMA_VERSIONS)."""
+        return 2 if self.teacher.logits is not None else 1
 
     @property
     def settings(self) -> dict[str, Any]:
         """Everything that decides the cache's content: what config_hash covers."""
+        teacher = {"name": self.teacher.name, "kind": self.teacher.kind, "dim": self.teacher.dim,
+                   "provenance": self.teacher.provenance}
+        if self.teacher.logits is not None:
+            teacher["logits"] = self.teacher.logits.to_dict()
         return {
             "schema_version": self.schema_version,
-            "teacher": {"name": self.teacher.name, "kind": self.teacher.kind, "dim": self.teacher.dim,
-                        "provenance": self.teacher.provenance},
+            "teacher": teacher,
             "extraction": {"dtype": self.extraction.dtype, "shard_rows": self.extraction.shard_rows,
                            "chunk_rows": self.extraction.chunk_rows,
                            "teacher_template": self.extraction.teacher_template,
@@ -170,8 +244,8 @@ class Manifest:
 
 def _parse(d: Mapping[str, Any]) -> Manifest:
     version = d["schema_version"]
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"schema version {version!r}; this armada reads version {SCHEMA_VERSION}: "
+    if version not in SCHEMA_VERSIONS:
+        raise ValueError(f"schema version {version!r}; this armada reads versions {', '.join(map(str, SCHEMA_VERSIONS))}: "
                          "update armada or re-extract the cache")
     t, x, ds = d["teacher"], d["extraction"], d["dataset"]
     splits = {}
@@ -179,15 +253,19 @@ def _parse(d: Mapping[str, Any]) -> Manifest:
         if not (isinstance(s["fingerprint"], str) and isinstance(s["ids_sha256"], str) and _HEX64.fullmatch(s["ids_sha256"])):
             raise ValueError(f"split {name!r} has a malformed fingerprint or ids_sha256")
         splits[name] = SplitInfo(_int(s["rows"]), s["fingerprint"], s["ids_sha256"], _int(s["limit"]))
+    dim = _int(t["dim"])
+    logits = TeacherLogits.parse(_table(t["logits"]), dim) if "logits" in t else None
     manifest = Manifest(
-        teacher=TeacherInfo(_str(t["name"]), _str(t["kind"]), _int(t["dim"]), _table(t["provenance"])),
+        teacher=TeacherInfo(_str(t["name"]), _str(t["kind"]), dim, _table(t["provenance"]), logits),
         extraction=Extraction(_str(x["dtype"]), _int(x["shard_rows"]), _int(x["chunk_rows"]),
                               _str(x["teacher_template"]), _table(x["settings"])),
         dataset=DatasetInfo(_str(ds["task"]), _str(ds["source"]), splits),
         created=_str(d["created"]),
         tool_version=_str(d["tool_version"]),
-        schema_version=version,
     )
+    if manifest.schema_version != version:
+        raise ValueError(f"schema version {version} does not match its content: teacher logits need version 2, "
+                         "features alone version 1")
     if d["config_hash"] != manifest.config_hash:
         raise ValueError("config_hash does not match its settings (the manifest was edited or damaged)")
     return manifest

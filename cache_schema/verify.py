@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from armada.cache_schema.kd import nonfinite_parts
 from armada.cache_schema.layout import Shard
 from armada.cache_schema.reader import CacheReader
 from armada.cache_schema.shards import ShardFault, name_rows, read_features, read_strings
@@ -40,7 +41,10 @@ class Report:
 
 
 def verify(location) -> Report:
-    """Check every shard of every split: marker, features (every chunk), ids, hashes, finiteness."""
+    """Check every shard of every split: marker, features (every chunk), ids, hashes, finiteness.
+
+    A KD cache's logits are columns of its features, checked as they are; their width against the
+    teacher's labels is checked when the manifest is read (manifest.TeacherLogits.parse)."""
     faults: list[Fault] = []
     shards = 0
     with CacheReader(location, memory_budget=0) as reader:
@@ -66,7 +70,11 @@ def verify(location) -> Report:
                     values = np.empty((shard.rows, layout.dim), dtype=layout.dtype)
                     read_features(reader.source, layout, shard, marker, values, check_chunks=True)
                 except ShardFault as fault:
-                    faults.append(Fault(split, shard, fault.kind, fault.detail, name_rows(id_parts.get(shard.index), shard, fault.rows)))
+                    detail = fault.detail
+                    logits = reader.manifest.teacher.logits
+                    if fault.kind == "nonfinite" and logits is not None:
+                        detail += f" in {nonfinite_parts(logits, values[np.asarray(fault.rows) - shard.start])}"
+                    faults.append(Fault(split, shard, fault.kind, detail, name_rows(id_parts.get(shard.index), shard, fault.rows)))
             if len(id_parts) == len(layout.shards):
                 digest = hashlib.sha256(b"".join(id_parts[s.index] for s in layout.shards)).hexdigest()
                 if digest != reader.manifest.dataset.splits[split].ids_sha256:

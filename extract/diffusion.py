@@ -31,7 +31,7 @@ from PIL import Image
 from armada.errors import ArmadaError
 from armada.extract.pooling import Pool, parse_pool, pool_latents, pooled_dim
 from armada.extract.settings import DiffusionSettings
-from armada.extract.teacher import file_sha256, resolve_device, row_seed
+from armada.extract.teacher import file_sha256, folder_sha256, hub_commit, is_local_path, resolve_device, row_seed
 
 LORA_ADAPTER = "teacher-lora"
 DEFAULT_LORA_FILE = "pytorch_lora_weights.safetensors"   # what diffusers' save_lora_weights writes
@@ -144,10 +144,6 @@ def torch_dtype(name: str, device: str) -> torch.dtype:
     return getattr(torch, name)
 
 
-def is_local_path(model: str) -> bool:
-    return os.path.exists(os.path.expanduser(model)) or model.startswith(("/", "./", "../", "~"))
-
-
 def load_pipeline(pipeline_class, teacher: str, model: str, revision: str, dtype: torch.dtype, device: str, **kwargs):
     """`pipeline_class.from_pretrained(model)`, the same call for a hub id and a local folder, with clear errors."""
     local = is_local_path(model)
@@ -251,23 +247,8 @@ def pipeline_provenance(pipe, model: str, revision: str, dtype: torch.dtype, dev
     if is_local_path(model):
         found["files_sha256"] = folder_sha256(Path(model).expanduser())
     else:
-        found["commit"] = hub_commit(model, revision)
+        found["commit"] = hub_commit(model, revision, "model_index.json")
     return found
-
-
-def folder_sha256(folder: Path) -> dict[str, str]:
-    """sha256 of every file of a local model folder (hidden ones left out), by relative path."""
-    return {path.relative_to(folder).as_posix(): file_sha256(path)
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)}
-
-
-def hub_commit(model: str, revision: str) -> str:
-    """The commit of the cached snapshot from_pretrained just loaded (its folder is named by it)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = try_to_load_from_cache(model, "model_index.json", revision=revision or None)
-    return Path(cached).parent.name if isinstance(cached, str) else ""
 
 
 def load_lora(pipe, teacher: str, lora: str, weight_name: str, scale: float) -> dict[str, Any]:

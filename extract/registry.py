@@ -1,7 +1,9 @@
 """The teacher registry: names → (family, settings), and the factory that builds a teacher.
 
 `armada teachers` lists it. A [teachers.NAME] table in the pipeline file changes a registered
-teacher's settings, or adds a teacher of any family with `kind = "<family>"`.
+teacher's settings, or adds a teacher of any family with `kind = "<family>"`. A name run:PATH is
+the text teacher made of a finished `armada distill` run at PATH (family armada-run), as file:NAME
+is a task made of local files.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any, Callable, Mapping
 
 from armada.config import build
 from armada.errors import ConfigError
-from armada.extract.settings import (DiffusionSettings, HttpSettings, PiperWhisperSettings, SpeechT5Settings,
-                                     VideoSettings)
+from armada.extract.settings import (ArmadaRunSettings, DiffusionSettings, HttpSettings, PiperWhisperSettings,
+                                     SpeechT5Settings, TextClassifierSettings, VideoSettings)
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,13 @@ FAMILIES: dict[str, Family] = {
                             "Piper speech, heard by Whisper's encoder, mean over real frames (offline)"),
     "http": Family(HttpSettings, "armada.extract.http:HttpTeacher",
                    "a black-box service: the ARMADA JSON protocol or OpenAI-compatible endpoints"),
+    "text-classifier": Family(TextClassifierSettings, "armada.extract.text:TextClassifierTeacher",
+                              "a fine-tuned transformers sequence classifier on the student's input: [pooled state | logits] (KD)"),
+    "armada-run": Family(ArmadaRunSettings, "armada.extract.text:ArmadaRunTeacher",
+                         "a finished armada distill run's student on the student's input: [pooled state | logits] (KD)"),
 }
+
+RUN_PREFIX = "run:"                         # run:PATH, an armada-run teacher
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,15 @@ TEACHERS: dict[str, Registered] = {
 def resolve(name: str, tables: Mapping[str, Mapping[str, Any]] | None = None, where: Callable[[str], str] | None = None):
     """The family and settings of teacher `name`: registry defaults ← its [teachers.NAME] table."""
     tables = tables or {}
-    table = dict(tables.get(name, {}))
     origin = where or (lambda key: "pipeline")
+    if name.startswith(RUN_PREFIX):
+        if not name[len(RUN_PREFIX):]:
+            raise ConfigError("teacher run: needs the folder of a finished armada distill run: run:PATH")
+        if name in tables:
+            raise ConfigError(f"{origin(f'teachers.{name}')}: {name} names its run itself; to set more, define "
+                              f'[teachers.OTHER_NAME] with kind = "armada-run" and run = "{name[len(RUN_PREFIX):]}"')
+        return "armada-run", build(ArmadaRunSettings, {"run": name[len(RUN_PREFIX):]}, f"teachers.{name}", origin)
+    table = dict(tables.get(name, {}))
     kind = table.pop("kind", None)
     if name in TEACHERS:
         registered = TEACHERS[name]
@@ -70,8 +85,9 @@ def resolve(name: str, tables: Mapping[str, Mapping[str, Any]] | None = None, wh
         kind, defaults = registered.family, registered.settings
     elif kind is None:
         raise ConfigError(
-            f"unknown teacher {name!r}; the teachers are {', '.join(sorted(TEACHERS))}, or define one in the pipeline "
-            f"file as [teachers.{name}] with kind = one of {', '.join(sorted(FAMILIES))}"
+            f"unknown teacher {name!r}; the teachers are {', '.join(sorted(TEACHERS))}, run:PATH (a finished armada "
+            f"distill run), or define one in the pipeline file as [teachers.{name}] with kind = one of "
+            f"{', '.join(sorted(FAMILIES))}"
         )
     elif kind not in FAMILIES:
         raise ConfigError(f"{origin(f'teachers.{name}.kind')}: teachers.{name}.kind = {kind!r} is not one of {sorted(FAMILIES)}")

@@ -5,6 +5,10 @@ owns into one preallocated array and hands it to the cache writer, which writes 
 last; shards already marked done are skipped, so re-running an interrupted extraction finishes it.
 With W processes, process r owns the shards whose index i has i % W == r, in every split.
 
+A text teacher (armada.extract.text) is given each row's student input instead of its teacher text:
+the split is read with the STUDENT_INPUT template, so the cache's text hashes, deduplication and
+fingerprints follow exactly what it reads.
+
 Identical teacher texts are encoded once. Within a shard the rows sharing a text are grouped; a text
 first seen in an earlier shard is copied from that shard once it is done, and encoded again when
 it belongs to another process that has not finished it yet (a teacher row depends only on its text,
@@ -24,7 +28,7 @@ from typing import Any, Mapping, Protocol
 import numpy as np
 
 from armada.errors import ArmadaError
-from armada.tasks import Task, get_task
+from armada.tasks import STUDENT_INPUT, Split, Task, get_task
 
 # How a worker process builds its teacher: "module:function" taking (name, teacher tables).
 TEACHER_LOADER = "armada.extract.registry:load_teacher"
@@ -80,9 +84,11 @@ def job_from_config(cfg, task: str, *, out: str | None = None, overwrite: bool =
 
 
 def default_cache_path(cache_dir: str, task: str, teacher: str) -> str:
-    """<cache_dir>/<task>--<teacher>.zarr, the task's "/" and ":" made safe for a file name."""
-    safe_task = task.replace("/", "_").replace(":", "_")
-    return str(Path(cache_dir) / f"{safe_task}--{teacher}.zarr")
+    """<cache_dir>/<task>--<teacher>.zarr, the "/" and ":" of both names (glue/cola, run:runs/x) made safe for a file name."""
+    def safe(name: str) -> str:
+        return name.replace("/", "_").replace(":", "_")
+
+    return str(Path(cache_dir) / f"{safe(task)}--{safe(teacher)}.zarr")
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,8 @@ class Progress(Protocol):
 
 @dataclass(frozen=True)
 class SplitRows:
-    """A split as the runner needs it: per row only the id, teacher text and its hash."""
+    """A split as the runner needs it: per row only the id, teacher text and its hash (and, for a text
+    teacher, the examples it reads)."""
 
     name: str
     ids: list[str]
@@ -145,17 +152,42 @@ class SplitRows:
     fingerprint: str
     source: str
     limit: int
+    loaded: Split | None = None             # the split itself, kept only for a text teacher
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def examples_at(self, rows: list[int]) -> Split:
+        """The examples of these rows, as the Split a text teacher's encode_examples takes."""
+        return dataclasses.replace(self.loaded, examples=tuple(self.loaded.examples[r] for r in rows))
 
-def load_split(task: Task, split: str, job: ExtractJob) -> SplitRows:
-    loaded = task.load(split, data_dir=job.data_dir, limit=job.limits.get(split, 0), template=job.template)
+
+def load_split(task: Task, split: str, job: ExtractJob, template: str) -> SplitRows:
+    loaded = task.load(split, data_dir=job.data_dir, limit=job.limits.get(split, 0), template=template)
     rows = SplitRows(split, loaded.ids, loaded.teacher_texts, loaded.teacher_hashes, loaded.fingerprint(),
-                     loaded.source, loaded.limit)
+                     loaded.source, loaded.limit, loaded if template == STUDENT_INPUT else None)
     reject_empty_texts(task, rows)
     return rows
+
+
+def reads_student_input(teacher) -> bool:
+    return getattr(teacher, "reads_student_input", False)
+
+
+def teacher_template(job: ExtractJob, teacher) -> str:
+    """The template the splits are read with: STUDENT_INPUT for a text teacher, else the job's."""
+    if reads_student_input(teacher):
+        if job.template not in ("", STUDENT_INPUT):
+            raise ArmadaError(
+                f"teacher {teacher.name} reads the student's input ({job.task}'s text fields as the student "
+                f"tokenises them), so a teacher template does not apply to it; remove teacher_templates."
+                f"\"{job.task}\" = {job.template!r} from [data]"
+            )
+        return STUDENT_INPUT
+    if job.template == STUDENT_INPUT:
+        raise ArmadaError(f"the teacher template {STUDENT_INPUT!r} is for text teachers; teacher {teacher.name} reads a "
+                          f"teacher text: remove it, or give a template over {job.task}'s text fields")
+    return job.template
 
 
 def reject_empty_texts(task: Task, split: SplitRows) -> None:
@@ -239,7 +271,7 @@ def extract_shard(writer, split: SplitRows, shard, first_rows: Mapping[str, int]
     groups = list(to_encode.values())
     for b in range(0, len(groups), batch_size):
         batch = groups[b:b + batch_size]
-        vectors = encode_checked(teacher, [split.texts[start + rows[0]] for rows in batch], split, start, batch)
+        vectors = encode_checked(teacher, split, start, batch)
         for vector, rows in zip(vectors, batch):
             features[rows] = vector
         progress.advance(sum(len(rows) for rows in batch))
@@ -247,23 +279,28 @@ def extract_shard(writer, split: SplitRows, shard, first_rows: Mapping[str, int]
     return len(groups)
 
 
-def encode_checked(teacher, texts: list[str], split: SplitRows, start: int, batch: list[list[int]]) -> np.ndarray:
-    """The teacher's vectors for `texts`, refused (naming the examples) unless one finite row per text."""
+def encode_checked(teacher, split: SplitRows, start: int, batch: list[list[int]]) -> np.ndarray:
+    """The teacher's vectors for the first row of each group in `batch` (rows of the shard starting
+    at `start`), refused (naming the examples) unless one finite row per group."""
     from armada.extract.teacher import NonFiniteVectors
 
     def ids_of(positions) -> list[str]:
         return [split.ids[start + row] for p in positions for row in batch[p]]
 
+    rows = [start + group[0] for group in batch]
     try:
-        vectors = np.asarray(teacher.encode(texts))
+        if split.loaded is not None:
+            vectors = np.asarray(teacher.encode_examples(split.examples_at(rows)))
+        else:
+            vectors = np.asarray(teacher.encode([split.texts[r] for r in rows]))
     except NonFiniteVectors as e:
         raise non_finite(teacher, split, ids_of(e.positions)) from None
     except ArmadaError as e:
         raise ArmadaError(f"{split.name} examples {shown(ids_of(range(len(batch))))}: {e}") from None
-    if vectors.shape != (len(texts), teacher.dim):
+    if vectors.shape != (len(rows), teacher.dim):
         raise ArmadaError(
-            f"teacher {teacher.name} returned an array of shape {vectors.shape} for {len(texts)} texts; expected "
-            f"({len(texts)}, {teacher.dim}). Nothing of this shard was written"
+            f"teacher {teacher.name} returned an array of shape {vectors.shape} for {len(rows)} texts; expected "
+            f"({len(rows)}, {teacher.dim}). Nothing of this shard was written"
         )
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
@@ -285,13 +322,13 @@ def shown(ids: list[str], first: int = 10) -> str:
 
 # --- the manifest ------------------------------------------------------------------------------
 
-def build_manifest(job: ExtractJob, teacher, task: Task, splits: list[SplitRows]):
+def build_manifest(job: ExtractJob, teacher, task: Task, splits: list[SplitRows], template: str):
     """What the cache will hold: the teacher's provenance, the storage settings, each split's fingerprint."""
     from armada.cache_schema import DatasetInfo, Extraction, Manifest, SplitInfo, TeacherInfo, chunk_rows_for
     from armada.cache_schema.encoding import strings_digest
 
     extraction = Extraction(job.dtype, job.shard_rows, chunk_rows_for(job.shard_rows, teacher.dim, job.dtype),
-                            job.template)
+                            template)
     infos = {s.name: SplitInfo(len(s), s.fingerprint, strings_digest(s.ids), s.limit) for s in splits}
     source = "; ".join(dict.fromkeys(s.source for s in splits))
     return Manifest(TeacherInfo.of(teacher), extraction, DatasetInfo(task.name, source, infos))
@@ -333,9 +370,10 @@ def run_process(job: ExtractJob, launched, progress: Progress) -> ProcessRecord:
     from armada.cache_schema import CacheWriter
 
     task = task_for(job)
-    splits = [load_split(task, split, job) for split in dict.fromkeys(job.splits)]   # each split once
-    teacher = load_teacher(job)
-    manifest = build_manifest(job, teacher, task, splits)
+    teacher = load_teacher(job)         # first: it decides what the splits are read as (teacher_template)
+    template = teacher_template(job, teacher)
+    splits = [load_split(task, split, job, template) for split in dict.fromkeys(job.splits)]   # each split once
+    manifest = build_manifest(job, teacher, task, splits, template)
     with launched.main_first():
         writer = CacheWriter.create(job.out, manifest, overwrite=job.overwrite and launched.rank == 0)
     counts = extract_owned_shards(writer, splits, teacher, launched.rank, launched.world, job.batch_size,

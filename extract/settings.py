@@ -113,3 +113,25 @@ class HttpSettings:
     generated_size: str = ""                       # the "size" asked of the service, e.g. "1024x1024"; "" = image_size×image_size
     pool: str = "channel-mean"
     extra: Mapping[str, Any] = field(default_factory=dict)  # more JSON fields sent with every request
+
+
+@dataclass(frozen=True)
+class TextClassifierSettings:
+    """kind "text-classifier": a fine-tuned transformers sequence classifier (an encoder) as a KD teacher."""
+
+    model: str = ""                                # hub id or local folder, e.g. textattack/bert-base-uncased-CoLA
+    revision: str = ""
+    task: str = ""                                 # the task it was fine-tuned on (`armada tasks`); its KD cache teaches only that task
+    # What each output means, in the model's order; () = the names in its config's id2label (refused
+    # when those are the LABEL_0, LABEL_1, … transformers writes for unnamed outputs).
+    labels: tuple[str, ...] = ()
+    max_length: int = _check(128, low=8, doc="tokens per input, cut as the student's are (distill.max_length)")
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class ArmadaRunSettings:
+    """kind "armada-run": the student of a finished `armada distill` run as a KD teacher (the name run:PATH is this)."""
+
+    run: str = ""                                  # the run folder (`armada distill --out`), e.g. runs/default/glue_cola/undistilled/seed0
+    device: str = "auto"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,6 +17,12 @@ class Teacher(Protocol):
 
     `encode` must give a row that depends only on its text and the settings, never on the batch
     it fell in or its position: randomness is drawn from a generator seeded by `row_seed`.
+
+    A text teacher (armada.extract.text) reads what the student reads instead of a teacher text: it
+    has `reads_student_input = True` and `encode_examples(split: armada.tasks.Split)` in place of
+    `encode` (the runner gives it the examples themselves), and `logits`, an
+    armada.cache_schema.TeacherLogits saying how its [pooled state | logits] rows read. Other
+    teachers need neither attribute.
     """
 
     name: str                               # the registry name ("sd14")
@@ -49,6 +56,25 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def folder_sha256(folder: Path) -> dict[str, str]:
+    """sha256 of every file of a local model folder (hidden ones left out), by relative path."""
+    return {path.relative_to(folder).as_posix(): file_sha256(path)
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)}
+
+
+def is_local_path(model: str) -> bool:
+    return os.path.exists(os.path.expanduser(model)) or model.startswith(("/", "./", "../", "~"))
+
+
+def hub_commit(model: str, revision: str, file: str) -> str:
+    """The commit of the cached snapshot from_pretrained just loaded (its folder is named by it), found by one of its files."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(model, file, revision=revision or None)
+    return Path(cached).parent.name if isinstance(cached, str) else ""
 
 
 def resolve_device(device: str) -> str:

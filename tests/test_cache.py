@@ -55,7 +55,7 @@ def test_manifest_diff_names_each_differing_setting():
 
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d["teacher"].update(dim=9), "config_hash does not match"),
-    (lambda d: d.update(schema_version=2), "schema version 2"),
+    (lambda d: d.update(schema_version=3), "schema version 3"),
     (lambda d: d["dataset"]["splits"].update({"../evil": d["dataset"]["splits"]["train"]}), "split name '../evil'"),
     (lambda d: d["extraction"].pop("shard_rows"), "missing 'shard_rows'"),
     (lambda d: d["teacher"].update(dim="8"), "is not an integer"),

@@ -134,8 +134,12 @@ def test_teachers_lists_every_teacher_with_its_family_and_size(project):
     result = subprocess.run([ARMADA, "teachers", "--config", "teachers.toml"], cwd=project, capture_output=True,
                             text=True, timeout=600, env={**os.environ, "HF_HUB_CACHE": str(project / "empty-hf-cache")})
     assert result.returncode == 0, result.stderr
-    rows = {line.split()[0]: line.split()[1:3] for line in result.stdout.splitlines()[1:]}
-    assert rows.keys() == {"sd14", "mj", "modelscope-t2v", "speecht5", "piper-whisper", "http", "remote"}
+    table, families = result.stdout.split("\n\n")
+    rows = {line.split()[0]: line.split()[1:3] for line in table.splitlines()[1:]}
+    assert rows.keys() == {"sd14", "mj", "modelscope-t2v", "speecht5", "piper-whisper", "http", "remote", "run:PATH"}
+    assert rows["run:PATH"] == ["armada-run", "?"]
+    assert {line.split()[0] for line in families.splitlines()[1:]} == {
+        "diffusers-t2i", "text-to-video", "speecht5", "piper-whisper", "http", "text-classifier", "armada-run"}
     assert rows["sd14"] == rows["mj"] == ["diffusers-t2i", "1024"]               # 256 px, 4×32×32, channel mean
     assert rows["modelscope-t2v"] == ["text-to-video", "1024"]
     assert rows["remote"] == ["http", "32"] and rows["http"] == ["http", "?"]    # no dim set yet

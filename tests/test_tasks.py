@@ -6,7 +6,7 @@ import pytest
 
 from armada import config
 from armada.errors import ArmadaError
-from armada.tasks import get_task, task_names
+from armada.tasks import STUDENT_INPUT, get_task, task_names
 from armada.tasks.registry import TASKS
 
 # Rows per split of the published files in ../shared/data (its README).
@@ -117,6 +117,20 @@ def test_teacher_text_default_and_template(shared_data):
     assert templated.teacher_text == example.fields["sentence2"]
     with pytest.raises(ArmadaError, match=r"uses \['title'\].*\{sentence1\}, \{sentence2\}"):
         task.load("validation", data_dir=str(shared_data / "glue"), template="{title}")
+
+
+def test_a_text_teacher_reads_the_student_input_as_is(shared_data):
+    """STUDENT_INPUT: the teacher text is the student's input (pairs as pairs, case kept), so a text
+    teacher's cache hashes, deduplicates and fingerprints exactly what it reads."""
+    mrpc = get_task("glue/mrpc").load("validation", data_dir=str(shared_data / "glue"), limit=3, template=STUDENT_INPUT)
+    example = mrpc.examples[0]
+    assert json.loads(example.teacher_text) == [[example.fields["sentence1"], example.fields["sentence2"]]]
+    assert example.inputs == ((example.fields["sentence1"], example.fields["sentence2"]),)
+    default = get_task("glue/mrpc").load("validation", data_dir=str(shared_data / "glue"), limit=3)
+    assert mrpc.teacher_hashes != default.teacher_hashes and mrpc.fingerprint() != default.fingerprint()
+    copa = get_task("super_glue/copa").load("validation", data_dir=str(shared_data / "superglue"), limit=1,
+                                            template=STUDENT_INPUT).examples[0]
+    assert json.loads(copa.teacher_text) == [list(choice) for choice in copa.inputs] and len(copa.inputs) == 2
 
 
 def test_limit_and_split_fingerprints(shared_data):

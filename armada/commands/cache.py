@@ -48,6 +48,11 @@ def info(path: str = typer.Argument(..., help="a cache directory, packed cache f
         ("storage", f"{x.dtype}, shards of {x.shard_rows} rows, chunks of {x.chunk_rows} rows"
                     + (f", teacher template {x.teacher_template!r}" if x.teacher_template else "")),
     ]
+    if m.teacher.logits is not None:
+        logits = m.teacher.logits
+        pooled, scores = logits.columns["pooled"], logits.columns["logits"]
+        lines.append(("logits", f"columns {scores.start}–{scores.stop - 1}: {', '.join(logits.labels) or 'a score'} "
+                                f"({logits.task}, {logits.kind}); pooled state in columns {pooled.start}–{pooled.stop - 1}"))
     width = max(len(s.split) for s in statuses)
     for i, s in enumerate(statuses):
         state = "complete" if s.complete else f"unfinished (shards {', '.join(str(u.index) for u in s.unfinished[:10])}" \

@@ -50,12 +50,12 @@ def extract(
 
 
 def teachers(config: str = typer.Option(None, "--config", "-c", help="a pipeline file whose [teachers.NAME] tables change or add teachers")) -> None:
-    """List the teachers: family, output size, the models they use.
+    """List the teachers: family, output size, the models they use; then every family a [teachers.NAME] table can use.
 
     Example: armada teachers --config pipeline.toml
     """
     from armada import config as config_module
-    from armada.extract.registry import TEACHERS, resolve
+    from armada.extract.registry import FAMILIES, TEACHERS, resolve
 
     cfg = config_module.load(config)
     rows = [("teacher", "family", "dim", "models", "")]
@@ -63,9 +63,14 @@ def teachers(config: str = typer.Option(None, "--config", "-c", help="a pipeline
         family, settings = resolve(name, cfg.teachers)
         description = TEACHERS[name].description if name in TEACHERS else f"[teachers.{name}] in {cfg.source}"
         rows.append((name, family, output_dim(family, settings), ", ".join(model_ids(family, settings)) or "-", description))
+    rows.append(("run:PATH", "armada-run", "?", "PATH", "a finished armada distill run as a KD teacher (text)"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+    typer.echo('\nfamilies ([teachers.NAME] with kind = "..."):')
+    width = max(len(family) for family in FAMILIES)
+    for family, info in FAMILIES.items():
+        typer.echo(f"  {family.ljust(width)}  {info.description}")
 
 
 def output_dim(family: str, settings) -> str:
@@ -90,6 +95,8 @@ MODEL_FIELDS = {
     "speecht5": ("model", "vocoder", "encoder"),
     "piper-whisper": ("voice", "whisper"),
     "http": ("url", "model"),
+    "text-classifier": ("model",),
+    "armada-run": ("run",),
 }
 
 

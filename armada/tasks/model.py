@@ -11,6 +11,10 @@ from typing import Callable, Iterable, Literal, Mapping
 from armada.errors import ArmadaError
 
 Kind = Literal["classification", "regression", "multiple_choice", "generation"]
+# The teacher template of a text teacher (armada.extract.text), which reads what the student reads:
+# the teacher text is then the student's input itself, as JSON (student_input_text), so that the
+# cache's text hashes, deduplication and split fingerprints follow exactly that input.
+STUDENT_INPUT = "<student input>"
 Metric = Literal["accuracy", "mcc", "accuracy_f1", "pearson_spearman", "rougeL"]
 SPLITS = ("train", "validation", "test")
 
@@ -26,7 +30,7 @@ class Example:
     inputs: tuple[tuple[str, ...], ...]     # what the student reads: one text or pair per choice (one entry unless multiple choice)
                                             # generation: ((instruction, input),), input "" when the row has none
     label: int | float | None               # class or choice index; a float for regression; None where the split has no labels
-    teacher_text: str                       # what the teacher encodes
+    teacher_text: str                       # what the teacher encodes (with STUDENT_INPUT: student_input_text(inputs))
     references: tuple[str, ...] = ()        # generation: the reference responses; the first is the training target
     choices: tuple[str, ...] = ()           # generation with options: each option's text, indexed by the label
 
@@ -94,7 +98,8 @@ class Task:
             content = sha256_text(json.dumps([texts[n] for n in self.text_fields]))[:10]
             example_id = f"{row.idx}-{content}"
         inputs = self.student_input({**row.fields, **texts})
-        return Example(example_id, texts, inputs, self._label(row), teacher_text(self, texts, template))
+        text = student_input_text(inputs) if template == STUDENT_INPUT else teacher_text(self, texts, template)
+        return Example(example_id, texts, inputs, self._label(row), text)
 
     def _label(self, row: Row) -> int | float | None:
         raw = row.label
@@ -173,7 +178,7 @@ def _text(value: object, name: str, where: str) -> str:
 
 
 def check_template(task: Task, template: str) -> None:
-    if not template:
+    if not template or template == STUDENT_INPUT:
         return
     try:
         names = [n for _, n, _, _ in string.Formatter().parse(template) if n is not None]
@@ -192,3 +197,8 @@ def teacher_text(task: Task, texts: Mapping[str, str], template: str) -> str:
     if template:
         return template.format(**texts)
     return " ".join(texts[n] for n in task.text_fields).lower()
+
+
+def student_input_text(inputs: tuple[tuple[str, ...], ...]) -> str:
+    """The student's input as one text: JSON, a list of texts per choice ([["premise", "hypothesis"]])."""
+    return json.dumps([list(choice) for choice in inputs], ensure_ascii=False)
