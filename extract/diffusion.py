@@ -1,10 +1,23 @@
 """diffusers-t2i: a text-to-image diffusion model's latent for each text, pooled (sd14, mj).
 
-Recipe "latent" runs the text-to-image pipeline with `output_type="latent"`: the VAE decoder never
-runs, and the [B, C, height/8, width/8] latent is pooled (extract/pooling.py). Recipe "reference"
-is the authors' route: the height×width text-to-image pass is decoded to an 8-bit image (each
-alone), the image resized to reference_size² and put through img2img (same components) at
-`strength`, whose latent is kept; 4×16×16 at 128 px, flattened to 1024.
+Recipe "latent" runs the text-to-image pipeline with `output_type="latent"` at height×width (256 px
+unless set): the VAE decoder never runs, and the [B, C, height/8, width/8] latent is pooled
+(extract/pooling.py).
+
+Recipe "reference" is the authors' route (their get_images_superglue.py), step by step:
+1. text-to-image at the pipeline's default size, as their call without a size ran (512×512 for
+   SD v1-4), decoded to the 8-bit image they saved as PNG (lossless) and read back with cv2.imread;
+2. that image resized to reference_size² as cv2.resize does by default (bilinear, half-pixel
+   centres, no antialiasing: resize_like_cv2);
+3. img2img (the same components) at `strength`, output_type="latent": 4×16×16 at 128 px, flattened
+   to 1024. By default img2img is given what the authors gave it (reference_input = "bgr-array"):
+   cv2's BGR uint8 array, which diffusers reads as if its values were in [0, 1], so the VAE encodes
+   2·v − 1 ∈ [−1, 509] with blue and red swapped. That is the input the paper's numbers came from,
+   defect and all; "rgb-image" gives img2img the RGB image it expects ([−1, 1]).
+What still differs from their script: their pipeline ran its safety checker, which blacks out an
+image it flags (ours loads none, so such a text gets its generated image); and their noise came
+from one global CUDA generator seeded once (42) and drawn in dataset order, ours from each text's
+own generator (below), so no row equals theirs bit for bit.
 
 Each text gets its own CPU `torch.Generator` seeded with `row_seed(text, seed)`: the pipelines
 draw every row's noise from its own generator, so a row depends only on its text and the
@@ -33,6 +46,7 @@ from armada.extract.pooling import Pool, parse_pool, pool_latents, pooled_dim
 from armada.extract.settings import DiffusionSettings
 from armada.extract.teacher import file_sha256, folder_sha256, hub_commit, is_local_path, resolve_device, row_seed
 
+LATENT_RECIPE_SIZE = 256          # the latent recipe's own height and width: 4×32×32, channel-mean → 1024 (paper §5)
 LORA_ADAPTER = "teacher-lora"
 DEFAULT_LORA_FILE = "pytorch_lora_weights.safetensors"   # what diffusers' save_lora_weights writes
 
@@ -53,22 +67,24 @@ class DiffusionTeacher:
         self.dtype = torch_dtype(s.dtype, self.device)
         self.pipe = load_pipeline(AutoPipelineForText2Image, name, s.model, s.revision, self.dtype, self.device,
                                   safety_checker=None, requires_safety_checker=False)
-        check_size(self.pipe, name, "height", s.height)
-        check_size(self.pipe, name, "width", s.width)
+        if reference and not isinstance(self.pipe, StableDiffusionPipeline):
+            raise ArmadaError(f"teacher {name}: the reference recipe is the authors' Stable Diffusion route; "
+                              f"{s.model} is a {type(self.pipe).__name__}: use recipe = \"latent\"")
+        default_side = pipeline_default_side(self.pipe) if reference else LATENT_RECIPE_SIZE
+        self.height, self.width = s.height or default_side, s.width or default_side
+        check_size(self.pipe, name, "height", self.height)
+        check_size(self.pipe, name, "width", self.width)
         self.lora = load_lora(self.pipe, name, s.lora, s.lora_weight_name, s.lora_scale) if s.lora else None
         self.image_to_image = None
         if reference:
             check_size(self.pipe, name, "reference_size", s.reference_size)
-            if not isinstance(self.pipe, StableDiffusionPipeline):
-                raise ArmadaError(f"teacher {name}: the reference recipe is the authors' Stable Diffusion route; "
-                                  f"{s.model} is a {type(self.pipe).__name__}: use recipe = \"latent\"")
             # The same modules (and LoRA), so nothing is loaded twice.
             self.image_to_image = StableDiffusionImg2ImgPipeline(**self.pipe.components, requires_safety_checker=False)
             self.image_to_image.set_progress_bar_config(disable=True)
             quiet_truncation(self.image_to_image)
             self.latent_shape = latent_shape(self.pipe, s.reference_size, s.reference_size)
         else:
-            self.latent_shape = latent_shape(self.pipe, s.height, s.width)
+            self.latent_shape = latent_shape(self.pipe, self.height, self.width)
         self.dim = pooled_dim(self.latent_shape, self.pool)
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -76,23 +92,30 @@ class DiffusionTeacher:
         generators = text_generators(texts, s.seed)
         common = dict(num_inference_steps=s.steps, guidance_scale=s.guidance,
                       negative_prompt=[s.negative_prompt] * len(texts), generator=generators)
-        if self.image_to_image is None:
-            latents = self.pipe(texts, height=s.height, width=s.width, output_type="latent", **common).images
-        else:
+        latents = self.pipe(texts, height=self.height, width=self.width, output_type="latent", **common).images
+        if self.image_to_image is not None:
             # The generators go on from where the first pass left them: still one stream per text.
-            first = self.pipe(texts, height=s.height, width=s.width, output_type="latent", **common).images
-            size = (s.reference_size, s.reference_size)
-            images = [self._decode(latent).resize(size, Image.Resampling.BICUBIC) for latent in first]
+            images = [self._reference_image(latent) for latent in latents]
             latents = self.image_to_image(texts, image=images, strength=s.strength, output_type="latent", **common).images
         return pool_latents(latents.float().cpu().numpy(), self.pool)
 
+    def _reference_image(self, latent: torch.Tensor) -> np.ndarray | Image.Image:
+        """The first pass's latent as img2img is given it: decoded to 8 bits, resized as cv2.resize does, then
+        either the authors' BGR uint8 array (diffusers reads its values as [0, 1] ones) or the RGB image."""
+        size = self.settings.reference_size
+        rgb = resize_like_cv2(self._decode(latent), size, size)
+        if self.settings.reference_input == "bgr-array":
+            return np.ascontiguousarray(rgb[..., ::-1])      # cv2.imread's channel order
+        return Image.fromarray(rgb)
+
     @torch.no_grad()
-    def _decode(self, latent: torch.Tensor) -> Image.Image:
-        """One latent to an 8-bit image, alone: a batched VAE decode differs from a lone one in the last bits, and
-        8-bit rounding turns that into whole pixel steps, which would make a row depend on its batch."""
+    def _decode(self, latent: torch.Tensor) -> np.ndarray:
+        """One latent to the pipeline's own 8-bit RGB image (what the authors saved as PNG), H×W×3 uint8, alone: a
+        batched VAE decode differs from a lone one in the last bits, and 8-bit rounding turns that into whole pixel
+        steps, which would make a row depend on its batch."""
         vae = self.pipe.vae
         pixels = vae.decode(latent[None] / vae.config.scaling_factor, return_dict=False)[0]
-        return self.pipe.image_processor.postprocess(pixels, output_type="pil")[0]
+        return np.array(self.pipe.image_processor.postprocess(pixels, output_type="pil")[0])
 
     @property
     def image_to_image_steps(self) -> int:
@@ -107,6 +130,8 @@ class DiffusionTeacher:
         s = self.settings
         found = {
             **dataclasses.asdict(s),
+            "height": self.height,
+            "width": self.width,
             **pipeline_provenance(self.pipe, s.model, s.revision, self.dtype, self.device),
             "family": self.kind,
             "teacher": self.name,
@@ -116,10 +141,15 @@ class DiffusionTeacher:
         }
         if not s.pool:
             found["pool_chosen_by"] = f"the {s.recipe} recipe's default"
-        if self.image_to_image is not None:
+        if self.image_to_image is None:
+            # A setting this recipe does not use, added after latent caches were made: left out, so that
+            # their manifests (config_hash covers the provenance) still match what they hold.
+            del found["reference_input"]
+        else:
             found["image_to_image_pipeline"] = type(self.image_to_image).__name__
             found["image_to_image_steps"] = self.image_to_image_steps
-            found["reference_resize"] = "the decoded 8-bit image, PIL bicubic"
+            found["reference_resize"] = ("the decoded 8-bit image, bilinear as cv2.resize's default INTER_LINEAR "
+                                         "(half-pixel centres, no antialiasing, rounded half up)")
         if self.lora is not None:
             found["lora_file"] = self.lora
         return found
@@ -131,9 +161,30 @@ def recipe_pool(settings: DiffusionSettings) -> Pool:
 
 def output_dim(settings: DiffusionSettings) -> int:
     """The row size for these settings without loading the model (`armada teachers`)."""
-    side = settings.reference_size if settings.recipe == "reference" else 0
-    shape = configured_latent_shape(settings.model, settings.revision, side or settings.height, side or settings.width)
+    if settings.recipe == "reference":
+        height = width = settings.reference_size
+    else:
+        height, width = settings.height or LATENT_RECIPE_SIZE, settings.width or LATENT_RECIPE_SIZE
+    shape = configured_latent_shape(settings.model, settings.revision, height, width)
     return pooled_dim(shape, recipe_pool(settings))
+
+
+def pipeline_default_side(pipe: StableDiffusionPipeline) -> int:
+    """The height and width a Stable Diffusion pipeline generates when called without a size, as diffusers computes
+    it: the UNet's sample_size times the VAE's scale factor; 512 for SD v1-4."""
+    return pipe.unet.config.sample_size * pipe.vae_scale_factor
+
+
+def resize_like_cv2(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An H×W×C uint8 image resized as `cv2.resize(image, (width, height))` does by default (INTER_LINEAR): bilinear,
+    pixel centres at half-pixel offsets, no antialiasing, rounded half up to 8 bits.
+
+    Checked against OpenCV 4.10 and 5.0 on random images: identical where the sizes divide (512 → 128, 256 → 128,
+    64 → 16); elsewhere OpenCV's 11-bit fixed-point weights put about 12% of values one level away."""
+    pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    resized = torch.nn.functional.interpolate(pixels, size=(height, width), mode="bilinear", align_corners=False,
+                                              antialias=False)
+    return torch.floor(resized + 0.5)[0].permute(1, 2, 0).to(torch.uint8).numpy()
 
 
 # --- shared with extract/video.py --------------------------------------------------------------

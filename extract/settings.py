@@ -21,17 +21,26 @@ class DiffusionSettings:
     revision: str = ""                             # hub revision ("" = the default branch)
     steps: int = _check(20, low=1)
     guidance: float = _check(7.5, low=0.0)
-    height: int = _check(256, low=8, doc="pixels; the latent is height/8 × width/8")
-    width: int = _check(256, low=8)
+    # The text-to-image pass's size in pixels (the latent is height/8 × width/8). 0 = the recipe's
+    # own: 256 for "latent"; for "reference" the pipeline's default (UNet sample_size × VAE scale
+    # factor: 512 for SD v1-4), the size the authors' call without a size generated.
+    height: int = _check(0, low=0, doc="pixels of the text-to-image pass (0 = the recipe's own)")
+    width: int = _check(0, low=0, doc="pixels of the text-to-image pass (0 = the recipe's own)")
     # "channel-mean": mean over the latent's channels, 4×32×32 → 1024 (the paper's size at 256 px);
     # "flatten": every latent value; "avgpool:K": average-pool each channel to K×K, then flatten.
     # "" = the recipe's own: channel-mean for "latent", flatten for "reference" (4×16×16 → 1024).
     pool: str = ""
-    # "latent": one text-to-image pass. "reference": the authors' two passes: text-to-image,
-    # the image resized to reference_size, img2img at `strength`, its 4×16×16 latent flattened.
+    # "latent": one text-to-image pass. "reference": the authors' two passes: text-to-image, the
+    # 8-bit image resized bilinearly (as cv2.resize) to reference_size, img2img at `strength`, its
+    # 4×16×16 latent flattened (extract/diffusion.py says what differs from their script).
     recipe: Literal["latent", "reference"] = "latent"
     reference_size: int = _check(128, low=8)
     strength: float = _check(0.75, above=0.0, high=1.0)
+    # What the reference recipe's img2img is given. "bgr-array": what the authors gave it, cv2's
+    # BGR uint8 array, which diffusers (0.15 to today) reads as values in [0, 1]: pixels reach the
+    # VAE as 2·v − 1 in [−1, 509], blue and red swapped. "rgb-image": the RGB image, pixels in
+    # [−1, 1] as img2img expects; not the features the paper's numbers came from.
+    reference_input: Literal["bgr-array", "rgb-image"] = "bgr-array"
     seed: int = 0                                  # each row's generator is seeded from this and its text
     lora: str = ""                                 # a LoRA (hub id or local file) loaded with load_lora_weights
     lora_weight_name: str = ""                     # the file inside a LoRA repository or folder ("" = pytorch_lora_weights.safetensors)

@@ -9,10 +9,13 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+from PIL import Image
 from tiny_diffusers import CLIP_MAX_TOKENS, same_rows, save_tiny_stable_diffusion, save_tiny_unet_lora
 
 from armada.errors import ArmadaError
-from armada.extract.diffusion import DiffusionTeacher, output_dim
+from armada.extract.diffusion import DiffusionTeacher, output_dim, resize_like_cv2
 from armada.extract.pooling import parse_pool, pool_latents, pooled_dim
 from armada.extract.registry import load_teacher, resolve
 from armada.extract.teacher import file_sha256
@@ -138,15 +141,139 @@ def test_provenance_names_the_weights_and_every_setting(small, sd_folder):
     assert (found["latent_shape"], found["dim"], found["seed"]) == ([4, 8, 8], 64, 0)
 
 
+def test_latent_recipe_provenance_is_what_caches_made_before_hold(sd_folder):
+    # config_hash covers the provenance, so a latent cache extracted before height/width defaulted to 0 ("the
+    # recipe's own") and before reference_input existed must get the same provenance now, or armada would refuse
+    # to resume or reuse it. These are the keys and settings such a cache's manifest holds (defaults, steps=1).
+    found = teacher(model=str(sd_folder), steps=1).provenance()
+    settings_then = {"model": str(sd_folder), "revision": "", "steps": 1, "guidance": 7.5, "height": 256, "width": 256,
+                     "pool": "channel-mean", "recipe": "latent", "reference_size": 128, "strength": 0.75, "seed": 0,
+                     "lora": "", "lora_weight_name": "", "lora_scale": 1.0, "negative_prompt": "", "device": "cpu",
+                     "dtype": "float32"}
+    keys_then = set(settings_then) | {"diffusers_version", "dim", "family", "files_sha256", "latent_shape", "pipeline",
+                                      "pool_chosen_by", "scheduler", "seeding", "teacher", "text_max_tokens",
+                                      "torch_version"}
+    assert set(found) == keys_then
+    assert {key: found[key] for key in settings_then} == settings_then
+
+
 def test_the_reference_recipe_flattens_a_4x16x16_img2img_latent_to_1024(sd_folder):
     reference = teacher(model=str(sd_folder), recipe="reference", **SMALL)   # img2img runs int(2 × 0.75) = 1 step
     assert reference.latent_shape == (4, 16, 16) and reference.dim == 1024
     found = reference.provenance()
     assert (found["pool"], found["pool_chosen_by"]) == ("flatten", "the reference recipe's default")
     assert (found["image_to_image_pipeline"], found["image_to_image_steps"]) == ("StableDiffusionImg2ImgPipeline", 1)
+    assert (found["height"], found["width"], found["reference_input"]) == (64, 64, "bgr-array")
+    assert "cv2.resize" in found["reference_resize"]
     rows = reference.encode(TEXTS[:2])
     assert rows.shape == (2, 1024) and np.isfinite(rows).all()
     same_rows(reference.encode(TEXTS[1:2])[0], rows[1])
+
+
+def test_the_reference_latent_is_4_by_an_eighth_of_reference_size(sd_folder):
+    reference = teacher(model=str(sd_folder), recipe="reference", reference_size=64, **SMALL)
+    assert reference.latent_shape == (4, 8, 8) and reference.dim == 256 == output_dim(reference.settings)
+    assert reference.encode(TEXTS[:1]).shape == (1, 256)
+
+
+@pytest.fixture
+def first_pass_sizes(monkeypatch):
+    """The (height, width) of every text-to-image call."""
+    sizes = []
+    call = StableDiffusionPipeline.__call__
+
+    def recording(pipe, *args, **kwargs):
+        sizes.append((kwargs.get("height"), kwargs.get("width")))
+        return call(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(StableDiffusionPipeline, "__call__", recording)
+    return sizes
+
+
+def test_the_reference_recipe_generates_at_the_pipelines_default_size_unless_set(sd_folder, tmp_path, first_pass_sizes):
+    # A UNet whose sample_size is 12: the pipeline's default is 96 px, unlike the latent recipe's 256 (SD v1-4: 512).
+    folder = tmp_path / "tiny-sd-96"
+    shutil.copytree(sd_folder, folder)
+    config = json.loads((folder / "unet" / "config.json").read_text())
+    (folder / "unet" / "config.json").write_text(json.dumps({**config, "sample_size": 12}))
+    reference = teacher(model=str(folder), recipe="reference", steps=2)
+    default = reference.pipe(TEXTS[0], num_inference_steps=1, output_type="latent").images   # no size: diffusers' own
+    assert (reference.height, reference.width) == (default.shape[-2] * 8, default.shape[-1] * 8) == (96, 96)
+    first_pass_sizes.clear()
+    assert reference.encode(TEXTS[:1]).shape == (1, 1024)
+    assert first_pass_sizes == [(96, 96)]
+    assert (reference.provenance()["height"], reference.provenance()["width"]) == (96, 96)
+    first_pass_sizes.clear()
+    teacher(model=str(folder), recipe="reference", steps=2, height=32).encode(TEXTS[:1])
+    assert first_pass_sizes == [(32, 96)]
+    latent = teacher(model=str(folder), steps=1)
+    assert (latent.height, latent.width, latent.latent_shape) == (256, 256, (4, 32, 32))
+
+
+def test_img2img_is_given_the_authors_bgr_uint8_array_or_the_rgb_image(sd_folder, monkeypatch):
+    given, encoded = [], []
+    call = StableDiffusionImg2ImgPipeline.__call__
+
+    def recording(pipe, *args, **kwargs):
+        given.append(kwargs["image"])
+        return call(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(StableDiffusionImg2ImgPipeline, "__call__", recording)
+    bgr = teacher(model=str(sd_folder), recipe="reference", **SMALL)
+    rgb = teacher(model=str(sd_folder), recipe="reference", reference_input="rgb-image", **SMALL)
+    assert "reference_input" in bgr.provenance() and rgb.provenance()["reference_input"] == "rgb-image"
+    for reference in (bgr, rgb):
+        encode = reference.pipe.vae.encode                    # img2img shares this VAE
+
+        def recording_encode(pixels, *args, encode=encode, **kwargs):
+            encoded.append(pixels.clone())
+            return encode(pixels, *args, **kwargs)
+
+        monkeypatch.setattr(reference.pipe.vae, "encode", recording_encode)
+        reference.encode(TEXTS[:1])
+    (array,), (image,) = given
+    assert isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.shape == (128, 128, 3)
+    assert isinstance(image, Image.Image) and image.mode == "RGB" and image.size == (128, 128)
+    np.testing.assert_array_equal(array, np.asarray(image)[..., ::-1])   # the same pixels, blue and red swapped
+    # What the VAE encodes: diffusers reads the uint8 array as values in [0, 1], so 2·v − 1 reaches it, as it
+    # reached the authors'; the RGB image arrives in [−1, 1].
+    as_tensor = torch.from_numpy(array.astype(np.float32)).permute(2, 0, 1)[None]
+    torch.testing.assert_close(encoded[0], 2 * as_tensor - 1, rtol=0, atol=0)
+    torch.testing.assert_close(encoded[1], 2 * as_tensor.flip(1) / 255 - 1, rtol=0, atol=1e-6)
+
+
+def inter_linear_like_opencv(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """OpenCV's INTER_LINEAR (imgproc/src/resize.cpp), written out: source coordinate (d + 0.5)·scale − 0.5, its
+    floor and fraction, clamped at both edges, the two weights 1 − fraction and fraction; rows, then columns."""
+    def taps(size_out, size_in):
+        position = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
+        first = np.floor(position).astype(int)
+        fraction = position - first
+        fraction[first < 0], first[first < 0] = 0, 0
+        past = first >= size_in - 1
+        fraction[past], first[past] = 0, size_in - 1
+        return first, np.minimum(first + 1, size_in - 1), fraction
+
+    top, bottom, down = taps(height, image.shape[0])
+    left, right, across = taps(width, image.shape[1])
+    pixels = image.astype(np.float64)
+    rows = pixels[top] * (1 - down)[:, None, None] + pixels[bottom] * down[:, None, None]
+    values = rows[:, left] * (1 - across)[None, :, None] + rows[:, right] * across[None, :, None]
+    return np.floor(values + 0.5).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size_in, size_out", [(64, 16), (512, 128), (256, 128), (100, 37), (16, 40)])
+def test_resize_like_cv2_is_opencvs_inter_linear(size_in, size_out):
+    # Exact where the sizes divide (the reference recipe's 512 → 128); elsewhere float32 against float64 weights
+    # may land a value on the other side of a rounding boundary, one level away.
+    image = np.random.default_rng(size_in).integers(0, 256, (size_in, size_in, 3), dtype=np.uint8)
+    ours, formula = resize_like_cv2(image, size_out, size_out), inter_linear_like_opencv(image, size_out, size_out)
+    assert ours.shape == (size_out, size_out, 3) and ours.dtype == np.uint8
+    difference = np.abs(ours.astype(int) - formula)
+    if size_in % size_out == 0:
+        assert difference.max() == 0
+    else:
+        assert difference.max() <= 1 and (difference == 0).mean() > 0.98
 
 
 def test_a_reference_recipe_without_an_img2img_step_is_an_armada_error(sd_folder):
