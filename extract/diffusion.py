@@ -64,7 +64,7 @@ class DiffusionTeacher:
             raise ArmadaError(f"teacher {name}: the reference recipe's img2img runs steps × strength = "
                               f"{s.steps} × {s.strength} → {self.image_to_image_steps} steps; raise steps or strength")
         self.device = resolve_device(s.device)
-        self.dtype = torch_dtype(s.dtype, self.device)
+        self.dtype = recipe_dtype(s, self.device)
         self.pipe = load_pipeline(AutoPipelineForText2Image, name, s.model, s.revision, self.dtype, self.device,
                                   safety_checker=None, requires_safety_checker=False)
         if reference and not isinstance(self.pipe, StableDiffusionPipeline):
@@ -157,6 +157,13 @@ class DiffusionTeacher:
 
 def recipe_pool(settings: DiffusionSettings) -> Pool:
     return parse_pool(settings.pool or ("flatten" if settings.recipe == "reference" else "channel-mean"))
+
+
+def recipe_dtype(settings: DiffusionSettings, device: str) -> torch.dtype:
+    """dtype "auto" is fp16 on CUDA, except in the reference recipe: the authors ran both passes in fp32."""
+    if settings.recipe == "reference" and settings.dtype == "auto":
+        return torch.float32
+    return torch_dtype(settings.dtype, device)
 
 
 def output_dim(settings: DiffusionSettings) -> int:

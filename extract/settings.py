@@ -47,7 +47,8 @@ class DiffusionSettings:
     lora_scale: float = _check(1.0, low=0.0)
     negative_prompt: str = ""
     device: str = "auto"                           # "auto": CUDA if present, else CPU
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # "auto": fp16 on CUDA, fp32 on CPU
+    # "auto": fp16 on CUDA, fp32 on CPU; the reference recipe fp32 everywhere, as the authors ran it.
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
 
 
 @dataclass(frozen=True)

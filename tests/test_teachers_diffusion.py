@@ -15,7 +15,7 @@ from PIL import Image
 from tiny_diffusers import CLIP_MAX_TOKENS, same_rows, save_tiny_stable_diffusion, save_tiny_unet_lora
 
 from armada.errors import ArmadaError
-from armada.extract.diffusion import DiffusionTeacher, output_dim, resize_like_cv2
+from armada.extract.diffusion import DiffusionTeacher, output_dim, recipe_dtype, resize_like_cv2
 from armada.extract.pooling import parse_pool, pool_latents, pooled_dim
 from armada.extract.registry import load_teacher, resolve
 from armada.extract.teacher import file_sha256
@@ -174,6 +174,15 @@ def test_the_reference_latent_is_4_by_an_eighth_of_reference_size(sd_folder):
     reference = teacher(model=str(sd_folder), recipe="reference", reference_size=64, **SMALL)
     assert reference.latent_shape == (4, 8, 8) and reference.dim == 256 == output_dim(reference.settings)
     assert reference.encode(TEXTS[:1]).shape == (1, 256)
+
+
+def test_the_reference_recipe_runs_in_float32_as_the_authors_did_unless_told_otherwise():
+    def dtype(device, **table):
+        return recipe_dtype(resolve("sd14", {"sd14": table})[1], device)
+
+    assert dtype("cuda:0") == torch.float16 and dtype("cpu") == torch.float32
+    assert dtype("cuda:0", recipe="reference") == dtype("cpu", recipe="reference") == torch.float32
+    assert dtype("cuda:0", recipe="reference", dtype="float16") == torch.float16
 
 
 @pytest.fixture
