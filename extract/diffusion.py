@@ -14,7 +14,7 @@ Recipe "reference" is the authors' route (their get_images_superglue.py), step b
    cv2's BGR uint8 array, which diffusers reads as if its values were in [0, 1], so the VAE encodes
    2·v − 1 ∈ [−1, 509] with blue and red swapped. That is the input the paper's numbers came from,
    defect and all; "rgb-image" gives img2img the RGB image it expects ([−1, 1]).
-What still differs from their script: their pipeline ran its safety checker, which blacks out an
+Both passes run in fp32 unless dtype is set, as theirs did. What still differs from their script: their pipeline ran its safety checker, which blacks out an
 image it flags (ours loads none, so such a text gets its generated image); and their noise came
 from one global CUDA generator seeded once (42) and drawn in dataset order, ours from each text's
 own generator (below), so no row equals theirs bit for bit.
