@@ -9,9 +9,12 @@ A run directory (`armada distill --out runs/NAME`) holds:
 
 Public API (eval and `armada run` use these):
   load_student(run_or_student_dir) -> (model, tokenizer, heads_config)
-  predict(model, tokenizer, split, batch_size) -> (predictions, logits, pooled_embeddings)
+  predict(model, tokenizer, split, batch_size, head) -> (predictions, logits, pooled_embeddings)
   load_aligner(run_dir) -> TSAligner
-  predict_aligner(aligner, features) -> (predictions, logits)
+  predict_aligner(aligner, features, head) -> (predictions, logits)
+  aligner_projection(aligner, features) -> p_ts
+`head` is "main" (O_s, O_ts: what the run is scored by) or "aux" (O_aux_s, O_aux_ts on the manifold
+projections: the paper's Table 10).
 
 The backbone in student/ loads with `transformers.AutoModel.from_pretrained` alone.
 
@@ -53,6 +56,7 @@ HEADS_CONFIG = "armada_heads.json"
 ALIGNER_FILE = "aligner.safetensors"
 PROJECTION_FILE = "armada_projection.safetensors"
 LM_INFO = "armada_lm.json"
+OUTPUT_HEADS = ("main", "aux")
 
 
 @dataclass(frozen=True)
@@ -304,13 +308,15 @@ def load_aligner(run_dir: str | Path) -> TSAligner | ReconstructionAligner:
 
 
 @torch.no_grad()
-def predict(model: ArmadaStudent, tokenizer, split, batch_size: int):
-    """(predictions [n], logits [n, c], pooled embeddings [n, d]) for every example of `split`, in its order.
+def predict(model: ArmadaStudent, tokenizer, split, batch_size: int, head: str = "main"):
+    """(predictions [n], logits [n, c], pooled embeddings [n, d]) for every example of `split`, in its order;
+    `head` "aux" takes the logits from O_aux_s on p_s instead of O_s.
 
     Batches are formed from examples of similar length (less padding) and put back in order.
     """
     from armada.distill.data import Collator, encode
 
+    aux = _is_aux(head)
     model.eval()
     device = next(model.parameters()).device
     encoded = encode(tokenizer, split, model.config.max_length)
@@ -319,7 +325,9 @@ def predict(model: ArmadaStudent, tokenizer, split, batch_size: int):
     logits, pooled = [None] * len(split), [None] * len(split)
     for start in range(0, len(order), batch_size):
         batch = collate(order[start:start + batch_size]).to(device)
-        outputs, _, _, states, _ = model(batch.inputs, batch.choices)
+        outputs, _, aux_outputs, states, _ = model(batch.inputs, batch.choices, project=aux)
+        if aux:
+            outputs = aux_outputs
         for i, position in enumerate(batch.positions):
             logits[position], pooled[position] = outputs[i].float().cpu().numpy(), states[i].float().cpu().numpy()
     logits_array = np.stack(logits)
@@ -327,10 +335,27 @@ def predict(model: ArmadaStudent, tokenizer, split, batch_size: int):
 
 
 @torch.no_grad()
-def predict_aligner(aligner: TSAligner, features) -> tuple[np.ndarray, np.ndarray]:
-    """(predictions [n], logits [n, c]) of the aligner for teacher vectors [n, D]."""
+def predict_aligner(aligner: TSAligner, features, head: str = "main") -> tuple[np.ndarray, np.ndarray]:
+    """(predictions [n], logits [n, c]) of the aligner for teacher vectors [n, D]; `head` "aux": from O_aux_ts."""
+    aux = _is_aux(head)
+    outputs, _, aux_outputs = aligner(_as_tensor(aligner, features), project=aux)
+    logits = (aux_outputs if aux else outputs).float().cpu().numpy()
+    return predictions_from(aligner.kind, logits, aligner.prediction_range), logits
+
+
+@torch.no_grad()
+def aligner_projection(aligner: TSAligner, features) -> np.ndarray:
+    """p_ts [n, projection_dim]: the aligner's points on the manifold the student is aligned to."""
+    return aligner(_as_tensor(aligner, features), project=True)[1].float().cpu().numpy()
+
+
+def _as_tensor(aligner: TSAligner, features) -> torch.Tensor:
     aligner.eval()
     device = next(aligner.parameters()).device
-    features = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
-    logits = aligner(features, project=False)[0].float().cpu().numpy()
-    return predictions_from(aligner.kind, logits, aligner.prediction_range), logits
+    return torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
+
+
+def _is_aux(head: str) -> bool:
+    if head not in OUTPUT_HEADS:
+        raise ValueError(f"unknown output head {head!r}; the heads are {OUTPUT_HEADS}")
+    return head == "aux"

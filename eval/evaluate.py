@@ -40,7 +40,7 @@ class RunPredictions:
     split: Split
     predictions: np.ndarray             # class or choice ids; floats for regression
     logits: np.ndarray                  # [n, outputs]
-    embeddings: np.ndarray | None       # the student's pooled embeddings [n, d]; None for the aligner
+    embeddings: np.ndarray              # the student's pooled embeddings [n, d]; the aligner's p_ts [n, P]
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,9 @@ def evaluate_run(run_dir: str | Path, split: str = "validation", data_dir: str |
 
 
 def predict_student(run_dir: str | Path, split: str = "validation", data_dir: str | None = None,
-                    file_tasks: Mapping[str, FileTask] | None = None) -> RunPredictions:
-    """The run's best-epoch student on a split: predictions, logits and pooled embeddings."""
+                    file_tasks: Mapping[str, FileTask] | None = None, head: str = "main") -> RunPredictions:
+    """The run's best-epoch student on a split: predictions, logits (of O_s, or with `head` "aux" of O_aux_s)
+    and pooled embeddings."""
     from armada.distill.model import load_student, predict
 
     run_dir = Path(run_dir)
@@ -104,15 +105,16 @@ def predict_student(run_dir: str | Path, split: str = "validation", data_dir: st
     task, examples = _load_split(info, config, split, data_dir, file_tasks)
     model, tokenizer, _ = load_student(run_dir)
     model.to(_device())
-    predictions, logits, embeddings = predict(model, tokenizer, examples, _batch_size(config))
+    predictions, logits, embeddings = predict(model, tokenizer, examples, _batch_size(config), head)
     return RunPredictions(task, examples, predictions, logits, embeddings)
 
 
 def predict_aligner_alone(run_dir: str | Path, split: str = "validation", data_dir: str | None = None,
-                          file_tasks: Mapping[str, FileTask] | None = None) -> RunPredictions:
-    """The run's TS Aligner on the teacher's vectors of a split, read from the cache the run trained with."""
+                          file_tasks: Mapping[str, FileTask] | None = None, head: str = "main") -> RunPredictions:
+    """The run's TS Aligner on the teacher's vectors of a split, read from the cache the run trained with
+    (logits of O_ts, or with `head` "aux" of O_aux_ts; p_ts as its embeddings)."""
     from armada.cache_schema import CacheReader
-    from armada.distill.model import load_aligner, predict_aligner
+    from armada.distill.model import aligner_projection, load_aligner, predict_aligner
 
     run_dir = Path(run_dir)
     info, config = _read_run(run_dir)
@@ -133,8 +135,8 @@ def predict_aligner_alone(run_dir: str | Path, split: str = "validation", data_d
                               "it was re-extracted or replaced since")
         features = reader.load(split, examples.ids, examples.teacher_hashes)
         vectors = features[np.arange(len(examples))]
-    predictions, logits = predict_aligner(aligner, vectors)
-    return RunPredictions(task, examples, predictions, logits, None)
+    predictions, logits = predict_aligner(aligner, vectors, head)
+    return RunPredictions(task, examples, predictions, logits, aligner_projection(aligner, vectors))
 
 
 def _read_run(run_dir: Path) -> tuple[dict, dict]:
