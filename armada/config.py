@@ -36,7 +36,7 @@ class RunConfig:
     seeds_per_task: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # over seeds, for one task
     runs_dir: str = "runs"
     report_dir: str = "report"
-    analysis: bool = False                      # add the paper's §6 embedding views to the report
+    analysis: bool = False                      # add the paper's analyses to the report (armada report --analysis)
     # Generative runs: generation tasks each run of a trained task is also scored on, zero-shot
     # (paper Tables 4 and 11): {"instruct/dolly" = ["instruct/dolly-test", "instruct/sinst"]}.
     zero_shot: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
 from armada.config import FileTask
 from armada.errors import ArmadaError
 from armada.eval.analysis import EmbeddingScores, EmbeddingView, plot_tsne, score_view
-from armada.eval.evaluate import predict_student
+from armada.eval.evaluate import RunPredictions
 from armada.eval.plots import file_slug
 from armada.eval.tables import Table
 from armada.tasks import get_task
@@ -28,9 +28,10 @@ HEADINGS = ("student", "task", "variant", "seed", "examples", "accuracy", "silho
             "purity (KMeans K=2)", "majority share")
 
 
-def analyse_tables(tables: list[Table], out: Path, data_dir: str | None,
+def analyse_tables(tables: list[Table], out: Path, predict_dev: Callable[[Path], RunPredictions],
                    file_tasks: Mapping[str, FileTask] | None = None) -> tuple[str, list[Path], Path]:
-    """The markdown section, the t-SNE figures and analysis.csv for every table's tasks."""
+    """The markdown section, the t-SNE figures and analysis.csv for every table's tasks; `predict_dev`: a run
+    folder's student on its dev split (armada.eval.dev_predictions, shared with the other analyses)."""
     lines = [
         "## Embedding analysis (paper §6)",
         "",
@@ -60,7 +61,7 @@ def analyse_tables(tables: list[Table], out: Path, data_dir: str | None,
                     continue
                 run = runs[0]
                 try:
-                    predicted = predict_student(run.path, "validation", data_dir, file_tasks)
+                    predicted = predict_dev(run.path)
                 except ArmadaError as e:
                     notes.append(f"- {table.student} {variant} on {task}: not analysed: {e}")
                     continue

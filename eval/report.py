@@ -1,6 +1,7 @@
 """`armada report`: run folders → results.md, results.csv and PNG figures (and with `analysis`, the
-paper's §6 embedding views). Everything found is accounted for: missing seeds, missing runs,
-unfinished and unreadable runs are said in the report, never averaged in or silently dropped.
+paper's analyses: armada.eval.embeddings and armada.eval.paper_analyses). Everything found is
+accounted for: missing seeds, missing runs, unfinished and unreadable runs are said in the report,
+never averaged in or silently dropped.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ReportFiles:
     csv: Path
     figures: tuple[Path, ...]
     analysis_csv: Path | None       # with analysis only
+    analysis_tables: tuple[Path, ...] = ()      # the other analyses' CSVs (armada.eval.paper_analyses)
 
 
 def write_report(paths: list[str | Path], out: str | Path, analysis: bool = False, data_dir: str | None = None,
@@ -38,8 +40,9 @@ def write_report(paths: list[str | Path], out: str | Path, analysis: bool = Fals
 
     `plan` ((variant, task) → seeds, as `armada run` plans them) makes coverage exact: planned
     seeds never started are missing, cells outside the plan are not listed as missing.
-    `analysis` adds the §6 embedding views, which load each student and read its dev split
-    (`data_dir`, default each run's own; `file_tasks` for runs of `file:NAME` tasks)."""
+    `analysis` adds the paper's analyses (§6 embedding views, Tables 10, 13-15, Figures 3, 5, 6, 11),
+    which load each student and read its dev split (`data_dir`, default each run's own; `file_tasks`
+    for runs of `file:NAME` tasks)."""
     loaded = [load_run(d) for d in find_run_dirs(paths)]
     runs = [r for r in loaded if isinstance(r, Run)]
     broken = [r for r in loaded if isinstance(r, BrokenRun)]
@@ -61,18 +64,24 @@ def write_report(paths: list[str | Path], out: str | Path, analysis: bool = Fals
             mine.append(balance)
 
     sections = [_render_table(table, figures[table.student]) for table in tables]
-    analysis_csv, analysis_figures = None, []
+    analysis_csv, analysis_figures, analysis_tables = None, [], []
     if analysis:
+        from armada.eval.dev_predictions import DevPredictions
         from armada.eval.embeddings import analyse_tables
+        from armada.eval.paper_analyses import paper_sections
 
-        section, analysis_figures, analysis_csv = analyse_tables(tables, out, data_dir, file_tasks)
-        sections.append(section)
+        predictions = DevPredictions(data_dir, file_tasks)
+        section, analysis_figures, analysis_csv = analyse_tables(tables, out, predictions.student, file_tasks)
+        more, analysis_tables, more_figures = paper_sections(tables, out, predictions, file_tasks)
+        sections += [section, *more]
+        analysis_figures += more_figures
 
     markdown = out / "results.md"
     markdown.write_text(_render_document(tables, runs, broken, sections), encoding="utf-8")
     table_csv = out / "results.csv"
     _write_csv(tables, table_csv)
-    return ReportFiles(markdown, table_csv, tuple(p for paths in figures.values() for p in paths) + tuple(analysis_figures), analysis_csv)
+    return ReportFiles(markdown, table_csv, tuple(p for paths in figures.values() for p in paths) + tuple(analysis_figures),
+                       analysis_csv, tuple(analysis_tables))
 
 
 # --- markdown ---------------------------------------------------------------------------------

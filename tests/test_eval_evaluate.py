@@ -133,8 +133,13 @@ def test_eval_command_prints_the_scores(runs):
     assert "student on glue/rte validation (16 examples): accuracy" in done.stdout
 
 
-def test_report_analysis_views_each_variants_student_embeddings(runs, tmp_path):
-    files = write_report([runs["armada-euclid"].parent], tmp_path / "report", analysis=True)
+@pytest.fixture(scope="module")
+def analysis_report(runs, tmp_path_factory):
+    return write_report([runs["armada-euclid"].parent], tmp_path_factory.mktemp("report"), analysis=True)
+
+
+def test_report_analysis_views_each_variants_student_embeddings(runs, analysis_report):
+    files = analysis_report
     text = files.markdown.read_text()
     assert "## Embedding analysis (paper §6)" in text
     assert [p.name for p in files.figures if p.name.startswith("tsne")] == ["tsne-" + _slug(runs) + "-glue-rte.png"]
@@ -157,3 +162,69 @@ def _slug(runs) -> str:
     from armada.eval.plots import file_slug
 
     return file_slug(json.loads((runs["undistilled"] / "run.json").read_text())["student"])
+
+
+def csv_rows(path: Path) -> list[dict]:
+    import csv
+
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_auxiliary_head_is_o_aux_on_the_projection(runs):
+    import torch
+
+    from armada.distill.model import load_student, predict
+
+    model, tokenizer, _ = load_student(runs["armada-euclid"])
+    split = predict_student(runs["armada-euclid"]).split
+    _, main, pooled = predict(model, tokenizer, split, batch_size=8)
+    _, aux, same_pooled = predict(model, tokenizer, split, batch_size=8, head="aux")
+    with torch.no_grad():
+        expected = model.heads(torch.as_tensor(pooled), project=True)[2].numpy()
+    assert np.allclose(aux, expected, atol=1e-5) and np.array_equal(pooled, same_pooled)
+    assert not np.allclose(aux, main)
+    with pytest.raises(ValueError, match="unknown output head"):
+        predict(model, tokenizer, split, batch_size=8, head="O_aux")
+
+
+def test_report_analysis_scores_aux_heads_scenarios_centroids_and_loss_t_tests(runs, analysis_report):
+    """The paper's Tables 10, 13, 14 and 15 on the real tiny runs, against direct computations."""
+    from armada.eval.evaluate import predict_aligner_alone
+    from armada.eval.paper_measures import centroid_distances, loss_t_test, scenarios, task_losses
+
+    out = analysis_report.markdown.parent
+    text = analysis_report.markdown.read_text()
+    armada, undistilled = predict_student(runs["armada-euclid"]), predict_student(runs["undistilled"])
+    labels = np.asarray(armada.split.labels)
+
+    aux = {r["variant"]: r for r in csv_rows(out / "aux-heads.csv")}
+    assert float(aux["undistilled"]["student_main"]) == pytest.approx(100 * best_epoch(runs["undistilled"])["dev"]["accuracy"], abs=0.1)
+    assert aux["undistilled"]["student_aux"] == aux["undistilled"]["aligner_main"] == ""   # "–": untrained, no aligner
+    aux_predicted = predict_student(runs["armada-euclid"], head="aux").predictions
+    assert float(aux["armada-euclid"]["student_aux"]) == pytest.approx(100 * np.mean(aux_predicted == labels), abs=1e-3)
+    assert float(aux["armada-euclid"]["aligner_main"]) == pytest.approx(100 * best_epoch(runs["armada-euclid"])["aligner_dev"]["accuracy"], abs=0.1)
+    assert aux["armada-euclid"]["aligner_aux"] != ""
+
+    scenario = scenarios(labels, armada.predictions, undistilled.predictions)
+    silhouettes = csv_rows(out / "scenario-silhouette.csv")
+    assert [(int(r["scenario"]), int(r["examples"])) for r in silhouettes] == [(1, int((scenario == 1).sum())),
+                                                                               (2, int((scenario == 2).sum()))]
+
+    distances = csv_rows(out / "centroid-distances.csv")
+    assert len(distances) == LIMIT
+    assert [float(r["distance_undistilled"]) for r in distances] == pytest.approx(
+        centroid_distances(undistilled.embeddings, labels), abs=1e-5)
+    aligner = predict_aligner_alone(runs["armada-euclid"])
+    assert [float(r["distance_aligner"]) for r in distances] == pytest.approx(
+        centroid_distances(aligner.embeddings, labels), abs=1e-5)
+
+    (test,) = csv_rows(out / "loss-t-tests.csv")
+    expected = loss_t_test(task_losses("classification", undistilled.logits, labels),
+                           task_losses("classification", armada.logits, labels))
+    assert (test["with"], test["without"], int(test["examples"])) == ("armada-euclid", "undistilled", LIMIT)
+    assert float(test["t"]) == pytest.approx(expected.t, rel=1e-4)
+
+    section = text.split("OLS ANOVA (paper Figures 3, 5, 6)")[1]
+    assert "none of α, β, γ and the manifold loss takes two values among them: nothing to test" in section
+    assert "## What the analyses could not load" not in text

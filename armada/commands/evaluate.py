@@ -55,7 +55,7 @@ def evaluate(
 def report(
     runs: List[str] = typer.Argument(..., help="run folders, or folders searched for them"),
     out: str = typer.Option("report", "--out", "-o", help="the folder to write results.md, results.csv and the PNGs to"),
-    analysis: bool = typer.Option(False, "--analysis", help="add the paper's §6 views of student embeddings (t-SNE, silhouette, KMeans purity)"),
+    analysis: bool = typer.Option(False, "--analysis", help="add the paper's analyses: embedding views (t-SNE, silhouette, KMeans purity), auxiliary heads, silhouette by scenario, centroid distances, loss t-tests, the α/β/γ ANOVA, noise sensitivity"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="for --analysis: where the tasks' files are (default: each run's data.data_dir)"),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="the pipeline file the runs came from: its tasks, "
                                          "variants and seeds are the runs expected (Coverage), its file:NAME tasks are read"),
