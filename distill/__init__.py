@@ -13,5 +13,5 @@
   lm_data.py           generative students: prompt → response ids, labels on the response only, the pooled position
   lm.py                train_lm(): the `objective = "lm"` recipe (LM loss + manifold, reconstruction-trained aligner)
   model.py             the public API on a finished run: load_student, predict, load_aligner, predict_aligner,
-                       load_causal_student
+                       aligner_projection, load_causal_student
 """
