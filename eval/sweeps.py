@@ -214,7 +214,7 @@ def noise_series(table: Table) -> list[NoiseSeries]:
         for variant in table.variants:
             for run in table.cells[(variant, task)].runs:
                 settings = distill_settings(run)
-                if not settings or settings.get("undistilled") or run.objective != "task":
+                if not settings or settings.get("undistilled"):
                     continue
                 key = repr(sorted((k, v) for k, v in settings.items() if k not in ("teacher_noise", *PER_RUN)))
                 groups[key][float(settings.get("teacher_noise", 0.0))].append((variant, run))
