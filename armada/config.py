@@ -85,24 +85,24 @@ class DistillConfig:
     tau: float = _check(5.0, above=0.0, doc="temperature of logit matching")
     aligner: Literal["trained", "frozen-random"] = "trained"  # frozen-random: the Figure 9 ablation
     teacher_noise: float = _check(0.0, low=0.0, doc="σ of Gaussian noise on the aligner's inputs (Figure 10)")
-    # The training recipe: "paper" follows the paper's text (eq. 2-5 as printed, Table 1's heads);
-    # "authors" the authors' released code, which produced the paper's numbers (README: "The paper,
-    # the authors' code and this project"). It sets the defaults of the settings from soft_loss to
-    # clip_predictions (RECIPES below); any of them given explicitly wins.
-    recipe: Literal["paper", "authors"] = "paper"
-    soft_loss: Literal["l2", "mse"] = "l2"      # "l2": ‖Φ(o_ts/τ) − Φ(o_s/τ)‖₂ as eq. 2 writes it; "mse": ×τ², the authors' code
-    manifold_form: Literal["norm", "mse"] = "norm"   # euclid/elementwise as eq. 4-5's L2 norms, or the authors' mean squared difference
-    schedule: Literal["joint", "alternating"] = "joint"   # joint: the paper's online distillation; alternating: the authors' code
-    max_grad_norm: float = _check(0.0, low=0.0, doc="clip each model's gradient to this norm before its step (0 = off)")
-    dropout: float = _check(0.0, low=0.0, high=1.0, doc="dropout on the inputs of the output heads and in the aligner's MLP")
+    # The training recipe: "authors" is the authors' released code, which produced the paper's
+    # numbers; "paper" follows the paper's text (eq. 2-5 as printed, Table 1's heads). docs/recipes.md
+    # lists every difference and why "authors" is the default. A recipe sets the defaults of the
+    # settings from soft_loss to clip_predictions (RECIPES below); any of them given explicitly wins.
+    recipe: Literal["paper", "authors"] = "authors"
+    soft_loss: Literal["l2", "mse"] = "mse"     # "l2": ‖Φ(o_ts/τ) − Φ(o_s/τ)‖₂ as eq. 2 writes it; "mse": ×τ², the authors' code
+    manifold_form: Literal["norm", "mse"] = "mse"   # euclid/elementwise as eq. 4-5's L2 norms, or the authors' mean squared difference
+    schedule: Literal["joint", "alternating"] = "alternating"   # joint: the paper's online distillation; alternating: the authors' code
+    max_grad_norm: float = _check(1.0, low=0.0, doc="clip each model's gradient to this norm before its step (0 = off)")
+    dropout: float = _check(0.1, low=0.0, high=1.0, doc="dropout on the inputs of the output heads and in the aligner's MLP")
     # "paper": F̃_s (Linear + tanh) on the pooled state, orthogonal P_s; the aligner's MLP ends in tanh
     # and P_ts projects its output. "authors": the pooled state straight to O_s and to a plain P_s;
     # the aligner's MLP is ReLU throughout and P_ts projects the raw teacher vector; regression
     # outputs pass a ReLU.
-    heads: Literal["paper", "authors"] = "paper"
-    projection_dim: int = _check(768, low=1, doc="dimension of the shared manifold (P_ts, P_s)")
-    aligner_hidden: int = _check(1024, low=1, doc="hidden size of the aligner's MLP F̃_ts")
-    clip_predictions: bool = False              # score regression predictions clipped to the task's range (STS-B: 0-5)
+    heads: Literal["paper", "authors"] = "authors"
+    projection_dim: int = _check(1024, low=1, doc="dimension of the shared manifold (P_ts, P_s)")
+    aligner_hidden: int = _check(768, low=1, doc="hidden size of the aligner's MLP F̃_ts")
+    clip_predictions: bool = True               # score regression predictions clipped to the task's range (STS-B: 0-5)
     # The student's pooled state h_s (encoders): "auto" = what the model's makers declared (a
     # sentence-transformers model's 1_Pooling/config.json), else the pooler where the checkpoint
     # trained one, else [CLS]; "mean" and "max" over the real tokens. Causal LMs pool their last real token.
@@ -163,7 +163,7 @@ LM_DEFAULTS = {"lora_r": 8, "epochs": 3, "lr": 3e-4, "batch_size": 4, "eval_batc
 # Settings of eq. 2 and the auxiliary outputs, which need class logits: no role for "lm".
 LM_UNUSED = ("alpha", "gamma", "tau", "soft_loss")
 
-# What each recipe sets (DistillConfig's defaults are the "paper" column). "authors" is the authors'
+# What each recipe sets (DistillConfig's defaults are the "authors" column). "authors" is the authors'
 # code (LCS2-IIITD/ARMADA, trainer_superglue.py and models.py): MSE forms of the soft and manifold
 # losses, every gradient clipped to norm 1, an aligner epoch then a student epoch, dropout 0.1,
 # their heads, a 768-wide aligner, a 1024-d manifold (Stable Diffusion's flattened latent) and

@@ -77,7 +77,7 @@ def test_a_causal_student_learns_the_responses_with_and_without_the_aligner(tmp_
     record = json.loads((out / "run.json").read_text())
     assert record["objective"] == "lm" and record["status"] == "finished" and record["metric"] == "lm_loss"
     assert record["prompt_style"] == ("chat" if family == "llama" else "alpaca")
-    assert record["unused_settings"] == {"alpha": 0.5, "gamma": 1.0, "tau": 5.0, "soft_loss": "l2"}
+    assert record["unused_settings"] == {"alpha": 0.5, "gamma": 1.0, "tau": 5.0, "soft_loss": "mse"}
     assert record["examples"]["train"] == {"kept": 16, "left_out": 0, "responses_cut": 0}
     best = min(lines, key=lambda line: line["dev"]["lm_loss"])
     assert record["best_epoch"] == best["epoch"] == result.best_epoch and record["best_dev"] == best["dev"]["lm_loss"]
@@ -276,7 +276,7 @@ def test_the_offline_gguf_student_saves_merged_and_as_an_adapter(tmp_path):
     from armada.distill.model import save_causal_student
 
     task = get_task("instruct/dolly-test")
-    student, tokenizer = build_lm_student(DistillConfig(student="smollm2-135m", objective="lm", lora_r=8,
+    student, tokenizer = build_lm_student(DistillConfig(student="smollm2-135m", objective="lm", lora_r=8, schedule="joint",
                                                         aligner_objective="reconstruction", undistilled=True), task)
     with torch.no_grad():       # a trained adapter: LoRA's B starts at zero, which would make any merge a no-op
         for name, parameter in student.backbone.named_parameters():

@@ -127,8 +127,10 @@ def test_frozen_random_aligner_is_never_trained(tmp_path, students):
     assert not (newest / "optimizer-aligner.safetensors").exists()
     final = load_file(str(newest / "aligner.safetensors"))
     best = load_file(str(out / "aligner.safetensors"))
-    for key in ("Ftilde_ts.0.weight", "Ftilde_ts.2.weight", "O_ts.weight", "O_aux_ts.weight"):
-        assert torch.equal(final[key], best[key])
+    common = final.keys() & best.keys()     # the checkpoint keeps P_ts parametrised, the export materialised
+    assert {"O_ts.weight", "O_aux_ts.weight"} <= common and any(k.startswith("Ftilde_ts.") for k in common)
+    for key in common:
+        assert torch.equal(final[key], best[key]), key
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert {"soft", "manifold", "aux"} <= set(record["train"])
 
