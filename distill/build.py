@@ -107,7 +107,10 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim
     for p in model.parameters():
         if p.requires_grad:
             (plain if p.ndim < 2 else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}], lr=lr)
+    # The fused kernel (CPU and GPU; transformers.Trainer's default since torch 2.8): the per-tensor loop it
+    # replaces took ~30% of a MiniLM-L6 step on a CPU, as long as the forward pass.
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}], lr=lr,
+                             fused=True)
 
 
 def lr_schedule(optimizer, config: DistillConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
