@@ -136,9 +136,9 @@ def plot_balance(table: Table, path: Path) -> Path | None:
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     handles = _unique_legend(axes)
-    fig.suptitle(f"{table.student}: what moves the backbone (mean share over epochs and seeds; dashed: 0.8)", fontsize=11)
+    fig.suptitle(f"{table.student}: what moves the backbone\n(mean share over epochs and seeds; dashed: 0.8)", fontsize=10)
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
-    fig.tight_layout(rect=(0, 0.08 if rows == 1 else 0.05, 1, 1))
+    fig.tight_layout(rect=(0, 0.1 if rows == 1 else 0.05, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
