@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from armada.config import PipelineConfig, Variant
+from armada.files import task_slug
 from armada.tasks import Task, get_task
 
 
@@ -27,10 +28,6 @@ class PlannedRun:
     variant: Variant
     seed: int
     out: Path
-
-
-def task_slug(task: str) -> str:
-    return task.replace("/", "_").replace(":", "_")
 
 
 def plan(cfg: PipelineConfig) -> list[PlannedRun]:
@@ -57,7 +54,8 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     from armada.distill.run_dir import RunBusy
     from armada.distill.train import train
     from armada.eval.report import write_report
-    from armada.extract.runner import job_from_config, run_extract
+    from armada.extract.job import job_from_config
+    from armada.extract.runner import run_extract
 
     started = time.time()
     runs = plan(cfg)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from armada.cache_schema.encoding import strings_digest
+from armada.cache_schema.encoding import is_sha256_hex, strings_digest
 from armada.errors import ArmadaError
 
 # Version 2 added teacher logits (TeacherLogits). A cache without them is still written as version
@@ -19,7 +19,6 @@ from armada.errors import ArmadaError
 SCHEMA_VERSIONS = (1, 2)
 DTYPES = ("float16", "float32")
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def canonical_json(value: Any) -> str:
@@ -250,7 +249,7 @@ def _parse(d: Mapping[str, Any]) -> Manifest:
     t, x, ds = d["teacher"], d["extraction"], d["dataset"]
     splits = {}
     for name, s in ds["splits"].items():
-        if not (isinstance(s["fingerprint"], str) and isinstance(s["ids_sha256"], str) and _HEX64.fullmatch(s["ids_sha256"])):
+        if not (isinstance(s["fingerprint"], str) and is_sha256_hex(s["ids_sha256"])):
             raise ValueError(f"split {name!r} has a malformed fingerprint or ids_sha256")
         splits[name] = SplitInfo(_int(s["rows"]), s["fingerprint"], s["ids_sha256"], _int(s["limit"]))
     dim = _int(t["dim"])

@@ -45,10 +45,9 @@ from armada.distill.model import predictions_from
 from armada.distill.inputs import RunResult, finished_run, open_inputs
 from armada.distill.teacher_features import load_teacher_features
 from armada.errors import ArmadaError
-from armada.eval.metrics import compute, primary
-from armada.tasks import Split, Task
+from armada.tasks.metrics import compute, primary
+from armada.tasks import OUTPUT_KINDS, Split, Task
 
-TASK_KINDS = ("classification", "regression", "multiple_choice")
 SUMMARY_PARTS = ("loss_s", "task", "soft", "manifold", "aux", "loss_t")
 ALIGNMENT_TERMS = ("soft", "aux", "manifold")
 SWAMPED = 0.8                   # an alignment term with more of the gradient than this has taken over
@@ -82,8 +81,8 @@ def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_
 
     if task.kind == "generation":
         raise ArmadaError(f"{task.name} is a generation task: train a causal LM on it with --objective lm")
-    if task.kind not in TASK_KINDS:
-        raise ArmadaError(f"{task.name} is a {task.kind} task; armada distill trains {', '.join(TASK_KINDS)} tasks")
+    if task.kind not in OUTPUT_KINDS:
+        raise ArmadaError(f"{task.name} is a {task.kind} task; armada distill trains {', '.join(OUTPUT_KINDS)} tasks")
     out = Path(out_dir)
     finished = finished_run(out, resume)
     if finished is not None:

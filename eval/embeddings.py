@@ -15,9 +15,9 @@ import numpy as np
 
 from armada.config import FileTask
 from armada.errors import ArmadaError
+from armada.files import file_slug
 from armada.eval.analysis import EmbeddingScores, EmbeddingView, plot_tsne, score_view
 from armada.eval.evaluate import RunPredictions
-from armada.eval.plots import file_slug
 from armada.eval.tables import Table
 from armada.tasks import get_task
 

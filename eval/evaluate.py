@@ -27,11 +27,10 @@ import numpy as np
 
 from armada.config import FileTask
 from armada.errors import ArmadaError
-from armada.eval.metrics import compute, primary
-from armada.tasks import Split, Task, get_task
+from armada.tasks.metrics import compute, primary
+from armada.tasks import OUTPUT_KINDS, Split, Task, get_task
 
 EVAL_SPLITS = ("validation", "test")
-SCORED_KINDS = ("classification", "regression", "multiple_choice")   # the kinds armada.distill.model.predict serves
 
 
 @dataclass(frozen=True)
@@ -161,8 +160,8 @@ def _load_split(info: dict, config: dict, split: str, data_dir: str | None,
         raise ArmadaError(f"the run's task {info['task']} is defined by a [tasks.{info['task'][5:]}] table in a pipeline "
                           "file; give that file with --config")
     task = get_task(info["task"], file_tasks)
-    if task.kind not in SCORED_KINDS:
-        raise ArmadaError(f"armada eval scores {', '.join(SCORED_KINDS)} runs by their classes; {task.name} is a {task.kind} "
+    if task.kind not in OUTPUT_KINDS:
+        raise ArmadaError(f"armada eval scores {', '.join(OUTPUT_KINDS)} runs by their classes; {task.name} is a {task.kind} "
                           "task, scored by generating (evaluate_generative, for runs trained with --objective lm)")
     limit = data.get("validation_limit", 0) if split == "validation" else 0
     template = data.get("teacher_templates", {}).get(task.name, "")

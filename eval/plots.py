@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import matplotlib
@@ -17,11 +16,6 @@ from armada.eval.runs import SELECTIONS  # noqa: E402
 from armada.eval.tables import Table  # noqa: E402
 
 SELECTION_TITLES = {"best": "best epoch on dev", "last": "last epoch"}
-
-
-def file_slug(name: str) -> str:
-    """A name made safe for a file name: "glue/cola" → "glue-cola"."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "unnamed"
 
 
 def variant_colors(table: Table) -> dict[str, tuple]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from armada.config import FileTask
+from armada.files import file_slug
 
 from armada.eval.runs import SELECTIONS, BrokenRun, Run, find_run_dirs, load_run
 from armada.eval.stats import PairedTest, summarize
@@ -54,7 +55,7 @@ def write_report(paths: list[str | Path], out: str | Path, analysis: bool = Fals
 
     figures: dict[str, list[Path]] = {}
     for table in tables:
-        slug = plots.file_slug(table.student)
+        slug = file_slug(table.student)
         mine = figures.setdefault(table.student, [])
         if table.baseline is not None and len(table.variants) > 1:
             mine.append(plots.plot_deltas(table, out / f"deltas-{slug}.png"))

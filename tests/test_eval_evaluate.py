@@ -159,7 +159,7 @@ def test_report_analysis_views_each_variants_student_embeddings(runs, analysis_r
 
 
 def _slug(runs) -> str:
-    from armada.eval.plots import file_slug
+    from armada.files import file_slug
 
     return file_slug(json.loads((runs["undistilled"] / "run.json").read_text())["student"])
 

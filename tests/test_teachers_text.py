@@ -28,7 +28,8 @@ from armada.config import to_dict
 from armada.distill.model import load_student
 from armada.distill.train import train
 from armada.errors import ArmadaError
-from armada.extract.runner import ExtractJob, default_cache_path, run_extract
+from armada.extract.job import ExtractJob, default_cache_path
+from armada.extract.runner import run_extract
 from armada.tasks import STUDENT_INPUT, get_task
 from test_extract_runner import assert_same_cache
 

@@ -88,7 +88,7 @@ def distill(
 
     Example: armada distill --objective lm --cache cache/instruct_dolly--piper-whisper.zarr --student smollm2-135m --data-dir ../shared/data/generative/instruction --out runs/dolly-smollm2
     """
-    from armada import config as config_module
+    from armada.commands import load_pipeline
     from armada.distill.train import train
     from armada.errors import ArmadaError
     from armada.tasks import get_task
@@ -99,7 +99,7 @@ def distill(
     flags["group_by_length"] = True if group_by_length else None
     flags["save_adapter"] = True if save_adapter else None
     flags = {k: v for k, v in flags.items() if v is not None}
-    pipeline = config_module.load(config, sets, {f"distill.{k}": v for k, v in flags.items()})
+    pipeline = load_pipeline(config, sets, {f"distill.{k}": v for k, v in flags.items()})
 
     task_name = dataset
     if cache:

@@ -76,9 +76,9 @@ def report(
 def _pipeline(config: str | None):
     if config is None:
         return None
-    from armada import config as config_module
+    from armada.commands import load_pipeline
 
-    return config_module.load(config)
+    return load_pipeline(config)
 
 
 def _file_tasks(cfg) -> dict:

@@ -4,7 +4,8 @@ A generative example is a prompt and a response. `inputs` is `((instruction, inp
 when the row has none), `references` holds the reference responses (the first is the training
 target; SInst rows carry several), and the teacher reads the instruction and input joined and
 lowercased, or a template over `{instruction}` and `{input}`. `build_prompt` turns an example
-into the text a causal LM is given, for training and evaluation alike.
+into the text a causal LM is given and `encode_prompt` into its tokens, for training and
+evaluation alike.
 
 Instruction sets (metric RougeL against the references):
 - `instruct/dolly`: databricks-dolly-15k. validation = MiniLLM's `eval/dolly/dev.jsonl` (1,000),
@@ -68,6 +69,14 @@ def build_prompt(instruction: str, input: str = "", tokenizer=None, style: Promp
         content = f"{instruction}\n\n{input}" if input else instruction
         return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
     raise ArmadaError(f"unknown prompt style {style!r}; the styles are 'alpaca' and 'chat'")
+
+
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    """The prompt's token ids, with the tokenizer's special tokens, unless the text already starts with
+    the BOS text (as chat templates write it), which would otherwise come twice."""
+    bos = tokenizer.bos_token
+    add_special = not (bos and prompt.startswith(bos))
+    return list(tokenizer(prompt, add_special_tokens=add_special)["input_ids"])
 
 
 @dataclass(frozen=True)
