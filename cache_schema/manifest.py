@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from armada.cache_schema.encoding import is_sha256_hex, strings_digest
 from armada.errors import ArmadaError
+from armada.tasks.model import OUTPUT_KINDS
 
 # Version 2 added teacher logits (TeacherLogits). A cache without them is still written as version
 # 1, byte for byte as before, so caches extracted earlier resume and compare equal; an older armada
@@ -41,8 +42,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-TASK_KINDS = ("classification", "regression", "multiple_choice")
-
 
 @dataclass(frozen=True)
 class TeacherLogits:
@@ -59,8 +58,8 @@ class TeacherLogits:
 
     def __post_init__(self):
         object.__setattr__(self, "labels", tuple(self.labels))
-        if self.kind not in TASK_KINDS:
-            raise ArmadaError(f"teacher logits: kind {self.kind!r} is not one of {list(TASK_KINDS)}")
+        if self.kind not in OUTPUT_KINDS:
+            raise ArmadaError(f"teacher logits: kind {self.kind!r} is not one of {list(OUTPUT_KINDS)}")
         if not isinstance(self.pooled_dim, int) or isinstance(self.pooled_dim, bool) or self.pooled_dim < 1:
             raise ArmadaError(f"teacher logits: the pooled state needs at least one column, not {self.pooled_dim!r}")
         if not all(isinstance(label, str) and label for label in self.labels) or len(set(self.labels)) != len(self.labels):

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from armada.config import DistillConfig
-from armada.distill import run_dir
+from armada.run_schema import RunFolder
 from armada.distill.teacher_features import check_task, open_cache, split_settings
 from armada.errors import ArmadaError
 from armada.tasks import Task
@@ -27,16 +27,23 @@ class RunResult:
     status: str                 # "finished"
 
 
-def finished_run(out: Path, resume: bool) -> RunResult | None:
-    """The run in `out` if `resume` and it is finished (said on stdout), else None."""
-    finished = run_dir.finished_record(out) if resume else None
+def finished_run(folder: RunFolder, resume: bool) -> RunResult | None:
+    """The run in `folder` if `resume` and it is finished (said on stdout), else None."""
+    finished = folder.finished_record() if resume else None
     if finished is None:
         return None
-    kept = (f"best {finished['metric']} {finished['best_dev']} at epoch {finished['best_epoch']}"
-            if finished["best_dev"] is not None else f"epoch {finished['best_epoch']} kept")
-    print(f"{out} is already finished ({kept})", flush=True)
-    return RunResult(out, finished["task"], finished["metric"], finished["best_epoch"], finished["best_dev"],
-                     finished["epochs"], finished["seconds"], "finished")
+    kept = (f"best {finished.metric} {finished.best_dev} at epoch {finished.best_epoch}"
+            if finished.best_dev is not None else f"epoch {finished.best_epoch} kept")
+    print(f"{folder.path} is already finished ({kept})", flush=True)
+    return RunResult(folder.path, finished.task, finished.metric, finished.best_epoch, finished.best_dev,
+                     finished.epochs, finished.seconds, "finished")
+
+
+def versions() -> dict[str, str]:
+    """The libraries a run's record names (armada.provenance has the full list for a report)."""
+    from armada import provenance
+
+    return provenance.versions(("torch", "transformers", "accelerate", "armada"))
 
 
 def open_inputs(config: DistillConfig, task: Task, cache_path: str | None, train_limit: int | None,

@@ -38,13 +38,15 @@ import torch
 import torch.nn.functional as F
 
 from armada.config import LM_UNUSED, DistillConfig
-from armada.distill import checkpoint, run_dir
+from armada import run_schema
+from armada.distill import checkpoint
 from armada.distill.build import adamw, build_lm_student, build_reconstruction_aligner, lr_schedule
 from armada.distill.data import epoch_batches, process_share
 from armada.distill.lm_data import LMCollator, encode_lm
 from armada.distill.loop import TrainingLoop, reseed
+from armada.distill.model import save_best
 from armada.distill.losses import manifold_loss
-from armada.distill.inputs import RunResult, finished_run, open_inputs
+from armada.distill.inputs import RunResult, finished_run, open_inputs, versions
 from armada.distill.teacher_features import load_teacher_features
 from armada.errors import ArmadaError
 from armada.tasks import Task
@@ -86,7 +88,8 @@ def train_lm(config: DistillConfig, task: Task, cache_path: str | None, data_dir
         raise ArmadaError(f'{task.name} is a {task.kind} task; objective "lm" trains generation tasks '
                           "(instruct/..., reasoning/...): drop --objective lm")
     out = Path(out_dir)
-    finished = finished_run(out, resume)
+    folder = run_schema.RunFolder(out)
+    finished = finished_run(folder, resume)
     if finished is not None:
         return finished
     distilled = not config.undistilled
@@ -94,8 +97,8 @@ def train_lm(config: DistillConfig, task: Task, cache_path: str | None, data_dir
     reader, limits, template = open_inputs(config, task, cache_path, train_limit, validation_limit, template)
     names = ("train", "validation") if "validation" in task.splits else ("train",)
     splits = {s: task.load(s, data_dir=data_dir, limit=limits[s], template=template) for s in names}
-    config_text = run_dir.config_text(config, task.name, data_dir, limits, template)
-    run_dir.check_out(out, resume, config_text)
+    settings = run_schema.settings_text(config, task.name, data_dir, limits, template)
+    folder.check_out(resume, settings)
     teacher = load_teacher_features(reader, splits["train"], splits.get("validation")) if distilled else None
     reseed(config.seed, 0, 0)           # the same initial weights in every process
     student, tokenizer = build_lm_student(config, task)
@@ -111,8 +114,7 @@ def train_lm(config: DistillConfig, task: Task, cache_path: str | None, data_dir
     main = accelerator.is_main_process
     accelerator.wait_for_everyone()     # every process has checked --out before the main one writes there
     if main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.toml").write_text(config_text)
+        folder.write_settings(settings)
         for name, data in encoded.items():
             if data.left_out or data.truncated:
                 print(f"{task.name} {name}: {len(data.left_out)} example(s) left out (prompt of {config.max_length} "
@@ -145,7 +147,7 @@ def train_lm(config: DistillConfig, task: Task, cache_path: str | None, data_dir
     progress = {"best_epoch": 0, "best_dev": None, "seconds": 0.0, "steps": 0, "fingerprints": fingerprints,
                 "aligner_pretraining": []}
     done = 0
-    newest = checkpoint.newest(out / "checkpoints") if resume else None
+    newest = checkpoint.newest(folder.checkpoints) if resume else None
     if newest is not None:
         state = checkpoint.restore(newest, plain_student, plain_aligner, optimizers, schedulers)
         if state["progress"]["fingerprints"] != fingerprints:
@@ -154,10 +156,10 @@ def train_lm(config: DistillConfig, task: Task, cache_path: str | None, data_dir
         progress, done = state["progress"], state["epoch"]
     record = _Record(config, task, variant, processes, teacher, encoded, plain_student.info.prompt_style)
     if main:
-        run_dir.truncate_metrics(out, done)
+        folder.keep_epochs(done)
         if done:
             print(f"resuming {out} after epoch {done}", flush=True)
-        run_dir.write_json(out / "run.json", record(progress, "running"))
+        folder.write_record(record(progress, "running"))
 
     if pretraining and done == 0:
         _pretrain_aligner(accelerator, config, student, aligner, pretrain_optimizer, collate_train, progress,
@@ -183,19 +185,18 @@ def train_lm(config: DistillConfig, task: Task, cache_path: str | None, data_dir
             progress["best_epoch"], progress["best_dev"] = epoch, dev.get(DEV_METRIC)
         if main:
             if improved:
-                run_dir.export_best(out, plain_student, tokenizer, plain_aligner, task.kind)
+                save_best(folder, plain_student, tokenizer, plain_aligner, task.kind)
             seconds = time.time() - started
             progress["seconds"] += seconds
-            run_dir.append_metrics(out, {"epoch": epoch, "train": parts, "dev": dev, "aligner_dev": aligner_dev,
-                                         "seconds": round(seconds, 3)})
-            saved = checkpoint.save(out / "checkpoints", epoch, plain_student, plain_aligner, optimizers, schedulers, progress)
-            checkpoint.prune(out / "checkpoints", keep=saved)
+            folder.append_epoch(run_schema.EpochRecord(epoch, parts, dev, aligner_dev, round(seconds, 3)))
+            saved = checkpoint.save(folder.checkpoints, epoch, plain_student, plain_aligner, optimizers, schedulers, progress)
+            checkpoint.prune(folder.checkpoints, keep=saved)
             print(_summary(epoch, config.epochs, parts, dev, aligner_dev, progress, seconds), flush=True)
         accelerator.wait_for_everyone()
 
     steps = accelerator.gather(torch.tensor([progress["steps"]], device=accelerator.device)).tolist()
     if main:
-        run_dir.write_json(out / "run.json", record(progress, "finished", steps))
+        folder.write_record(record(progress, "finished", steps))
     accelerator.wait_for_everyone()
     accelerator.end_training()          # leaves the process group: a launched process that exits inside it can abort
     if reader is not None:
@@ -270,23 +271,17 @@ class _Record:
         self.examples = {name: {"kept": len(data), "left_out": len(data.left_out), "responses_cut": data.truncated}
                          for name, data in encoded.items()}
 
-    def __call__(self, progress: dict, status: str, steps: list[int] | None = None) -> dict:
+    def __call__(self, progress: dict, status: str, steps: list[int] | None = None) -> run_schema.RunRecord:
         config = self.config
-        record = {"task": self.task.name, "student": config.student, "undistilled": config.undistilled, "objective": "lm"}
-        if self.variant:
-            record["variant"] = self.variant
-        record.update({
-            "seed": config.seed, "metric": DEV_METRIC if "validation" in self.examples else "",
-            "best_epoch": progress["best_epoch"], "best_dev": progress["best_dev"], "epochs": config.epochs,
-            "seconds": round(progress["seconds"], 3), "processes": self.processes,
-            "cache": self.teacher.provenance if self.teacher else None, "versions": run_dir.versions(),
-            "prompt_style": self.prompt_style, "examples": self.examples, "aligner_pretraining": progress.get("aligner_pretraining", []),
-            "unused_settings": {k: getattr(config, k) for k in LM_UNUSED},
-        })
-        if steps is not None:
-            record["steps_per_process"] = steps
-        record["status"] = status
-        return record
+        return run_schema.RunRecord(
+            task=self.task.name, student=config.student, seed=config.seed,
+            metric=DEV_METRIC if "validation" in self.examples else "", status=status, undistilled=config.undistilled,
+            objective="lm", variant=self.variant, best_epoch=progress["best_epoch"], best_dev=progress["best_dev"],
+            epochs=config.epochs, seconds=round(progress["seconds"], 3), processes=self.processes,
+            cache=self.teacher.provenance if self.teacher else None, versions=versions(), steps_per_process=steps,
+            details={"prompt_style": self.prompt_style, "examples": self.examples,
+                     "aligner_pretraining": progress.get("aligner_pretraining", []),
+                     "unused_settings": {k: getattr(config, k) for k in LM_UNUSED}})
 
 
 def _summary(epoch, epochs, parts, dev, aligner_dev, progress, seconds) -> str:

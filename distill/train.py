@@ -37,12 +37,13 @@ import numpy as np
 import torch
 
 from armada.config import DistillConfig
-from armada.distill import checkpoint, run_dir
+from armada import run_schema
+from armada.distill import checkpoint
 from armada.distill.build import adamw, build_aligner, build_student, lr_schedule, prediction_range
 from armada.distill.data import Collator, encode, epoch_batches, process_share
 from armada.distill.loop import TrainingLoop, aligner_logits, reseed, split_shares, student_logits
-from armada.distill.model import predictions_from
-from armada.distill.inputs import RunResult, finished_run, open_inputs
+from armada.distill.model import predictions_from, save_best
+from armada.distill.inputs import RunResult, finished_run, open_inputs, versions
 from armada.distill.teacher_features import load_teacher_features
 from armada.errors import ArmadaError
 from armada.tasks.metrics import compute, primary
@@ -61,9 +62,9 @@ def train(config: DistillConfig, task: Task, cache_path: str | None, data_dir: s
     The limits and the teacher template default to those the cache's splits were extracted with
     (0 and the task's default without a cache). `resume` continues from the newest complete
     checkpoint in `out_dir` (or starts, if there is none; a finished run is returned as it is).
-    One process trains a run folder at a time: another that asks for it is refused (run_dir.exclusive).
+    One process trains a run folder at a time: another that asks for it is refused (armada.run_schema.exclusive).
     """
-    with run_dir.exclusive(Path(out_dir)):
+    with run_schema.exclusive(Path(out_dir)):
         if config.objective == "lm":
             from armada.distill.lm import train_lm
 
@@ -84,7 +85,8 @@ def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_
     if task.kind not in OUTPUT_KINDS:
         raise ArmadaError(f"{task.name} is a {task.kind} task; armada distill trains {', '.join(OUTPUT_KINDS)} tasks")
     out = Path(out_dir)
-    finished = finished_run(out, resume)
+    folder = run_schema.RunFolder(out)
+    finished = finished_run(folder, resume)
     if finished is not None:
         return finished
     distilled = not config.undistilled
@@ -96,8 +98,8 @@ def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_
     if config.batch_size > len(splits["train"]):
         raise ArmadaError(f"--batch-size {config.batch_size} is larger than the {len(splits['train'])} training examples "
                           f"of {task.name}; use a batch size of at most {len(splits['train'])}")
-    config_text = run_dir.config_text(config, task.name, data_dir, limits, template)
-    run_dir.check_out(out, resume, config_text)
+    settings = run_schema.settings_text(config, task.name, data_dir, limits, template)
+    folder.check_out(resume, settings)
     teacher = load_teacher_features(reader, splits["train"], splits["validation"]) if distilled else None
     reseed(config.seed, 0, 0)           # the same initial weights in every process
     student, tokenizer = build_student(config, task)
@@ -108,8 +110,7 @@ def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_
     main = accelerator.is_main_process
     accelerator.wait_for_everyone()     # every process has checked --out before the main one writes there
     if main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.toml").write_text(config_text)
+        folder.write_settings(settings)
     train_data = encode(tokenizer, splits["train"], config.max_length)
     collate_train = Collator(tokenizer, train_data, task.kind, teacher.train if teacher else None)
     collate_dev = Collator(tokenizer, encode(tokenizer, splits["validation"], config.max_length), task.kind)
@@ -133,7 +134,7 @@ def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_
                     "cache": teacher.provenance["config_hash"] if teacher else None}
     progress = {"best_epoch": 0, "best_dev": None, "seconds": 0.0, "steps": 0, "fingerprints": fingerprints}
     done = 0                            # epochs finished before this call
-    newest = checkpoint.newest(out / "checkpoints") if resume else None
+    newest = checkpoint.newest(folder.checkpoints) if resume else None
     if newest is not None:
         state = checkpoint.restore(newest, plain_student, plain_aligner, optimizers, schedulers)
         if state["progress"]["fingerprints"] != fingerprints:
@@ -141,10 +142,10 @@ def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_
                               "resume with the same data, limits and cache, or start a new --out")
         progress, done = state["progress"], state["epoch"]
     if main:
-        run_dir.truncate_metrics(out, done)     # lines of an epoch whose checkpoint was not finished
+        folder.keep_epochs(done)        # lines of an epoch whose checkpoint was not finished
         if done:
             print(f"resuming {out} after epoch {done}", flush=True)
-        run_dir.write_json(out / "run.json", _record(config, task, variant, progress, processes, teacher, "running"))
+        folder.write_record(_record(config, task, variant, progress, processes, teacher, "running"))
 
     loop = TrainingLoop(accelerator, config, task.kind, student, aligner, optimizers, schedulers, collate_train)
     metric = primary(task.metric)
@@ -170,27 +171,22 @@ def _train_task(config: DistillConfig, task: Task, cache_path: str | None, data_
             progress["best_epoch"], progress["best_dev"] = epoch, dev.get(metric)
         if main:
             if improved:
-                run_dir.export_best(out, plain_student, tokenizer, plain_aligner, task.kind, value_range)
+                save_best(folder, plain_student, tokenizer, plain_aligner, task.kind, value_range)
             seconds = time.time() - started
             progress["seconds"] += seconds
-            line = {"epoch": epoch, "train": parts, "dev": dev, "aligner_dev": aligner_dev, "seconds": round(seconds, 3)}
-            if balance:
-                line["balance"] = balance
-            if predicted is not None:
-                line["dev_predicted_classes"] = predicted
-            run_dir.append_metrics(out, line)
-            saved = checkpoint.save(out / "checkpoints", epoch, plain_student, plain_aligner, optimizers, schedulers, progress)
-            checkpoint.prune(out / "checkpoints", keep=saved)
+            folder.append_epoch(run_schema.EpochRecord(epoch, parts, dev, aligner_dev, round(seconds, 3), balance,
+                                                       {} if predicted is None else {"dev_predicted_classes": predicted}))
+            saved = checkpoint.save(folder.checkpoints, epoch, plain_student, plain_aligner, optimizers, schedulers, progress)
+            checkpoint.prune(folder.checkpoints, keep=saved)
             print(_summary(epoch, config.epochs, parts, metric, dev, aligner_dev, progress, seconds), flush=True)
         accelerator.wait_for_everyone()
 
     steps = accelerator.gather(torch.tensor([progress["steps"]], device=accelerator.device)).tolist()
     if main:
-        record = _record(config, task, variant, progress, processes, teacher, "finished", steps)
-        record["warnings"] = training_warnings(run_dir.read_metrics(out), progress["best_epoch"])
-        for warning in record["warnings"]:
+        warnings = training_warnings(folder.read_epochs(), progress["best_epoch"])
+        for warning in warnings:
             print(f"warning: {warning}", flush=True)
-        run_dir.write_json(out / "run.json", record)
+        folder.write_record(_record(config, task, variant, progress, processes, teacher, "finished", steps, warnings))
     accelerator.wait_for_everyone()
     accelerator.end_training()          # leaves the process group: a launched process that exits inside it can abort
     if reader is not None:
@@ -223,19 +219,19 @@ def _score(task: Task, split: Split, value_range, logits: np.ndarray) -> tuple[d
     return {k: (None if math.isnan(v) else round(v, 6)) for k, v in scores.items()}, predicted
 
 
-def training_warnings(epochs: list[dict], best_epoch: int) -> list[str]:
+def training_warnings(epochs: tuple[run_schema.EpochRecord, ...], best_epoch: int) -> list[str]:
     """What a user must see at once: an alignment term that took over the student's gradient, or a kept
     student that predicts one class for every dev example."""
     warnings = []
     for term in ALIGNMENT_TERMS:
-        swamped = [line["epoch"] for line in epochs if line.get("balance", {}).get(term, 0.0) > SWAMPED]
+        swamped = [line.epoch for line in epochs if (line.balance or {}).get(term, 0.0) > SWAMPED]
         if swamped:
-            worst = max(line["balance"][term] for line in epochs if line["epoch"] in swamped)
+            worst = max(line.balance[term] for line in epochs if line.epoch in swamped)
             warnings.append(f"the {term} term took more than {SWAMPED:.0%} of the gradient reaching the backbone in "
                             f"epoch(s) {swamped} (up to {worst:.0%}): it, not the task, trained the student; lower its "
                             "weight (beta for manifold, alpha for soft, gamma for aux) or use manifold_form = \"mse\"")
-    best = next((line for line in epochs if line["epoch"] == best_epoch), None)
-    if best is not None and best.get("dev_predicted_classes") == 1:
+    best = next((line for line in epochs if line.epoch == best_epoch), None)
+    if best is not None and best.diagnostics.get("dev_predicted_classes") == 1:
         warnings.append(f"the kept student (epoch {best_epoch}) predicts one class for every dev example: it has "
                         "learned the majority class, not the task")
     return warnings
@@ -246,20 +242,14 @@ def _better(score: float | None, best: float | None) -> bool:
 
 
 def _record(config: DistillConfig, task: Task, variant: str | None, progress: dict, processes: int, teacher,
-            status: str, steps: list[int] | None = None) -> dict:
+            status: str, steps: list[int] | None = None, warnings: list[str] | None = None) -> run_schema.RunRecord:
     """run.json; `steps`: the batches each process trained on, gathered at the end."""
-    record = {"task": task.name, "student": config.student, "undistilled": config.undistilled}
-    if variant:
-        record["variant"] = variant
-    record.update({
-        "seed": config.seed, "metric": primary(task.metric), "best_epoch": progress["best_epoch"],
-        "best_dev": progress["best_dev"], "epochs": config.epochs, "seconds": round(progress["seconds"], 3),
-        "processes": processes, "cache": teacher.provenance if teacher else None, "versions": run_dir.versions(),
-    })
-    if steps is not None:
-        record["steps_per_process"] = steps
-    record["status"] = status
-    return record
+    return run_schema.RunRecord(
+        task=task.name, student=config.student, seed=config.seed, metric=primary(task.metric), status=status,
+        undistilled=config.undistilled, variant=variant, best_epoch=progress["best_epoch"], best_dev=progress["best_dev"],
+        epochs=config.epochs, seconds=round(progress["seconds"], 3), processes=processes,
+        cache=teacher.provenance if teacher else None, versions=versions(), steps_per_process=steps,
+        warnings=None if warnings is None else tuple(warnings))
 
 
 def _summary(epoch, epochs, parts, metric, dev, aligner_dev, progress, seconds) -> str:

@@ -30,14 +30,14 @@ from armada.errors import ArmadaError
 from armada.eval.analysis import silhouette
 from armada.eval.dev_predictions import DevPredictions, Pair, first_runs, paired_runs
 from armada.eval.evaluate import RunPredictions
-from armada.eval.metrics import compute, primary
+from armada.tasks import OUTPUT_KINDS
+from armada.tasks.metrics import compute, primary
 from armada.eval.paper_measures import (SCENARIO_DISTILLED_WINS, SCENARIO_UNDISTILLED_WINS, centroid_distances,
                                         centroid_separation, distance_reduction, loss_t_test, scenarios, task_losses)
 from armada.eval.sweeps import anova_section, distill_settings, sensitivity_section
 from armada.eval.tables import Table
 from armada.tasks import get_task
 
-SCORED_KINDS = ("classification", "regression", "multiple_choice")
 CLASS_KINDS = ("classification", "multiple_choice")     # scenarios and centroids need right/wrong and classes
 SCENARIOS = {SCENARIO_DISTILLED_WINS: "1 (distilled right, undistilled wrong)",
              SCENARIO_UNDISTILLED_WINS: "2 (undistilled right, distilled wrong)"}
@@ -87,7 +87,7 @@ def _aux_section(tables, kinds, predictions: DevPredictions, out: Path) -> tuple
     rows, skipped = [], []
     for table in tables:
         for task in table.tasks:
-            if kinds.get(task) not in SCORED_KINDS:
+            if kinds.get(task) not in OUTPUT_KINDS:
                 continue
             for variant, run in first_runs(table, task).items():
                 try:
@@ -172,8 +172,8 @@ def _compared(tables, kinds, predictions: DevPredictions, notes: list[str], skip
     the others named in `skipped`."""
     for table in tables:
         for task in table.tasks:
-            if kinds.get(task) not in (CLASS_KINDS if with_classes else SCORED_KINDS):
-                if task in kinds and kinds[task] in SCORED_KINDS:
+            if kinds.get(task) not in (CLASS_KINDS if with_classes else OUTPUT_KINDS):
+                if task in kinds and kinds[task] in OUTPUT_KINDS:
                     notes.append(f"{task}: not analysed: a {kinds[task]} task has no classes and no right or wrong")
                 continue
             pairs, unpaired = paired_runs(table, task)
@@ -263,7 +263,7 @@ def _loss_section(tables, kinds, predictions: DevPredictions, out: Path) -> tupl
         rows.append(_loss_row(pair.run.student, pair.task, pair.variant, pair.baseline.variant, pair.seed, after, before))
     for table in tables:
         for task in table.tasks:
-            if kinds.get(task) not in SCORED_KINDS:
+            if kinds.get(task) not in OUTPUT_KINDS:
                 continue
             for trained, frozen in _frozen_counterparts(table, task):
                 seeds = sorted({r.seed for r in table.cells[(trained, task)].runs}

@@ -15,8 +15,9 @@ from typing import Mapping
 
 from armada.config import FileTask
 from armada.files import file_slug
+from armada.run_schema import find_run_folders
 
-from armada.eval.runs import SELECTIONS, BrokenRun, Run, find_run_dirs, load_run
+from armada.eval.runs import SELECTIONS, BrokenRun, Run, load_run
 from armada.eval.stats import PairedTest, summarize
 from armada.eval.tables import Cell, Plan, Table, build_tables
 
@@ -44,7 +45,7 @@ def write_report(paths: list[str | Path], out: str | Path, analysis: bool = Fals
     `analysis` adds the paper's analyses (§6 embedding views, Tables 10, 13-15, Figures 3, 5, 6, 11),
     which load each student and read its dev split (`data_dir`, default each run's own; `file_tasks`
     for runs of `file:NAME` tasks)."""
-    loaded = [load_run(d) for d in find_run_dirs(paths)]
+    loaded = [load_run(folder) for folder in find_run_folders(paths)]
     runs = [r for r in loaded if isinstance(r, Run)]
     broken = [r for r in loaded if isinstance(r, BrokenRun)]
     tables = build_tables(runs, plan)

@@ -1,4 +1,4 @@
-"""`armada report --analysis` across runs that differ in their settings (each run's config.toml):
+"""`armada report --analysis` across runs that differ in their settings (each run's [distill] settings):
 
 - the OLS ANOVA of the improvement over undistilled on α, β, γ and the manifold loss (paper
   Figures 3, 5 and 6), with the improvements drawn per level as Figure 3 draws them;
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import math
-import tomllib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from armada.eval.anova import ols_anova
 from armada.eval.paper_measures import sensitivity
 from armada.eval.runs import Run
 from armada.eval.tables import Table
+from armada.run_schema import RunFolder, UnreadableRecord
 
 FACTORS = {"alpha": "α", "beta": "β", "gamma": "γ", "manifold": "manifold loss"}
 # Settings every run of one variant differs in, or that the runs compared here differ in by design
@@ -29,11 +29,12 @@ PER_RUN = ("seed",)
 
 
 def distill_settings(run: Run) -> dict | None:
-    """The run's resolved [distill] settings from its config.toml; None where it has none to read."""
+    """The run's resolved [distill] settings; None where it has none to read."""
     try:
-        return tomllib.loads((run.path / "config.toml").read_text(encoding="utf-8")).get("distill")
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        settings = RunFolder(run.path).read_settings()
+    except (OSError, UnreadableRecord):
         return None
+    return None if settings is None else dict(settings.distill)
 
 
 def is_plain_armada(settings: dict) -> bool:
@@ -104,7 +105,7 @@ def pooled_settings(observations: list[Improvement]) -> list[str]:
 
 def anova_section(tables: list[Table], out: Path) -> tuple[str, list[Path], list[Path]]:
     """The markdown, the CSVs (anova.csv, anova-improvements.csv) and the improvement figures."""
-    from armada.eval.plots import file_slug
+    from armada.files import file_slug
 
     lines = ["## Improvement over undistilled by α, β, γ and manifold loss: OLS ANOVA (paper Figures 3, 5, 6)", "",
              "Improvement = best-epoch dev score − the undistilled run's of the same seed (×100; against the undistilled "
