@@ -51,7 +51,7 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     library versions and this sitting's wall-clock (each run's own is in the report)."""
     from armada import provenance
     from armada.config import to_dict, to_toml
-    from armada.distill.train import train
+    from armada.distill.recipe import train
     from armada.eval.report import write_report
     from armada.extract.job import job_from_config
     from armada.extract.runner import run_extract

@@ -1,4 +1,4 @@
-"""What every training run does first, whatever its objective (armada.distill.train, .lm): return a
+"""What every training run does first, whatever its objective (armada.distill.recipe): return a
 finished run as it is, or check its inputs before anything is written."""
 
 from __future__ import annotations

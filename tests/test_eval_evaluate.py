@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import distill_tiny as tiny
-from armada.distill.train import train
+from armada.distill.recipe import train
 from armada.errors import ArmadaError
 from armada.eval.analysis import EmbeddingView, score_view
 from armada.eval.evaluate import evaluate_run, predict_student

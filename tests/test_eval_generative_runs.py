@@ -16,7 +16,7 @@ import distill_tiny
 import lm_tiny
 from armada import config
 from armada.cli import app
-from armada.distill.train import train
+from armada.distill.recipe import train
 from armada.eval.evaluate import evaluate_generative
 from armada.eval.report import write_report
 from armada.errors import ConfigError

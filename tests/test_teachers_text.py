@@ -26,7 +26,7 @@ from armada.cache_schema.share import pack
 from armada.cache_schema.verify import verify
 from armada.config import to_dict
 from armada.distill.model import load_student
-from armada.distill.train import train
+from armada.distill.recipe import train
 from armada.errors import ArmadaError
 from armada.extract.job import ExtractJob, default_cache_path
 from armada.extract.runner import run_extract

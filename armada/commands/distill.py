@@ -89,7 +89,7 @@ def distill(
     Example: armada distill --objective lm --cache cache/instruct_dolly--piper-whisper.zarr --student smollm2-135m --data-dir ../shared/data/generative/instruction --out runs/dolly-smollm2
     """
     from armada.commands import load_pipeline
-    from armada.distill.train import train
+    from armada.distill.recipe import train
     from armada.errors import ArmadaError
     from armada.tasks import get_task
 
