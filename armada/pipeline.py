@@ -51,6 +51,7 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     library versions and this sitting's wall-clock (each run's own is in the report)."""
     from armada import provenance
     from armada.config import to_dict, to_toml
+    from armada.distill.inputs import rows_from
     from armada.distill.recipe import train
     from armada.eval.report import write_report
     from armada.extract.job import job_from_config
@@ -76,11 +77,9 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     for i, run in enumerate(runs, start=1):
         settings = cfg.distill_for(run.task.name, run.variant, seed=run.seed)
         say(f"== distill [{i}/{len(runs)}] {run.task.name} {run.variant.name} seed {run.seed} → {run.out}")
-        limits = {} if caches[run.task.name] else {"train_limit": cfg.data.train_limit,
-                                                    "validation_limit": cfg.data.validation_limit}
         try:
             train(settings, run.task, caches[run.task.name], cfg.data.dir_for(run.task.name), run.out, resume=True,
-                  variant=run.variant.name, template=cfg.data.teacher_templates.get(run.task.name) or None, **limits)
+                  variant=run.variant.name, **rows_from(cfg.data, run.task.name))
         except RunBusy:
             say("   another process is training it (another armada run of this pipeline): left to that one")
             continue

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from armada.config import DistillConfig
+from armada.config import DataConfig, DistillConfig
 from armada.run_schema import RunFolder
 from armada.distill.teacher_features import check_task, open_cache, split_settings
 from armada.errors import ArmadaError
@@ -39,6 +39,14 @@ def finished_run(folder: RunFolder, resume: bool) -> RunResult | None:
                      finished.epochs, finished.seconds, "finished")
 
 
+def rows_from(data: DataConfig, task: str, train_limit: int | None = None, validation_limit: int | None = None) -> dict:
+    """The rows a run of `task` reads, as train() takes them: the limits given, else [data]'s where set, else
+    (None) those the cache was extracted with; the [data] teacher template where set, else the cache's."""
+    return {"train_limit": train_limit if train_limit is not None else (data.train_limit or None),
+            "validation_limit": validation_limit if validation_limit is not None else (data.validation_limit or None),
+            "template": data.teacher_templates.get(task) or None}
+
+
 def versions() -> dict[str, str]:
     """The libraries a run's record names (armada.provenance has the full list for a report)."""
     from armada import provenance
@@ -46,18 +54,19 @@ def versions() -> dict[str, str]:
     return provenance.versions(("torch", "transformers", "accelerate", "armada"))
 
 
-def open_inputs(config: DistillConfig, task: Task, cache_path: str | None, train_limit: int | None,
-                validation_limit: int | None, template: str | None):
-    """The cache reader (None for the baseline), the rows per split and the teacher template.
+def open_inputs(config: DistillConfig, task: Task, cache, train_limit: int | None, validation_limit: int | None,
+                template: str | None):
+    """The cache reader (None for the baseline), the rows per split and the teacher template; `cache` is a
+    path or URL, or a reader already open on one, and must hold `task`.
 
     The limits and the template default to those the cache's splits were extracted with (0 and
     the task's default without a cache), so that even the undistilled baseline trains on the very
     examples ARMADA does."""
     if config.mixed_precision == "fp16" and not torch.accelerator.is_available():
         raise ArmadaError("mixed_precision = \"fp16\" needs a GPU; on a CPU use \"bf16\" or \"no\"")
-    if not config.undistilled and not cache_path:
+    if not config.undistilled and not cache:
         raise ArmadaError("ARMADA needs the teacher's features: give --cache PATH (or train the baseline with --undistilled)")
-    reader = open_cache(cache_path) if cache_path else None
+    reader = open_cache(cache) if isinstance(cache, str) else cache
     if reader is not None:
         check_task(reader, task.name)
     limits = {}

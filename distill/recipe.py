@@ -50,12 +50,12 @@ from armada.tasks import Task
 SUMMARY_PARTS = ("loss_s", "task", "lm", "soft", "manifold", "aux", "loss_t")
 
 
-def train(config: DistillConfig, task: Task, cache_path: str | None, data_dir: str, out_dir: str | Path,
+def train(config: DistillConfig, task: Task, cache, data_dir: str, out_dir: str | Path,
           resume: bool = False, variant: str | None = None, *, train_limit: int | None = None,
           validation_limit: int | None = None, template: str | None = None) -> RunResult:
     """Train one student; returns where it went and its best validation score.
 
-    The limits and the teacher template default to those the cache's splits were extracted with
+    `cache`: the teacher's vectors (a path or URL, or a CacheReader open on one; None for the baseline). The limits and the teacher template default to those the cache's splits were extracted with
     (0 and the task's default without a cache). `resume` continues from the newest complete
     checkpoint in `out_dir` (or starts, if there is none; a finished run is returned as it is).
     One process trains a run folder at a time: another that asks for it is refused (armada.run_schema.exclusive).
@@ -66,11 +66,11 @@ def train(config: DistillConfig, task: Task, cache_path: str | None, data_dir: s
         finished = finished_run(folder, resume)
         if finished is not None:
             return finished
-        return _train(objective, config, task, cache_path, data_dir, folder, resume, variant,
-                      open_inputs(config, task, cache_path, train_limit, validation_limit, template))
+        return _train(objective, config, task, data_dir, folder, resume, variant,
+                      open_inputs(config, task, cache, train_limit, validation_limit, template))
 
 
-def _train(objective, config: DistillConfig, task: Task, cache_path, data_dir: str, folder: run_schema.RunFolder,
+def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: run_schema.RunFolder,
            resume: bool, variant: str | None, inputs) -> RunResult:
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState

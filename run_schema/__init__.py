@@ -19,12 +19,13 @@ with defaults for the fields added since; one that cannot be read raises Unreada
 the file and what is wrong.
 """
 
-from armada.run_schema.folder import RunFolder, StoredRun, find_run_folders, pipeline_run_folder
+from armada.run_schema.folder import (RunFolder, StoredRun, default_run_folder, find_run_folders,
+                                      pipeline_run_folder)
 from armada.run_schema.lock import RunBusy, exclusive
 from armada.run_schema.records import EpochRecord, GenerationRecord, RunRecord, ScoreRecord, UnreadableRecord
 from armada.run_schema.settings import RunSettings, settings_text
 
 __all__ = [
     "EpochRecord", "GenerationRecord", "RunBusy", "RunFolder", "RunRecord", "RunSettings", "ScoreRecord", "StoredRun",
-    "UnreadableRecord", "exclusive", "find_run_folders", "pipeline_run_folder", "settings_text",
+    "UnreadableRecord", "default_run_folder", "exclusive", "find_run_folders", "pipeline_run_folder", "settings_text",
 ]

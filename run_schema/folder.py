@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from armada.errors import ArmadaError
-from armada.files import replacing, task_slug, write_atomically
+from armada.files import file_slug, replacing, task_slug, write_atomically
 from armada.run_schema.records import EpochRecord, GenerationRecord, RunRecord, ScoreRecord, UnreadableRecord
 from armada.run_schema.settings import RunSettings, differences
 
@@ -273,6 +273,13 @@ def _check_finished(record: RunRecord, epochs: tuple[EpochRecord, ...]) -> None:
     for name, epoch in (("best", best), ("last", epochs[-1])):
         if record.metric not in epoch.dev:
             raise UnreadableRecord(f"{EPOCHS} has no dev score {record.metric!r} at the {name} epoch")
+
+
+def default_run_folder(task: str, student: str, kind: str, seed: int) -> RunFolder:
+    """Where `armada distill` puts a run without --out: runs/<task>-<student>-<kind>-seed<S> (a student given as a
+    folder by its name)."""
+    name = Path(student).name if Path(student).is_dir() else student
+    return RunFolder(Path("runs") / "-".join(file_slug(part) for part in (task, name, kind, f"seed{seed}")))
 
 
 def _read_json(path: Path) -> dict:
