@@ -136,7 +136,8 @@ def test_a_distill_run_is_a_teacher_by_its_path(tmp_path, task_files, task, run_
         (first, second), = example.inputs
         inputs = dict(tokenizer(first, second, return_tensors="pt", truncation=True, max_length=heads["max_length"]))
         with torch.no_grad():
-            logits, _, _, pooled = model(inputs)
+            out = model(inputs)
+            logits, pooled = out.outputs, out.pooled
         np.testing.assert_allclose(row[:HIDDEN], pooled[0].numpy(), atol=1e-5)
         np.testing.assert_allclose(row[HIDDEN:], logits[0].numpy(), atol=1e-5)
     assert check_kd_cache(manifest, task).columns["logits"] == slice(HIDDEN, HIDDEN + 2)
