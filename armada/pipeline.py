@@ -53,7 +53,7 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     from armada.config import to_dict, to_toml
     from armada.distill.inputs import rows_from
     from armada.distill.recipe import train
-    from armada.eval.report import write_report
+    from armada.reporting import write_report
     from armada.extract.job import job_from_config
     from armada.extract.runner import run_extract
 

@@ -145,6 +145,24 @@ def _load_split(record: RunRecord, settings: RunSettings, split: str, data_dir: 
     return task, task.load(split, data_dir=folder, limit=limit, template=settings.template(task.name))
 
 
+def score_run(run_dir: str | Path, *, split: str | None = None, data_dir: str | None = None, aligner: bool = False,
+              task: str | None = None, limit: int = 0, max_new_tokens: int | None = None,
+              file_tasks: Mapping[str, FileTask] | None = None) -> str:
+    """`armada eval`: a generative run scored by what it writes (evaluate_generative), any other by its outputs
+    (evaluate_run); returns the line that says what was scored and where it went."""
+    if is_generative_run(run_dir):
+        if aligner:
+            raise ArmadaError(f"{run_dir}: a generative run's TS Aligner learnt to reconstruct the teacher's vectors and "
+                              "has no task outputs to score; drop --aligner")
+        return generative_summary(evaluate_generative(run_dir, task, split, data_dir, limit, max_new_tokens=max_new_tokens,
+                                                      file_tasks=file_tasks))
+    if task or limit or max_new_tokens:
+        raise ArmadaError(f"{run_dir} is not a generative run: --task, --limit and --max-new-tokens are for runs trained "
+                          "with --objective lm")
+    return evaluate_run(run_dir, split=split or "validation", data_dir=data_dir, aligner=aligner,
+                        file_tasks=file_tasks).summary()
+
+
 def is_generative_run(run_dir: str | Path) -> bool:
     """Whether the run trained a generative student (`objective = "lm"`); False where its record is missing or
     unreadable (evaluate_run then says what is wrong with the folder)."""

@@ -18,7 +18,7 @@ from armada import config
 from armada.cli import app
 from armada.distill.recipe import train
 from armada.eval.evaluate import evaluate_generative
-from armada.eval.report import write_report
+from armada.reporting.results import write_report
 from armada.errors import ConfigError
 from armada.eval.rouge import rouge_l
 from armada.pipeline import run_pipeline

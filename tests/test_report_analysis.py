@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import silhouette_score
 
-from armada.eval.analysis import EmbeddingView, cluster_purity, plot_tsne, purity, score_view, silhouette
+from armada.reporting.analysis import EmbeddingView, cluster_purity, plot_tsne, purity, score_view, silhouette
 
 
 def test_purity_follows_the_papers_definition():

@@ -9,11 +9,11 @@ results.md and a CSV:
   the undistilled student's, the distilled student's and the TS Aligner's space;
 - t-tests over per-example dev losses (Table 15): distilled against undistilled, and a trained
   aligner against a frozen one where the runs hold that ablation;
-- and, from armada.eval.sweeps, the ANOVA over α/β/γ/manifold (Figures 3, 5, 6) and the teacher-noise
+- and, from armada.reporting.sweeps, the ANOVA over α/β/γ/manifold (Figures 3, 5, 6) and the teacher-noise
   sensitivity (Figure 11).
 
 Models are analysed one seed per variant, the lowest one it shares with undistilled; the formulas
-are in armada.eval.paper_measures.
+are in armada.reporting.paper_measures.
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ import numpy as np
 
 from armada.config import FileTask
 from armada.errors import ArmadaError
-from armada.eval.analysis import silhouette
-from armada.eval.dev_predictions import DevPredictions, Pair, first_runs, paired_runs
+from armada.reporting.analysis import silhouette
+from armada.reporting.dev_predictions import DevPredictions, Pair, first_runs, paired_runs
 from armada.eval.evaluate import RunPredictions
 from armada.tasks import OUTPUT_KINDS
 from armada.tasks.metrics import compute, primary
-from armada.eval.paper_measures import (SCENARIO_DISTILLED_WINS, SCENARIO_UNDISTILLED_WINS, centroid_distances,
+from armada.reporting.paper_measures import (SCENARIO_DISTILLED_WINS, SCENARIO_UNDISTILLED_WINS, centroid_distances,
                                         centroid_separation, distance_reduction, loss_t_test, scenarios, task_losses)
-from armada.eval.sweeps import anova_section, distill_settings, sensitivity_section
-from armada.eval.tables import Table
+from armada.reporting.sweeps import anova_section, distill_settings, sensitivity_section
+from armada.reporting.tables import Table
 from armada.tasks import get_task
 
 CLASS_KINDS = ("classification", "multiple_choice")     # scenarios and centroids need right/wrong and classes

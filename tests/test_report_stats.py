@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from armada.eval.stats import delta, paired_t_test, summarize
+from armada.reporting.stats import delta, paired_t_test, summarize
 
 
 def test_summary_is_the_mean_and_the_sample_sd():

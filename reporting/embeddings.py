@@ -1,6 +1,6 @@
 """`armada report --analysis`: the paper's §6 views for each student and task, one seed per variant
 (the first finished one), side by side: students' pooled dev embeddings from `predict`, scored and
-drawn by armada.eval.analysis. Regression and generation tasks have no classes and no correctness:
+drawn by armada.reporting.analysis. Regression and generation tasks have no classes and no correctness:
 said, and skipped.
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 from armada.config import FileTask
 from armada.errors import ArmadaError
 from armada.files import file_slug
-from armada.eval.analysis import EmbeddingScores, EmbeddingView, plot_tsne, score_view
+from armada.reporting.analysis import EmbeddingScores, EmbeddingView, plot_tsne, score_view
 from armada.eval.evaluate import RunPredictions
-from armada.eval.tables import Table
+from armada.reporting.tables import Table
 from armada.tasks import get_task
 
 ANALYSED_KINDS = ("classification", "multiple_choice")
@@ -31,7 +31,7 @@ HEADINGS = ("student", "task", "variant", "seed", "examples", "accuracy", "silho
 def analyse_tables(tables: list[Table], out: Path, predict_dev: Callable[[Path], RunPredictions],
                    file_tasks: Mapping[str, FileTask] | None = None) -> tuple[str, list[Path], Path]:
     """The markdown section, the t-SNE figures and analysis.csv for every table's tasks; `predict_dev`: a run
-    folder's student on its dev split (armada.eval.dev_predictions, shared with the other analyses)."""
+    folder's student on its dev split (armada.reporting.dev_predictions, shared with the other analyses)."""
     lines = [
         "## Embedding analysis (paper §6)",
         "",

@@ -1,5 +1,5 @@
 """`armada report`: run folders → results.md, results.csv and PNG figures (and with `analysis`, the
-paper's analyses: armada.eval.embeddings and armada.eval.paper_analyses). Everything found is
+paper's analyses: armada.reporting.embeddings and armada.reporting.paper_analyses). Everything found is
 accounted for: missing seeds, missing runs, unfinished and unreadable runs are said in the report,
 never averaged in or silently dropped.
 """
@@ -17,9 +17,9 @@ from armada.config import FileTask
 from armada.files import file_slug
 from armada.run_schema import find_run_folders
 
-from armada.eval.runs import SELECTIONS, BrokenRun, Run, load_run
-from armada.eval.stats import PairedTest, summarize
-from armada.eval.tables import Cell, Plan, Table, build_tables
+from armada.reporting.runs import SELECTIONS, BrokenRun, Run, load_run
+from armada.reporting.stats import PairedTest, summarize
+from armada.reporting.tables import Cell, Plan, Table, build_tables
 
 SELECTION_HEADINGS = {
     "best": "Best epoch on dev (selected the way the paper's code selects)",
@@ -33,7 +33,7 @@ class ReportFiles:
     csv: Path
     figures: tuple[Path, ...]
     analysis_csv: Path | None       # with analysis only
-    analysis_tables: tuple[Path, ...] = ()      # the other analyses' CSVs (armada.eval.paper_analyses)
+    analysis_tables: tuple[Path, ...] = ()      # the other analyses' CSVs (armada.reporting.paper_analyses)
 
 
 def write_report(paths: list[str | Path], out: str | Path, analysis: bool = False, data_dir: str | None = None,
@@ -52,7 +52,7 @@ def write_report(paths: list[str | Path], out: str | Path, analysis: bool = Fals
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from armada.eval import plots
+    from armada.reporting import plots
 
     figures: dict[str, list[Path]] = {}
     for table in tables:
@@ -68,9 +68,9 @@ def write_report(paths: list[str | Path], out: str | Path, analysis: bool = Fals
     sections = [_render_table(table, figures[table.student]) for table in tables]
     analysis_csv, analysis_figures, analysis_tables = None, [], []
     if analysis:
-        from armada.eval.dev_predictions import DevPredictions
-        from armada.eval.embeddings import analyse_tables
-        from armada.eval.paper_analyses import paper_sections
+        from armada.reporting.dev_predictions import DevPredictions
+        from armada.reporting.embeddings import analyse_tables
+        from armada.reporting.paper_analyses import paper_sections
 
         predictions = DevPredictions(data_dir, file_tasks)
         section, analysis_figures, analysis_csv = analyse_tables(tables, out, predictions.student, file_tasks)
@@ -191,7 +191,7 @@ def _render_aligner(table: Table) -> list[str]:
 
 def _render_balance(table: Table) -> list[str]:
     """Each term's mean share of the gradient reaching the student's backbone, per distilled cell."""
-    from armada.eval.plots import TERM_COLORS, mean_shares
+    from armada.reporting.plots import TERM_COLORS, mean_shares
 
     rows = []
     for variant in table.variants:

@@ -11,8 +11,8 @@ from typing import Callable, Mapping
 from armada.config import FileTask
 from armada.errors import ArmadaError
 from armada.eval.evaluate import RunPredictions, predict_aligner_alone, predict_student
-from armada.eval.runs import Run
-from armada.eval.tables import Table
+from armada.reporting.runs import Run
+from armada.reporting.tables import Table
 
 
 class DevPredictions:

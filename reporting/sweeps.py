@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from armada.eval.anova import ols_anova
-from armada.eval.paper_measures import sensitivity
-from armada.eval.runs import Run
-from armada.eval.tables import Table
+from armada.reporting.anova import ols_anova
+from armada.reporting.paper_measures import sensitivity
+from armada.reporting.runs import Run
+from armada.reporting.tables import Table
 from armada.run_schema import RunFolder, UnreadableRecord
 
 FACTORS = {"alpha": "α", "beta": "β", "gamma": "γ", "manifold": "manifold loss"}

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from armada.errors import ArmadaError
-from armada.eval.runs import SELECTIONS, EpochScores, Run
-from armada.eval.stats import Delta, PairedTest, Summary, delta, paired_t_test, summarize
+from armada.reporting.runs import SELECTIONS, EpochScores, Run
+from armada.reporting.stats import Delta, PairedTest, Summary, delta, paired_t_test, summarize
 
 # The paper's order of the manifold losses (Table 2); other variants (ablations) follow by name.
 MANIFOLD_VARIANTS = ("armada-cosine", "armada-euclid", "armada-elementwise")

@@ -12,8 +12,8 @@ matplotlib.use("Agg")  # files only: report machines have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from armada.eval.runs import SELECTIONS  # noqa: E402
-from armada.eval.tables import Table  # noqa: E402
+from armada.reporting.runs import SELECTIONS  # noqa: E402
+from armada.reporting.tables import Table  # noqa: E402
 
 SELECTION_TITLES = {"best": "best epoch on dev", "last": "last epoch"}
 

@@ -1,7 +1,7 @@
 """The paper's §6 measures on arrays of one split's examples (no runs, no models): the per-example
 task loss and the t-test between two students' losses (Table 15), the error-analysis scenarios
 (Table 13), cosine distances to class centroids (Table 14) and the sensitivity score (Figure 11).
-armada.eval.paper_analyses applies them to runs.
+armada.reporting.paper_analyses applies them to runs.
 """
 
 from __future__ import annotations
