@@ -1,16 +1,16 @@
 """`armada eval`: a finished run's student (or its TS Aligner alone, paper Table 6) scored on a split.
 
-The run folder says everything needed: run.json the task, config.toml where the data was read
-from, how many validation rows the run's dev score used, the teacher template and the batch size.
-The validation split is read with the run's validation limit, so `armada eval` scores exactly the
-rows the run's dev numbers came from; the test split is read whole. Writes RUN/eval/<split>[-aligner].json
-(scores, or none for an unlabeled split) and RUN/eval/predictions-<split>[-aligner].jsonl.
+The run folder says everything needed (armada.run_schema): its record the task, its settings where
+the data was read from, how many validation rows the run's dev score used, the teacher template and
+the batch size. The validation split is read with the run's validation limit, so `armada eval` scores
+exactly the rows the run's dev numbers came from; the test split is read whole. The scores (none for
+an unlabeled split) and the predictions go into the run folder as a ScoreRecord.
 
 A generative run (`objective = "lm"`) is scored by what its student writes (`evaluate_generative`):
 armada.eval.generative.score_split on the run's own validation split, or zero-shot on any other
 generation task (a math-trained student on MultiArith and SingleEq), with greedy decoding and the
-task's own generation budget (both recorded), prompted in the style the run trained with. Writes
-RUN/eval/generation-<task>-<split>.json (what the report reads) and predictions-generation-<task>-<split>.jsonl.
+task's own generation budget (both recorded), prompted in the style the run trained with; its scores
+(what the report reads) and texts go into the run folder as a GenerationRecord.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ def evaluate(
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="generative runs: the generation "
                                                  "budget (default: the task's own, as its source sets it)"),
 ) -> None:
-    """Score a run's student (or its TS Aligner alone) on a split: RUN/eval/SPLIT.json and predictions-SPLIT.jsonl.
+    """Score a run's student (or its TS Aligner alone) on a split; its scores and predictions go into the run folder.
 
     A run trained with --objective lm is scored by generating (RougeL, or answer and log-likelihood accuracy).
 
