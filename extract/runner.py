@@ -26,33 +26,25 @@ from armada.extract.job import ExtractJob, ProcessRecord
 from armada.extract.worker import run_process
 
 
+COUNTS = ("shards_written", "shards_already_done", "rows_written", "rows_deduplicated")   # ProcessRecord's counts
+
+
 @dataclass(frozen=True)
 class Summary:
     path: str
     seconds: float                          # the whole run
     loading_seconds: float                  # until every process had its data, teacher and cache ready
     processes: tuple[ProcessRecord, ...]
+    # COUNTS, over every process
+    shards_written: int
+    shards_already_done: int
+    rows_written: int
+    rows_deduplicated: int
 
     @property
     def examples_per_second(self) -> float:
         """Rows written per second once loading was over: the teacher's pace, not its start-up."""
         return self.rows_written / max(self.seconds - self.loading_seconds, 1e-9)
-
-    @property
-    def rows_written(self) -> int:
-        return sum(p.rows_written for p in self.processes)
-
-    @property
-    def rows_deduplicated(self) -> int:
-        return sum(p.rows_deduplicated for p in self.processes)
-
-    @property
-    def shards_written(self) -> int:
-        return sum(p.shards_written for p in self.processes)
-
-    @property
-    def shards_already_done(self) -> int:
-        return sum(p.shards_already_done for p in self.processes)
 
 
 def run_extract(job: ExtractJob, show_progress: bool = True) -> Summary | None:
@@ -78,4 +70,5 @@ def run_extract(job: ExtractJob, show_progress: bool = True) -> Summary | None:
     if records is None:
         return None
     ready = (progress.ready or time.perf_counter()) - started
-    return Summary(job.out, time.perf_counter() - started, ready, tuple(records))
+    totals = {count: sum(getattr(p, count) for p in records) for count in COUNTS}
+    return Summary(job.out, time.perf_counter() - started, ready, tuple(records), **totals)

@@ -41,30 +41,15 @@ class StoredRun:
 class RunFolder:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.record_path = self.path / RECORD
+        self.student = self.path / STUDENT          # the best epoch's student (armada.distill.model: what is inside)
+        self.aligner = self.path / ALIGNER          # the best epoch's TS Aligner (absent for an undistilled run)
+        self.checkpoints = self.path / CHECKPOINTS  # epoch checkpoints (armada.distill.checkpoint owns what is inside)
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
     # --- where things are ---------------------------------------------------------------------
-
-    @property
-    def record_path(self) -> Path:
-        return self.path / RECORD
-
-    @property
-    def student(self) -> Path:
-        """The best epoch's student: a save_pretrained folder (armada.distill.model says what is in it)."""
-        return self.path / STUDENT
-
-    @property
-    def aligner(self) -> Path:
-        """The best epoch's TS Aligner (absent for an undistilled run)."""
-        return self.path / ALIGNER
-
-    @property
-    def checkpoints(self) -> Path:
-        """Epoch checkpoints (armada.distill.checkpoint owns what is inside)."""
-        return self.path / CHECKPOINTS
 
     def scores_path(self, split: str, aligner: bool = False) -> Path:
         return self.path / EVAL / f"{_score_stem(split, aligner)}.json"
@@ -100,7 +85,7 @@ class RunFolder:
 
     def write_record(self, record: RunRecord) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.path / RECORD, json.dumps(record.to_json(), indent=2) + "\n")
+        write_atomically(self.record_path, json.dumps(record.to_json(), indent=2) + "\n")
 
     def append_epoch(self, epoch: EpochRecord) -> None:
         with open(self.path / EPOCHS, "a") as f:
@@ -145,7 +130,7 @@ class RunFolder:
 
     def scored_since_finished(self, scores: Path) -> bool:
         """Whether `scores` were written after the run last finished (else they must be written again)."""
-        return scores.is_file() and scores.stat().st_mtime >= (self.path / RECORD).stat().st_mtime
+        return scores.is_file() and scores.stat().st_mtime >= (self.record_path).stat().st_mtime
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -163,7 +148,7 @@ class RunFolder:
 
     def read_record(self) -> RunRecord | None:
         """run.json, or None where the run has not written it yet."""
-        path = self.path / RECORD
+        path = self.record_path
         if not path.is_file():
             return None
         return RunRecord.from_json(_read_json(path))

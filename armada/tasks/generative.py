@@ -299,13 +299,18 @@ def numbered_options(stem: str) -> Callable[[str], tuple[str, ...]]:
             raise ValueError(f"the {stem}1: {stem}2: ... markers are missing or out of order")
         if answer_format.strip().split("/") != [f"{stem.lower()}{i}" for i in range(1, len(marks) + 1)]:
             raise ValueError(f"{len(marks)} options but the answer format says {answer_format.strip()!r}")
-        ends = [m.start() for m in marks[1:]] + [len(body)]
-        texts = tuple(body[m.end():end].strip() for m, end in zip(marks, ends))
+        texts = _between(body, marks)
         if not all(texts):
             raise ValueError("an option is empty")
         return texts
 
     return parse
+
+
+def _between(body: str, marks: list[re.Match]) -> tuple[str, ...]:
+    """The text after each mark, up to the next one (the last: to the end)."""
+    ends = [m.start() for m in marks[1:]] + [len(body)]
+    return tuple(body[m.end():end].strip() for m, end in zip(marks, ends))
 
 
 AQUA_OPTION = re.compile(r"\(([A-E])\)\s*")
@@ -319,8 +324,7 @@ def lettered_options(instruction: str) -> tuple[str, ...]:
     marks = list(AQUA_OPTION.finditer(body))
     if "".join(m.group(1) for m in marks) != "ABCDE"[:len(marks)] or len(marks) < 2:
         raise ValueError("the (A) (B) ... options are missing or out of order")
-    ends = [m.start() for m in marks[1:]] + [len(body)]
-    return tuple(body[m.end():end].strip() for m, end in zip(marks, ends))
+    return _between(body, marks)
 
 
 def true_false(instruction: str) -> tuple[str, ...]:
