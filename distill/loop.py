@@ -14,7 +14,7 @@ Loss balance: at every step of a distilled student, each term of L_s ((1 − α)
 β·manifold) is differentiated alone with respect to the student's pooled states h_s, the one
 tensor through which every term reaches the backbone (so the backbone's gradient is the sum of the
 terms' gradients there, pulled back). A term's share is its gradient's norm over the sum of the
-four norms; an epoch reports the mean share over its steps ("balance" in metrics.jsonl). A share
+four norms; an epoch reports the mean share over its steps (the epoch record's "balance"). A share
 near 1 means that term alone moves the backbone.
 """
 

@@ -4,7 +4,7 @@ armada.distill.recipe trains every objective the same way (check the inputs, set
 and optimizers, resume, train the epochs, keep the best one, record it, finish). An objective is a
 class built from the run's settings and task that answers, in this order:
 
-  name, metric, lower_is_better     what run.json records; the dev score the best epoch is chosen by
+  name, metric, lower_is_better     what the run's record says; the dev score the best epoch is chosen by
                                     ("" where there is none: the last epoch is kept)
   prediction_range                  where regression scores are clipped when scored (None: not at all)
   splits()                          the task's splits the run reads (train first)
@@ -17,7 +17,7 @@ class built from the run's settings and task that answers, in this order:
                                     without an aligner (the batch still carries the teacher's vectors)
   dev_scores(accelerator, student, aligner, teacher)
                                     -> (dev scores, aligner dev scores or None, further epoch fields)
-  record_details()                  what it adds to run.json
+  record_details()                  what it adds to the run's record
 
 The loop (armada.distill.loop) optimises loss_s and loss_t and reports every key per epoch; keys
 "share:TERM" are a term's share of the gradient (the epoch's loss balance).

@@ -17,7 +17,7 @@ What differs between objectives (the student's losses, the dev score, the record
 objective's (armada.distill.objective).
 
 `batch_size` is per process; with P processes and A accumulation steps an optimizer step sees
-batch_size × P × A examples. Only the main process writes files; run.json records the process
+batch_size × P × A examples. Only the main process writes files; the run's record says the process
 count and each process's batches. Several processes: `torchrun --nproc-per-node 2 --no-python armada
 distill ...`, or `accelerate launch --multi_gpu --num_processes 2 ...` (on a CPU, `accelerate launch
 --cpu --num_processes 2` silently runs one process).
@@ -205,7 +205,7 @@ def _improved(objective, dev: dict, progress: dict) -> bool:
 
 def _pretrain_aligner(accelerator, config: DistillConfig, objective, student, aligner, optimizer, collate, progress: dict,
                       steps_per_epoch: int, count: int) -> None:
-    """`aligner_pretrain_epochs` epochs of L_t alone; their losses go to run.json (metrics.jsonl holds student epochs)."""
+    """`aligner_pretrain_epochs` epochs of L_t alone; their losses go to the run's record (its epoch records are the student's)."""
     epochs = config.aligner_pretrain_epochs
     scheduler = lr_schedule(optimizer, config, steps_per_epoch * epochs)
     loop = TrainingLoop(accelerator, config, objective, student, aligner, {"aligner": optimizer}, {"aligner": scheduler},

@@ -18,7 +18,7 @@ class TeacherFeatures:
     train: object                   # armada.cache_schema.Features: feats[positions] -> float32 [n, D]
     validation: object | None       # None when the cache has no validation split
     dim: int
-    provenance: dict                # what run.json records of the cache
+    provenance: dict                # what the run's record says of the cache
 
 
 def open_cache(path: str):

@@ -76,7 +76,7 @@ def improvements(table: Table) -> tuple[list[Improvement], list[str]]:
                 settings = distill_settings(run)
                 score = cell.scores["best"].get(run.seed)
                 if settings is None:
-                    notes.append(f"{run.path}: no readable config.toml: its settings are unknown, so it is left out")
+                    notes.append(f"{run.path}: no readable settings: they are unknown, so it is left out")
                 elif is_plain_armada(settings) and score is not None:
                     paired = run.seed in base
                     reference = base[run.seed] if paired else float(np.mean(list(base.values())))
