@@ -30,7 +30,7 @@ class RunRecord:
     metric: str                         # the dev score the best epoch is chosen by ("" where there is none)
     status: str                         # "running" or "finished"
     undistilled: bool | None = None     # None: not recorded (the first run folders)
-    objective: str = "task"             # which training objective made it (armada.distill.objectives)
+    objective: str = "task"             # which training objective made it (armada.distill.objective)
     variant: str | None = None          # None in run folders made before variants were recorded
     best_epoch: int | None = None
     best_dev: float | None = None
