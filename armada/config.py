@@ -16,14 +16,15 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from armada.errors import ConfigError
 
 
-def _check(default, *, low=None, high=None, above=None, doc=""):
-    """A field whose value must lie in [low, high] (and be > above); `doc` says what it is."""
-    return field(default=default, metadata={"low": low, "high": high, "above": above, "doc": doc})
+def setting(default, *, low=None, high=None, above=None, doc="", example=None):
+    """A field whose value must lie in [low, high] (and be > above); `doc` says what it is, `example` shows a
+    value (commands make their options' help of both: armada.commands.options)."""
+    return field(default=default, metadata={"low": low, "high": high, "above": above, "doc": doc, "example": example})
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class RunConfig:
     # Generative runs: generation tasks each run of a trained task is also scored on, zero-shot
     # (paper Tables 4 and 11): {"instruct/dolly" = ["instruct/dolly-test", "instruct/sinst"]}.
     zero_shot: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    eval_limit: int = _check(0, low=0, doc="generative runs: score the first N rows of each zero-shot set (0 = all)")
+    eval_limit: int = setting(0, low=0, doc="generative runs: score the first N rows of each zero-shot set (0 = all)")
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,8 @@ class DataConfig:
 
     data_dir: str = ""                          # local GLUE/SuperGLUE suite or task folder; "" reads the hub
     data_dirs: Mapping[str, str] = field(default_factory=dict)  # per task, over data_dir: {"super_glue/copa" = "..."}
-    train_limit: int = _check(0, low=0, doc="keep the first N training rows (0 = all)")
-    validation_limit: int = _check(0, low=0, doc="keep the first N validation rows (0 = all)")
+    train_limit: int = setting(0, low=0, doc="keep the first N training rows (0 = all)")
+    validation_limit: int = setting(0, low=0, doc="keep the first N validation rows (0 = all)")
     # Teacher text per task: a template over the task's text fields, e.g. "{title}" (default: all
     # text fields joined and lowercased, as the authors' code does).
     teacher_templates: Mapping[str, str] = field(default_factory=dict)
@@ -66,71 +67,87 @@ class ExtractConfig:
     teacher: str = "piper-whisper"              # a registered teacher (`armada teachers`), a [teachers.NAME] table or run:PATH
     splits: tuple[str, ...] = ("train", "validation")
     cache_dir: str = "cache"                    # `armada run` writes <cache_dir>/<task>--<teacher>.zarr
-    batch_size: int = _check(8, low=1)
-    shard_rows: int = _check(2048, low=1, doc="rows per shard: the unit of writing, resuming and verifying")
+    batch_size: int = setting(8, low=1)
+    shard_rows: int = setting(2048, low=1, doc="rows per shard: the unit of writing, resuming and verifying")
     dtype: Literal["float16", "float32"] = "float16"
-    num_processes: int = _check(1, low=1)
+    num_processes: int = setting(1, low=1)
 
 
 @dataclass(frozen=True)
 class DistillConfig:
     """Stage 2: ARMADA training of a student against the cache (paper §3, Appendix C)."""
 
-    student: str = "minilm-l6"                  # an alias (`armada students`), hub id or local folder
-    undistilled: bool = False                   # the baseline: same student and head, task loss only, no cache
-    manifold: Literal["cosine", "euclid", "elementwise"] = "euclid"
-    alpha: float = _check(0.5, low=0.0, high=1.0, doc="weight of the logit-matching loss (eq. 2)")
-    beta: float = _check(1.0, low=0.0, doc="weight of the manifold loss")
-    gamma: float = _check(1.0, low=0.0, doc="weight of the auxiliary output losses")
-    tau: float = _check(5.0, above=0.0, doc="temperature of logit matching")
-    aligner: Literal["trained", "frozen-random"] = "trained"  # frozen-random: the Figure 9 ablation
-    teacher_noise: float = _check(0.0, low=0.0, doc="σ of Gaussian noise on the aligner's inputs (Figure 10)")
+    student: str = setting("minilm-l6", doc="an alias (`armada students`), hub id or local folder", example="bert-6l")
+    undistilled: bool = setting(False, doc="the baseline: the same student and head, the task loss alone, no cache")
+    manifold: Literal["cosine", "euclid", "elementwise"] = setting("euclid", doc="the manifold loss (eq. 3-5)")
+    alpha: float = setting(0.5, low=0.0, high=1.0, doc="weight of the logit-matching loss (eq. 2)")
+    beta: float = setting(1.0, low=0.0, doc="weight of the manifold loss")
+    gamma: float = setting(1.0, low=0.0, doc="weight of the auxiliary output losses")
+    tau: float = setting(5.0, above=0.0, doc="temperature of logit matching")
+    aligner: Literal["trained", "frozen-random"] = setting("trained", doc="frozen-random: never trained (Figure 9)")
+    teacher_noise: float = setting(0.0, low=0.0, doc="σ of Gaussian noise on the aligner's inputs (Figure 10)")
     # The training recipe: "authors" is the authors' released code, which produced the paper's
     # numbers; "paper" follows the paper's text (eq. 2-5 as printed, Table 1's heads). docs/recipes.md
     # lists every difference and why "authors" is the default. A recipe sets the defaults of the
     # settings from soft_loss to clip_predictions (RECIPES below); any of them given explicitly wins.
-    recipe: Literal["paper", "authors"] = "authors"
-    soft_loss: Literal["l2", "mse"] = "mse"     # "l2": ‖Φ(o_ts/τ) − Φ(o_s/τ)‖₂ as eq. 2 writes it; "mse": ×τ², the authors' code
-    manifold_form: Literal["norm", "mse"] = "mse"   # euclid/elementwise as eq. 4-5's L2 norms, or the authors' mean squared difference
-    schedule: Literal["joint", "alternating"] = "alternating"   # joint: the paper's online distillation; alternating: the authors' code
-    max_grad_norm: float = _check(1.0, low=0.0, doc="clip each model's gradient to this norm before its step (0 = off)")
-    dropout: float = _check(0.1, low=0.0, high=1.0, doc="dropout on the inputs of the output heads and in the aligner's MLP")
+    recipe: Literal["paper", "authors"] = setting("authors", doc="paper (eq. 2-5 as printed, Table 1's heads) or authors "
+                                                              "(the authors' code); sets the defaults of soft_loss to "
+                                                              "clip_predictions")
+    soft_loss: Literal["l2", "mse"] = setting("mse", doc="logit matching: l2 = ‖Φ(o_ts/τ) − Φ(o_s/τ)‖₂ as eq. 2 writes it, "
+                                                        "mse = the mean squared difference ×τ² (the authors' code)")
+    manifold_form: Literal["norm", "mse"] = setting("mse", doc="euclid and elementwise as eq. 4-5's L2 norms, or mse: "
+                                                                "the authors' mean squared difference")
+    schedule: Literal["joint", "alternating"] = setting("alternating", doc="joint: the paper's online distillation (both every "
+                                                                     "step); alternating: an aligner epoch, then a student "
+                                                                     "epoch (the authors' code)")
+    max_grad_norm: float = setting(1.0, low=0.0, doc="clip each model's gradient to this norm before its step (0 = off)")
+    dropout: float = setting(0.1, low=0.0, high=1.0, doc="dropout on the inputs of the output heads and in the aligner's MLP")
     # "paper": F̃_s (Linear + tanh) on the pooled state, orthogonal P_s; the aligner's MLP ends in tanh
     # and P_ts projects its output. "authors": the pooled state straight to O_s and to a plain P_s;
     # the aligner's MLP is ReLU throughout and P_ts projects the raw teacher vector; regression
     # outputs pass a ReLU.
-    heads: Literal["paper", "authors"] = "authors"
-    projection_dim: int = _check(1024, low=1, doc="dimension of the shared manifold (P_ts, P_s)")
-    aligner_hidden: int = _check(768, low=1, doc="hidden size of the aligner's MLP F̃_ts")
-    clip_predictions: bool = True               # score regression predictions clipped to the task's range (STS-B: 0-5)
+    heads: Literal["paper", "authors"] = setting("authors", doc="paper (F̃_s on the pooled state, orthogonal P_s) or authors "
+                                                             "(pooled state straight to the heads, P_ts on the raw teacher "
+                                                             "vector)")
+    projection_dim: int = setting(1024, low=1, doc="dimension of the shared manifold (P_ts, P_s)")
+    aligner_hidden: int = setting(768, low=1, doc="hidden size of the aligner's MLP F̃_ts")
+    clip_predictions: bool = setting(True, doc="score regression predictions clipped to the task's range (STS-B: 0-5)")
     # The student's pooled state h_s (encoders): "auto" = what the model's makers declared (a
     # sentence-transformers model's 1_Pooling/config.json), else the pooler where the checkpoint
     # trained one, else [CLS]; "mean" and "max" over the real tokens. Causal LMs pool their last real token.
-    pooling: Literal["auto", "pooler", "cls", "mean", "max"] = "auto"
-    epochs: int = _check(10, low=1)
-    batch_size: int = _check(32, low=1)
-    eval_batch_size: int = _check(64, low=1)
-    max_length: int = _check(128, low=8)
-    lr: float = _check(2e-5, above=0.0, doc="student learning rate")
-    aligner_lr: float = _check(1e-3, above=0.0, doc="aligner learning rate")
-    weight_decay: float = _check(0.01, low=0.0)
-    lr_schedule: Literal["constant", "linear"] = "constant"
-    warmup_ratio: float = _check(0.0, low=0.0, high=1.0)
-    group_by_length: bool = False               # batches of similar length: less padding, same examples per epoch
-    lora_r: int = _check(0, low=0, doc="LoRA rank on the student backbone (0 = full fine-tuning)")
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    gradient_accumulation_steps: int = _check(1, low=1)
-    seed: int = 0
+    pooling: Literal["auto", "pooler", "cls", "mean", "max"] = setting("auto", doc="the student's pooled state: auto (as "
+                                                                                   "the model declares it), pooler, cls, "
+                                                                                   "mean or max")
+    epochs: int = setting(10, low=1, doc="training epochs")
+    batch_size: int = setting(32, low=1, doc="examples per step in each process")
+    eval_batch_size: int = setting(64, low=1, doc="examples per step when scoring")
+    max_length: int = setting(128, low=8, doc="tokens per example (longer ones are cut)")
+    lr: float = setting(2e-5, above=0.0, doc="student learning rate")
+    aligner_lr: float = setting(1e-3, above=0.0, doc="aligner learning rate")
+    weight_decay: float = setting(0.01, low=0.0, doc="AdamW weight decay (none on biases and norms)")
+    lr_schedule: Literal["constant", "linear"] = setting("constant", doc="after warmup: constant, or linear decay to 0")
+    warmup_ratio: float = setting(0.0, low=0.0, high=1.0, doc="the share of steps the learning rates warm up over")
+    group_by_length: bool = setting(False, doc="batches of examples of similar length: less padding, the same examples "
+                                               "per epoch")
+    lora_r: int = setting(0, low=0, doc="LoRA rank on the student backbone (0 = full fine-tuning)")
+    mixed_precision: Literal["no", "fp16", "bf16"] = setting("no", doc="fp16 needs a GPU")
+    gradient_accumulation_steps: int = setting(1, low=1, doc="batches per optimizer step")
+    seed: int = setting(0, doc="seeds every random draw: weights, orders, dropout")
     # Generative students (armada.distill.lm): "lm" trains a causal LM on prompt → response; its
     # defaults are LM_DEFAULTS below, the paper's Appendix C for generation.
-    objective: Literal["task", "lm"] = "task"
+    objective: Literal["task", "lm"] = setting("task", doc="task: classes, choices or scores; lm: a causal LM on prompt → "
+                                                           "response, for generation tasks (brings LoRA rank 8, 3 epochs, "
+                                                           "lr 3e-4, batch 4)")
     # How the TS Aligner learns: "task" from the labels (eq. 1); "reconstruction" from the teacher
     # vectors alone (MSE of a decoder's output against them: the paper's §4 for generative tasks).
-    aligner_objective: Literal["task", "reconstruction"] = "task"
-    aligner_pretrain_epochs: int = _check(0, low=0, doc="lm: epochs the TS Aligner trains alone before the student "
-                                                        "starts, then kept fixed (0: trained with it, online)")
-    prompt_style: Literal["auto", "chat", "alpaca"] = "auto"   # lm: "auto" = the chat template where the tokenizer has one
-    save_adapter: bool = False                  # lm: save the LoRA adapter folder instead of the merged model
+    aligner_objective: Literal["task", "reconstruction"] = setting("task", doc="how the TS Aligner learns: task (labels) or "
+                                                                               "reconstruction (the teacher's vectors "
+                                                                               "alone; the default for lm)")
+    aligner_pretrain_epochs: int = setting(0, low=0, doc="lm: epochs the TS Aligner trains alone before the student "
+                                                         "starts, then kept fixed (0: trained with it, online)")
+    prompt_style: Literal["auto", "chat", "alpaca"] = setting("auto", doc="lm: chat (the tokenizer's template), alpaca, or "
+                                                                          "auto (chat where the tokenizer has a template)")
+    save_adapter: bool = setting(False, doc="lm: save the LoRA adapter folder, not the merged model")
 
     def __post_init__(self):
         lm = self.objective == "lm"
@@ -163,7 +180,7 @@ LM_DEFAULTS = {"lora_r": 8, "epochs": 3, "lr": 3e-4, "batch_size": 4, "eval_batc
 # Settings of eq. 2 and the auxiliary outputs, which need class logits: no role for "lm".
 LM_UNUSED = ("alpha", "gamma", "tau", "soft_loss")
 
-# What each recipe sets (DistillConfig's defaults are the "authors" column). "authors" is the authors'
+# What each recipe sets (DistillConfig's defaults are the "paper" column). "authors" is the authors'
 # code (LCS2-IIITD/ARMADA, trainer_superglue.py and models.py): MSE forms of the soft and manifold
 # losses, every gradient clipped to norm 1, an aligner epoch then a student epoch, dropout 0.1,
 # their heads, a 768-wide aligner, a 1024-d manifold (Stable Diffusion's flattened latent) and
@@ -251,10 +268,18 @@ class _Origins:
         return self.by_key.get(key, self.default)
 
 
-def load(path: str | Path | None = None, sets: list[str] = (), flags: Mapping[str, Any] | None = None) -> PipelineConfig:
+# A further check of a loaded pipeline, given where each key came from: how a stage that owns a part
+# of the file ([teachers.*] belongs to armada.extract) checks it at load time without this module
+# knowing that stage.
+Check = Callable[["PipelineConfig", Callable[[str], str]], None]
+
+
+def load(path: str | Path | None = None, sets: list[str] = (), flags: Mapping[str, Any] | None = None,
+         checks: Sequence[Check] = ()) -> PipelineConfig:
     """Read a pipeline: defaults ← `path` ← `sets` ("section.key=value") ← `flags` ({"section.key": value}).
 
-    Flags whose value is None were not given and change nothing.
+    Flags whose value is None were not given and change nothing. `checks` run on the result; the
+    commands pass the stages' own (armada.commands.load_pipeline).
     """
     source = str(path) if path else "defaults"
     raw: dict[str, Any] = {}
@@ -276,6 +301,8 @@ def load(path: str | Path | None = None, sets: list[str] = (), flags: Mapping[st
         if value is not None:
             _assign(raw, key, value, "--" + key.rsplit(".", 1)[-1].replace("_", "-"), origins)
     config = _build_pipeline(raw, origins)
+    for check in checks:
+        check(config, origins)
     return dataclasses.replace(config, source=source)
 
 
@@ -365,10 +392,8 @@ def _table(value: Any, where: str, origins: _Origins) -> Mapping[str, Any]:
 
 
 def _check_references(config: PipelineConfig, origins: _Origins) -> None:
-    from armada.extract.registry import validate_teacher_tables
     from armada.tasks import task_names
 
-    validate_teacher_tables(config.teachers, lambda key: origins(key))
     valid = set(task_names()) | {f"file:{name}" for name in config.tasks}
     for task in config.run.tasks:
         if task not in valid:

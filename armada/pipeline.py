@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from armada.config import PipelineConfig, Variant
+from armada.run_schema import RunBusy, RunFolder, pipeline_run_folder
 from armada.tasks import Task, get_task
 
 
@@ -29,13 +30,9 @@ class PlannedRun:
     out: Path
 
 
-def task_slug(task: str) -> str:
-    return task.replace("/", "_").replace(":", "_")
-
-
 def plan(cfg: PipelineConfig) -> list[PlannedRun]:
-    root = Path(cfg.run.runs_dir) / cfg.run.name
-    return [PlannedRun(get_task(name, cfg.tasks), variant, seed, root / task_slug(name) / variant.name / f"seed-{seed}")
+    return [PlannedRun(get_task(name, cfg.tasks), variant, seed,
+                       pipeline_run_folder(cfg.run.runs_dir, cfg.run.name, name, variant.name, seed).path)
             for name in cfg.run.tasks for variant in cfg.variants if not variant.tasks or name in variant.tasks
             for seed in cfg.run.seeds_per_task.get(name, cfg.run.seeds)]
 
@@ -54,10 +51,11 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     library versions and this sitting's wall-clock (each run's own is in the report)."""
     from armada import provenance
     from armada.config import to_dict, to_toml
-    from armada.distill.run_dir import RunBusy
-    from armada.distill.train import train
-    from armada.eval.report import write_report
-    from armada.extract.runner import job_from_config, run_extract
+    from armada.distill.inputs import rows_from
+    from armada.distill.recipe import train
+    from armada.reporting import write_report
+    from armada.extract.job import job_from_config
+    from armada.extract.runner import run_extract
 
     started = time.time()
     runs = plan(cfg)
@@ -79,11 +77,9 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     for i, run in enumerate(runs, start=1):
         settings = cfg.distill_for(run.task.name, run.variant, seed=run.seed)
         say(f"== distill [{i}/{len(runs)}] {run.task.name} {run.variant.name} seed {run.seed} → {run.out}")
-        limits = {} if caches[run.task.name] else {"train_limit": cfg.data.train_limit,
-                                                    "validation_limit": cfg.data.validation_limit}
         try:
             train(settings, run.task, caches[run.task.name], cfg.data.dir_for(run.task.name), run.out, resume=True,
-                  variant=run.variant.name, template=cfg.data.teacher_templates.get(run.task.name) or None, **limits)
+                  variant=run.variant.name, **rows_from(cfg.data, run.task.name))
         except RunBusy:
             say("   another process is training it (another armada run of this pipeline): left to that one")
             continue
@@ -106,13 +102,13 @@ def evaluate(run: PlannedRun, cfg: PipelineConfig, say) -> None:
     on every zero-shot set [run] zero_shot names for its task."""
     from armada.eval.evaluate import evaluate_run
 
-    record = json.loads((run.out / "run.json").read_text())
-    if record.get("objective") == "lm":
+    folder = RunFolder(run.out)
+    record = folder.read_record()
+    if record.objective == "lm":
         return evaluate_generative(run, cfg, say)
-    scorers = [False] if record.get("undistilled") else [False, True]
+    scorers = [False] if record.undistilled else [False, True]
     for aligner in scorers:
-        scores = run.out / "eval" / ("validation-aligner.json" if aligner else "validation.json")
-        if _fresh(scores, run):
+        if folder.scored_since_finished(folder.scores_path("validation", aligner)):
             continue
         result = evaluate_run(run.out, "validation", aligner=aligner, file_tasks=cfg.tasks)
         say(f"   {result.summary()}")
@@ -121,17 +117,14 @@ def evaluate(run: PlannedRun, cfg: PipelineConfig, say) -> None:
 def evaluate_generative(run: PlannedRun, cfg: PipelineConfig, say) -> None:
     from armada.eval import evaluate
 
+    folder = RunFolder(run.out)
     own = [(run.task, None, 0)] if "validation" in run.task.splits else []
     zero_shot = [(get_task(name, cfg.tasks), cfg.data.dir_for(name), cfg.run.eval_limit)
                  for name in cfg.run.zero_shot.get(run.task.name, ())]
     for task, data_dir, limit in own + zero_shot:
         split = evaluate.default_generation_split(task, own=task is run.task)
-        if _fresh(run.out / "eval" / f"{evaluate.generation_stem(task.name, split)}.json", run):
+        if folder.scored_since_finished(folder.generation_path(task.name, split)):
             continue
         record = evaluate.evaluate_generative(run.out, task.name, split, data_dir, limit, file_tasks=cfg.tasks)
         say(f"   {evaluate.generative_summary(record)}")
 
-
-def _fresh(scores: Path, run: PlannedRun) -> bool:
-    """Whether `scores` were written after the run last finished."""
-    return scores.is_file() and scores.stat().st_mtime >= (run.out / "run.json").stat().st_mtime

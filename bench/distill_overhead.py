@@ -38,6 +38,7 @@ from armada.config import DistillConfig
 from armada.distill.data import Collator, encode
 from armada.distill.build import adamw, build_aligner, build_student, lr_schedule
 from armada.distill.loop import TrainingLoop
+from armada.distill.task import TaskObjective
 from armada.tasks import get_task
 from armada.config import FileTask
 
@@ -89,7 +90,8 @@ def make_loop(config: DistillConfig, task, split, features):
     if aligner is not None:
         aligner, optimizers["aligner"] = accelerator.prepare(aligner, optimizers["aligner"])
     collate = Collator(tokenizer, encode(tokenizer, split, config.max_length), task.kind, features)
-    return TrainingLoop(accelerator, config, task.kind, student, aligner, optimizers, schedulers, collate), collate
+    return TrainingLoop(accelerator, config, TaskObjective(config, task), student, aligner, optimizers, schedulers,
+                        collate), collate
 
 
 def step_seconds(loop, batch) -> tuple[float, float]:

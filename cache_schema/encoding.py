@@ -16,6 +16,7 @@ the Zarr v3 spec's, for the exact codecs `layout.create_arrays` asks for:
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Sequence
 
 import google_crc32c
@@ -26,6 +27,7 @@ CRC_BYTES = 4
 INDEX_ENTRY_BYTES = 16
 _ABSENT = np.uint64(2**64 - 1)
 _VLEN = VLenUTF8()
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class FormatError(Exception):
@@ -40,6 +42,11 @@ def crc32c(data: bytes | memoryview | np.ndarray) -> int:
 def strings_payload(values: Sequence[str]) -> bytes:
     """The values as vlen-utf8 stores them, without the count header: (uint32 length, UTF-8)…"""
     return _VLEN.encode(np.asarray(values, dtype=object).reshape(-1))[4:]
+
+
+def is_sha256_hex(value) -> bool:
+    """Whether `value` is a sha256 digest as the cache writes them: 64 lowercase hex digits."""
+    return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
 
 
 def strings_digest(values: Sequence[str]) -> str:

@@ -10,12 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from armada.cache_schema.encoding import ShardFormat
+from armada.cache_schema.encoding import ShardFormat, is_sha256_hex
 from armada.cache_schema.manifest import Manifest
 
 ROOT_KEY = "zarr.json"
 ARRAYS = ("features", "example_id", "text_sha256")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -155,8 +154,7 @@ class Marker:
             raise ValueError("marker fields are not integers")
         if (marker.shard, marker.start, marker.stop, marker.rows) != (shard.index, shard.start, shard.stop, shard.rows):
             raise ValueError(f"marker is for rows {marker.start}–{marker.stop - 1}, not this shard's")
-        if not (isinstance(marker.example_ids_sha256, str) and _HEX64.fullmatch(marker.example_ids_sha256)
-                and isinstance(marker.text_sha256_sha256, str) and _HEX64.fullmatch(marker.text_sha256_sha256)):
+        if not (is_sha256_hex(marker.example_ids_sha256) and is_sha256_hex(marker.text_sha256_sha256)):
             raise ValueError("marker hashes are malformed")
         if marker.config_hash != config_hash:
             raise ValueError("marker belongs to a cache with other settings")

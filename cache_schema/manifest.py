@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from armada.cache_schema.encoding import strings_digest
+from armada.cache_schema.encoding import is_sha256_hex, strings_digest
 from armada.errors import ArmadaError
+from armada.tasks.model import OUTPUT_KINDS
 
 # Version 2 added teacher logits (TeacherLogits). A cache without them is still written as version
 # 1, byte for byte as before, so caches extracted earlier resume and compare equal; an older armada
@@ -19,7 +20,6 @@ from armada.errors import ArmadaError
 SCHEMA_VERSIONS = (1, 2)
 DTYPES = ("float16", "float32")
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def canonical_json(value: Any) -> str:
@@ -42,8 +42,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-TASK_KINDS = ("classification", "regression", "multiple_choice")
-
 
 @dataclass(frozen=True)
 class TeacherLogits:
@@ -60,8 +58,8 @@ class TeacherLogits:
 
     def __post_init__(self):
         object.__setattr__(self, "labels", tuple(self.labels))
-        if self.kind not in TASK_KINDS:
-            raise ArmadaError(f"teacher logits: kind {self.kind!r} is not one of {list(TASK_KINDS)}")
+        if self.kind not in OUTPUT_KINDS:
+            raise ArmadaError(f"teacher logits: kind {self.kind!r} is not one of {list(OUTPUT_KINDS)}")
         if not isinstance(self.pooled_dim, int) or isinstance(self.pooled_dim, bool) or self.pooled_dim < 1:
             raise ArmadaError(f"teacher logits: the pooled state needs at least one column, not {self.pooled_dim!r}")
         if not all(isinstance(label, str) and label for label in self.labels) or len(set(self.labels)) != len(self.labels):
@@ -250,7 +248,7 @@ def _parse(d: Mapping[str, Any]) -> Manifest:
     t, x, ds = d["teacher"], d["extraction"], d["dataset"]
     splits = {}
     for name, s in ds["splits"].items():
-        if not (isinstance(s["fingerprint"], str) and isinstance(s["ids_sha256"], str) and _HEX64.fullmatch(s["ids_sha256"])):
+        if not (isinstance(s["fingerprint"], str) and is_sha256_hex(s["ids_sha256"])):
             raise ValueError(f"split {name!r} has a malformed fingerprint or ids_sha256")
         splits[name] = SplitInfo(_int(s["rows"]), s["fingerprint"], s["ids_sha256"], _int(s["limit"]))
     dim = _int(t["dim"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from armada.cache_schema.reader import CacheReader
 from armada.cache_schema.verify import verify
 from armada.cache_schema.writer import CacheWriter
 from armada.errors import ArmadaError
+from armada.files import replacing
 
 HDF5_MANIFEST = "armada_cache_manifest"
 _EPOCH = (1980, 1, 1, 0, 0, 0)              # fixed entry times: packing a cache twice gives the same bytes
@@ -35,19 +35,15 @@ def pack(location, out: str | os.PathLike) -> Path:
     if not report.clean:
         raise ArmadaError(f"cannot pack {location}: it has {len(report.faults)} faults (first: {report.faults[0]}); "
                           f"run `armada cache verify {location}` and finish or repair the cache first")
-    partial = out.with_name(f".{out.name}.{uuid.uuid4().hex}.partial")
-    try:
-        with CacheReader(location) as reader, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for key in all_keys(reader.manifest):
-                blob = reader.source.read(key)
-                if blob is None:
-                    raise ArmadaError(f"cannot pack {location}: {key} vanished while packing")
-                info = zipfile.ZipInfo(key, date_time=_EPOCH)
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, blob)
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    with replacing(out) as partial, CacheReader(location) as reader, \
+            zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key in all_keys(reader.manifest):
+            blob = reader.source.read(key)
+            if blob is None:
+                raise ArmadaError(f"cannot pack {location}: {key} vanished while packing")
+            info = zipfile.ZipInfo(key, date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, blob)
     return out
 
 
@@ -58,24 +54,19 @@ def export_hdf5(location, out: str | os.PathLike) -> Path:
     out = Path(out)
     if out.exists():
         raise ArmadaError(f"{out} already exists: remove it or choose another name")
-    partial = out.with_name(f".{out.name}.{uuid.uuid4().hex}.partial")
-    try:
-        with CacheReader(location) as reader, h5py.File(partial, "w") as f:
-            f.attrs[HDF5_MANIFEST] = json.dumps(reader.manifest.to_dict(), ensure_ascii=False)
-            for split in reader.splits:
-                layout = reader.layout(split)
-                group = f.create_group(split)
-                features = group.create_dataset("features", shape=(layout.rows, layout.dim), dtype=layout.dtype)
-                ids, hashes = [], []
-                for shard, values, shard_ids, shard_hashes in reader.read_shards(split):
-                    features[shard.start:shard.stop] = values
-                    ids += shard_ids
-                    hashes += shard_hashes
-                group.create_dataset("example_id", data=ids, dtype=h5py.string_dtype())
-                group.create_dataset("text_sha256", data=hashes, dtype=h5py.string_dtype())
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    with replacing(out) as partial, CacheReader(location) as reader, h5py.File(partial, "w") as f:
+        f.attrs[HDF5_MANIFEST] = json.dumps(reader.manifest.to_dict(), ensure_ascii=False)
+        for split in reader.splits:
+            layout = reader.layout(split)
+            group = f.create_group(split)
+            features = group.create_dataset("features", shape=(layout.rows, layout.dim), dtype=layout.dtype)
+            ids, hashes = [], []
+            for shard, values, shard_ids, shard_hashes in reader.read_shards(split):
+                features[shard.start:shard.stop] = values
+                ids += shard_ids
+                hashes += shard_hashes
+            group.create_dataset("example_id", data=ids, dtype=h5py.string_dtype())
+            group.create_dataset("text_sha256", data=hashes, dtype=h5py.string_dtype())
     return out
 
 

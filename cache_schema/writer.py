@@ -14,15 +14,15 @@ from typing import Sequence
 
 import numpy as np
 
-from armada.cache_schema.encoding import crc32c, nonfinite_rows, strings_payload
+from armada.cache_schema.encoding import crc32c, is_sha256_hex, nonfinite_rows, strings_payload
 from armada.cache_schema.layout import Marker, Shard, SplitLayout, create_arrays
 from armada.cache_schema.manifest import Manifest, manifest_diff
 from armada.cache_schema.reader import read_manifest
 from armada.cache_schema.shards import ShardFault, read_features, read_marker, read_strings
 from armada.cache_schema.sources import DirectorySource
 from armada.errors import ArmadaError
+from armada.files import partial_path, write_atomically
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class CacheWriter:
@@ -113,7 +113,7 @@ class CacheWriter:
         shard = self._shard(layout, shard_index)
         ids = _check_strings(layout, shard, example_ids, "example ids")
         hashes = _check_strings(layout, shard, text_hashes, "teacher-text hashes")
-        bad_hashes = [h for h in hashes if not _HEX64.fullmatch(h)]
+        bad_hashes = [h for h in hashes if not is_sha256_hex(h)]
         if bad_hashes:
             raise ArmadaError(f"{split} {shard}: {bad_hashes[0]!r} is not a teacher-text hash "
                               "(armada.tasks.sha256_text gives 64 lowercase hex digits)")
@@ -141,7 +141,8 @@ class CacheWriter:
                         text_sha256_sha256=hashlib.sha256(strings_payload(hashes)).hexdigest(),
                         nonfinite_rows=0, config_hash=self.manifest.config_hash)
         self._check_written(layout, shard, marker, data)
-        _write_atomically(marker_path, marker.to_json())
+        marker_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(marker_path, marker.to_json(), sync=True)
 
     def _check_written(self, layout: SplitLayout, shard: Shard, marker: Marker, data: np.ndarray) -> None:
         """Read the shard back the way the reader will: only a shard it accepts gets a marker."""
@@ -162,9 +163,7 @@ class CacheWriter:
             path.unlink(missing_ok=True)
             for partial in path.parent.glob(f"{path.name}.*.partial"):   # zarr's temporary files
                 partial.unlink(missing_ok=True)
-        marker = self.path / layout.marker_key(shard)
-        for partial in marker.parent.glob(f"{marker.name}.*.partial"):
-            partial.unlink(missing_ok=True)
+        partial_path(self.path / layout.marker_key(shard)).unlink(missing_ok=True)
 
     def _open_arrays(self, split: str) -> dict:
         if split not in self._arrays:
@@ -275,12 +274,3 @@ def _fsync(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-    with open(partial, "wb") as f:
-        f.write(content)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)

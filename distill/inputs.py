@@ -1,4 +1,4 @@
-"""What every training run does first, whatever its objective (armada.distill.train, .lm): return a
+"""What every training run does first, whatever its objective (armada.distill.recipe): return a
 finished run as it is, or check its inputs before anything is written."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from armada.config import DistillConfig
-from armada.distill import run_dir
+from armada.config import DataConfig, DistillConfig
+from armada.run_schema import RunFolder
 from armada.distill.teacher_features import check_task, open_cache, split_settings
 from armada.errors import ArmadaError
 from armada.tasks import Task
@@ -27,30 +27,46 @@ class RunResult:
     status: str                 # "finished"
 
 
-def finished_run(out: Path, resume: bool) -> RunResult | None:
-    """The run in `out` if `resume` and it is finished (said on stdout), else None."""
-    finished = run_dir.finished_record(out) if resume else None
+def finished_run(folder: RunFolder, resume: bool) -> RunResult | None:
+    """The run in `folder` if `resume` and it is finished (said on stdout), else None."""
+    finished = folder.finished_record() if resume else None
     if finished is None:
         return None
-    kept = (f"best {finished['metric']} {finished['best_dev']} at epoch {finished['best_epoch']}"
-            if finished["best_dev"] is not None else f"epoch {finished['best_epoch']} kept")
-    print(f"{out} is already finished ({kept})", flush=True)
-    return RunResult(out, finished["task"], finished["metric"], finished["best_epoch"], finished["best_dev"],
-                     finished["epochs"], finished["seconds"], "finished")
+    kept = (f"best {finished.metric} {finished.best_dev} at epoch {finished.best_epoch}"
+            if finished.best_dev is not None else f"epoch {finished.best_epoch} kept")
+    print(f"{folder.path} is already finished ({kept})", flush=True)
+    return RunResult(folder.path, finished.task, finished.metric, finished.best_epoch, finished.best_dev,
+                     finished.epochs, finished.seconds, "finished")
 
 
-def open_inputs(config: DistillConfig, task: Task, cache_path: str | None, train_limit: int | None,
-                validation_limit: int | None, template: str | None):
-    """The cache reader (None for the baseline), the rows per split and the teacher template.
+def rows_from(data: DataConfig, task: str, train_limit: int | None = None, validation_limit: int | None = None) -> dict:
+    """The rows a run of `task` reads, as train() takes them: the limits given, else [data]'s where set, else
+    (None) those the cache was extracted with; the [data] teacher template where set, else the cache's."""
+    return {"train_limit": train_limit if train_limit is not None else (data.train_limit or None),
+            "validation_limit": validation_limit if validation_limit is not None else (data.validation_limit or None),
+            "template": data.teacher_templates.get(task) or None}
+
+
+def versions() -> dict[str, str]:
+    """The libraries a run's record names (armada.provenance has the full list for a report)."""
+    from armada import provenance
+
+    return provenance.versions(("torch", "transformers", "accelerate", "armada"))
+
+
+def open_inputs(config: DistillConfig, task: Task, cache, train_limit: int | None, validation_limit: int | None,
+                template: str | None):
+    """The cache reader (None for the baseline), the rows per split and the teacher template; `cache` is a
+    path or URL, or a reader already open on one, and must hold `task`.
 
     The limits and the template default to those the cache's splits were extracted with (0 and
     the task's default without a cache), so that even the undistilled baseline trains on the very
     examples ARMADA does."""
     if config.mixed_precision == "fp16" and not torch.accelerator.is_available():
         raise ArmadaError("mixed_precision = \"fp16\" needs a GPU; on a CPU use \"bf16\" or \"no\"")
-    if not config.undistilled and not cache_path:
+    if not config.undistilled and not cache:
         raise ArmadaError("ARMADA needs the teacher's features: give --cache PATH (or train the baseline with --undistilled)")
-    reader = open_cache(cache_path) if cache_path else None
+    reader = open_cache(cache) if isinstance(cache, str) else cache
     if reader is not None:
         check_task(reader, task.name)
     limits = {}

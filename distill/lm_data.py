@@ -1,7 +1,7 @@
 """Prompt → response sequences for causal-LM students: token ids, labels on the response only, the pooled position.
 
 An example becomes its prompt (armada.tasks.generative.build_prompt, encoded as generation encodes
-it: armada.eval.generation.encode_prompt) followed by its first reference as the model must write
+it: encode_prompt) followed by its first reference as the model must write
 it: in the chat style, what the tokenizer's chat template writes for an assistant turn holding the
 reference (so the end-of-turn mark is learnt, and generation stops on it); in the Alpaca style, the
 reference and the EOS token. The two parts are encoded separately, as generation sees the prompt.
@@ -25,9 +25,8 @@ import numpy as np
 import torch
 
 from armada.errors import ArmadaError
-from armada.eval.generation import encode_prompt
 from armada.tasks import Split
-from armada.tasks.generative import build_prompt
+from armada.tasks.generative import build_prompt, encode_prompt
 
 IGNORE = -100                                   # the label cross-entropy skips
 

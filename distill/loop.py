@@ -14,7 +14,7 @@ Loss balance: at every step of a distilled student, each term of L_s ((1 − α)
 β·manifold) is differentiated alone with respect to the student's pooled states h_s, the one
 tensor through which every term reaches the backbone (so the backbone's gradient is the sum of the
 terms' gradients there, pulled back). A term's share is its gradient's norm over the sum of the
-four norms; an epoch reports the mean share over its steps ("balance" in metrics.jsonl). A share
+four norms; an epoch reports the mean share over its steps (the epoch record's "balance"). A share
 near 1 means that term alone moves the backbone.
 """
 
@@ -30,7 +30,6 @@ import torch
 
 from armada.config import DistillConfig
 from armada.distill.data import Collator
-from armada.distill.losses import aligner_losses, student_losses, weighted_terms
 
 SHARE = "share:"                # loss-dict keys that carry a term's gradient share, not a loss
 
@@ -44,11 +43,12 @@ def reseed(seed: int, epoch: int, process: int) -> None:
 
 
 class TrainingLoop:
-    def __init__(self, accelerator, config: DistillConfig, kind: str, student, aligner, optimizers: dict, schedulers: dict,
-                 collate: Collator):
-        """`student` and `aligner` as accelerator.prepare returned them (aligner None when undistilled);
-        `optimizers`/`schedulers` keyed "student" and, for a trained aligner, "aligner"."""
-        self.accelerator, self.config, self.kind = accelerator, config, kind
+    def __init__(self, accelerator, config: DistillConfig, objective, student, aligner, optimizers: dict, schedulers: dict,
+                 collate):
+        """`objective` gives each batch's losses (armada.distill.objective); `student` and `aligner` as
+        accelerator.prepare returned them (aligner None when undistilled); `optimizers`/`schedulers` keyed
+        "student" and, for a trained aligner, "aligner"."""
+        self.accelerator, self.config, self.objective = accelerator, config, objective
         self.student, self.aligner, self.optimizers, self.schedulers = student, aligner, optimizers, schedulers
         self.collate = collate
         self.aligner_trained = "aligner" in optimizers
@@ -131,20 +131,13 @@ class TrainingLoop:
             return model(features)
 
     def _losses(self, batch, phase: str) -> dict[str, torch.Tensor]:
-        config, losses = self.config, {}
+        losses = {}
         aligner_out = self._aligner_outputs(batch, phase)
         if aligner_out is not None and phase != "student":     # a student epoch reports the student's losses only
-            losses.update(aligner_losses(self.kind, batch.labels, aligner_out[0], aligner_out[2], config.gamma))
+            losses.update(self.objective.aligner_losses(batch, aligner_out))
         if phase == "aligner":
             return losses
-        o_s, p_s, o_aux_s, _, states = self.student(batch.inputs, batch.choices, project=aligner_out is not None)
-        student = student_losses(self.kind, batch.labels, o_s, p_s, o_aux_s, aligner_out, alpha=config.alpha, beta=config.beta,
-                                 gamma=config.gamma, tau=config.tau, soft_form=config.soft_loss, manifold=config.manifold,
-                                 manifold_form=config.manifold_form)
-        losses.update(student)
-        if aligner_out is not None:
-            losses.update(gradient_shares(weighted_terms(student, alpha=config.alpha, beta=config.beta, gamma=config.gamma),
-                                          states))
+        losses.update(self.objective.student_losses(self.student, batch, aligner_out))
         return losses
 
 

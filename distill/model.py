@@ -1,11 +1,9 @@
-"""The distilled student and the TS Aligner as saved in a run, and the public API to use them.
+"""The distilled student and the TS Aligner as saved in a run folder (armada.run_schema places them),
+and the public API to use them.
 
-A run directory (`armada distill --out runs/NAME`) holds:
-  student/                    the best epoch's backbone (save_pretrained; LoRA merged), its
-                              tokenizer, armada_heads.safetensors (F̃_s, O_s, P_s, O_aux_s) and
-                              armada_heads.json (HeadsConfig)
-  aligner.safetensors         the best epoch's TS Aligner, its config in the metadata
-                              (absent for an undistilled run)
+The student folder holds the best epoch's backbone (save_pretrained; LoRA merged), its tokenizer,
+armada_heads.safetensors (F̃_s, O_s, P_s, O_aux_s) and armada_heads.json (HeadsConfig); the aligner
+file the best epoch's TS Aligner, its config in the metadata (absent for an undistilled run).
 
 Public API (eval and `armada run` use these):
   load_student(run_or_student_dir) -> (model, tokenizer, heads_config)
@@ -18,14 +16,11 @@ projections: the paper's Table 10).
 
 The backbone in student/ loads with `transformers.AutoModel.from_pretrained` alone.
 
-A generative run (`objective = "lm"`, armada.distill.lm) saves instead:
-  student/                    the best epoch's causal LM (AutoModelForCausalLM; LoRA merged) and
-                              its tokenizer, or with `save_adapter` the LoRA adapter folder (peft's
-                              adapter_config.json names the base model); armada_projection.safetensors
-                              (F̃_s, P_s) and armada_lm.json (LMInfo: the prompt style it was trained
-                              with, where its base came from)
-  aligner.safetensors         the ReconstructionAligner (absent for an undistilled run)
-and is used through:
+A generative run (`objective = "lm"`, armada.distill.lm) saves instead as its student the best
+epoch's causal LM (AutoModelForCausalLM; LoRA merged) and its tokenizer, or with `save_adapter` the
+LoRA adapter folder (peft's adapter_config.json names the base model), with
+armada_projection.safetensors (F̃_s, P_s) and armada_lm.json (LMInfo: the prompt style it was
+trained with, where its base came from); as its aligner the ReconstructionAligner. It is used through:
   load_causal_student(run_or_student_dir) -> (model, tokenizer, info)
 The merged model loads and generates with `transformers.AutoModelForCausalLM.from_pretrained` alone;
 so does the adapter folder where its base is a plain from_pretrained folder or hub id (peft
@@ -50,10 +45,10 @@ from torch import nn
 
 from armada.distill.heads import HeadShape, ReconstructionAligner, StudentHeads, StudentProjection, TSAligner, plain_state_dict
 from armada.errors import ArmadaError
+from armada.run_schema import RunFolder
 
 HEADS_FILE = "armada_heads.safetensors"
 HEADS_CONFIG = "armada_heads.json"
-ALIGNER_FILE = "aligner.safetensors"
 PROJECTION_FILE = "armada_projection.safetensors"
 LM_INFO = "armada_lm.json"
 OUTPUT_HEADS = ("main", "aux")
@@ -219,6 +214,16 @@ def save_causal_student(directory: Path, student: CausalStudent, tokenizer) -> N
     (directory / LM_INFO).write_text(json.dumps(asdict(student.info), indent=2) + "\n")
 
 
+def save_best(folder: RunFolder, student, tokenizer, aligner, kind: str, prediction_range=None) -> None:
+    """The best epoch so far: the run folder's student and aligner, each replaced whole; `prediction_range`:
+    where the aligner's regression scores are clipped when scored (the student's is in its heads config)."""
+    with folder.publishing_student() as building:
+        save_student(building, student, tokenizer)
+    if aligner is not None:
+        with folder.publishing_aligner() as building:
+            save_aligner(building, aligner, kind, prediction_range)
+
+
 def save_aligner(path: Path, aligner: TSAligner | ReconstructionAligner, kind: str, prediction_range=None) -> None:
     from safetensors.torch import save_file
 
@@ -231,11 +236,16 @@ def save_aligner(path: Path, aligner: TSAligner | ReconstructionAligner, kind: s
 
 def _student_dir(path: str | Path) -> Path:
     path = Path(path)
-    for candidate in (path, path / "student"):
+    for candidate in (path, RunFolder(path).student):
         if (candidate / HEADS_CONFIG).is_file():
             return candidate
     raise ArmadaError(f"{path}: neither a run directory with student/ nor a student directory ({HEADS_CONFIG} is missing); "
                       "give the --out directory of `armada distill`")
+
+
+def heads_config(path: str | Path) -> HeadsConfig:
+    """What the student of a run folder (or a student folder) is, without loading it."""
+    return HeadsConfig(**json.loads((_student_dir(path) / HEADS_CONFIG).read_text()))
 
 
 def load_student(path: str | Path):
@@ -245,7 +255,7 @@ def load_student(path: str | Path):
     from transformers.utils import logging as hf_logging
 
     directory = _student_dir(path)
-    config = HeadsConfig(**json.loads((directory / HEADS_CONFIG).read_text()))
+    config = heads_config(directory)
     hf_logging.disable_progress_bar()
     backbone = AutoModel.from_pretrained(directory)
     tokenizer = AutoTokenizer.from_pretrained(directory)
@@ -264,7 +274,7 @@ def load_causal_student(path: str | Path):
     from transformers.utils import logging as hf_logging
 
     path = Path(path)
-    directory = next((c for c in (path, path / "student") if (c / LM_INFO).is_file()), None)
+    directory = next((c for c in (path, RunFolder(path).student) if (c / LM_INFO).is_file()), None)
     if directory is None:
         raise ArmadaError(f"{path}: neither a generative run directory with student/ nor its student folder ({LM_INFO} is "
                           "missing); give the --out directory of `armada distill --objective lm`")
@@ -291,9 +301,9 @@ def load_aligner(run_dir: str | Path) -> TSAligner | ReconstructionAligner:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = Path(run_dir) / ALIGNER_FILE
+    path = RunFolder(run_dir).aligner
     if not path.is_file():
-        raise ArmadaError(f"{run_dir}: no {ALIGNER_FILE}: the run is undistilled or unfinished")
+        raise ArmadaError(f"{run_dir}: no {path.name}: the run is undistilled or unfinished")
     with safe_open(str(path), "pt") as f:
         config = json.loads(f.metadata()["armada_aligner"])
     kind, value_range = config.pop("kind"), config.pop("prediction_range", None)

@@ -18,7 +18,7 @@ class TeacherFeatures:
     train: object                   # armada.cache_schema.Features: feats[positions] -> float32 [n, D]
     validation: object | None       # None when the cache has no validation split
     dim: int
-    provenance: dict                # what run.json records of the cache
+    provenance: dict                # what the run's record says of the cache
 
 
 def open_cache(path: str):
@@ -41,8 +41,8 @@ def check_task(reader, task_name: str) -> None:
 
 
 def load_teacher_features(reader, train: Split, validation: Split | None) -> TeacherFeatures:
-    """The features of every training example, and of every validation example where the task and the cache have them."""
-    check_task(reader, train.task.name)
+    """The features of every training example, and of every validation example where the task and the cache have
+    them; the reader was checked to hold the task when it was opened (armada.distill.inputs)."""
     splits = reader.manifest.dataset.splits
     if "train" not in splits:
         raise ArmadaError(f"the cache at {reader.location} has no train split (it has {sorted(splits)}); "

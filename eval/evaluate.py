@@ -1,24 +1,22 @@
 """`armada eval`: a finished run's student (or its TS Aligner alone, paper Table 6) scored on a split.
 
-The run folder says everything needed: run.json the task, config.toml where the data was read
-from, how many validation rows the run's dev score used, the teacher template and the batch size.
-The validation split is read with the run's validation limit, so `armada eval` scores exactly the
-rows the run's dev numbers came from; the test split is read whole. Writes RUN/eval/<split>[-aligner].json
-(scores, or none for an unlabeled split) and RUN/eval/predictions-<split>[-aligner].jsonl.
+The run folder says everything needed (armada.run_schema): its record the task, its settings where
+the data was read from, how many validation rows the run's dev score used, the teacher template and
+the batch size. The validation split is read with the run's validation limit, so `armada eval` scores
+exactly the rows the run's dev numbers came from; the test split is read whole. The scores (none for
+an unlabeled split) and the predictions go into the run folder as a ScoreRecord.
 
 A generative run (`objective = "lm"`) is scored by what its student writes (`evaluate_generative`):
 armada.eval.generative.score_split on the run's own validation split, or zero-shot on any other
 generation task (a math-trained student on MultiArith and SingleEq), with greedy decoding and the
-task's own generation budget (both recorded), prompted in the style the run trained with. Writes
-RUN/eval/generation-<task>-<split>.json (what the report reads) and predictions-generation-<task>-<split>.jsonl.
+task's own generation budget (both recorded), prompted in the style the run trained with; its scores
+(what the report reads) and texts go into the run folder as a GenerationRecord.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -27,11 +25,11 @@ import numpy as np
 
 from armada.config import FileTask
 from armada.errors import ArmadaError
-from armada.eval.metrics import compute, primary
-from armada.tasks import Split, Task, get_task
+from armada.run_schema import GenerationRecord, RunFolder, RunRecord, RunSettings, ScoreRecord
+from armada.tasks.metrics import compute, primary
+from armada.tasks import OUTPUT_KINDS, Split, Task, get_task
 
 EVAL_SPLITS = ("validation", "test")
-SCORED_KINDS = ("classification", "regression", "multiple_choice")   # the kinds armada.distill.model.predict serves
 
 
 @dataclass(frozen=True)
@@ -76,21 +74,13 @@ def evaluate_run(run_dir: str | Path, split: str = "validation", data_dir: str |
     if labels is not None:
         raw = compute(result.task.metric, result.predictions, labels)
         scores = {k: None if math.isnan(v) else v for k, v in raw.items()}
-    suffix = f"{split}-aligner" if aligner else split
-    out = run_dir / "eval"
-    out.mkdir(exist_ok=True)
-    predictions_path = out / f"predictions-{suffix}.jsonl"
-    with predictions_path.open("w", encoding="utf-8") as f:
-        for example, prediction, logits in zip(result.split.examples, result.predictions, result.logits):
-            f.write(json.dumps({"id": example.id, "prediction": prediction.item(), "label": example.label,
-                                "logits": [float(v) for v in logits]}) + "\n")
-    scores_path = out / f"{suffix}.json"
     scorer = "aligner" if aligner else "student"
-    scores_path.write_text(json.dumps({
-        "run": str(run_dir), "task": result.task.name, "split": split, "scorer": scorer, "data": result.split.source,
-        "examples": len(result.split), "metric": primary(result.task.metric), "scores": scores,
-        "seconds": round(time.time() - started, 3),
-    }, indent=2) + "\n")
+    record = ScoreRecord(str(run_dir), result.task.name, split, scorer, result.split.source, len(result.split),
+                         primary(result.task.metric), scores, round(time.time() - started, 3))
+    predictions = ({"id": example.id, "prediction": prediction.item(), "label": example.label,
+                    "logits": [float(v) for v in logits]}
+                   for example, prediction, logits in zip(result.split.examples, result.predictions, result.logits))
+    scores_path, predictions_path = RunFolder(run_dir).write_scores(record, predictions)
     return EvalResult(run_dir, result.task.name, split, scorer, len(result.split), scores, scores_path, predictions_path)
 
 
@@ -101,11 +91,11 @@ def predict_student(run_dir: str | Path, split: str = "validation", data_dir: st
     from armada.distill.model import load_student, predict
 
     run_dir = Path(run_dir)
-    info, config = _read_run(run_dir)
-    task, examples = _load_split(info, config, split, data_dir, file_tasks)
+    record, settings = RunFolder(run_dir).read_finished()
+    task, examples = _load_split(record, settings, split, data_dir, file_tasks)
     model, tokenizer, _ = load_student(run_dir)
     model.to(_device())
-    predictions, logits, embeddings = predict(model, tokenizer, examples, _batch_size(config), head)
+    predictions, logits, embeddings = predict(model, tokenizer, examples, _batch_size(settings), head)
     return RunPredictions(task, examples, predictions, logits, embeddings)
 
 
@@ -117,20 +107,20 @@ def predict_aligner_alone(run_dir: str | Path, split: str = "validation", data_d
     from armada.distill.model import aligner_projection, load_aligner, predict_aligner
 
     run_dir = Path(run_dir)
-    info, config = _read_run(run_dir)
-    if info.get("undistilled") or not info.get("cache"):
+    record, settings = RunFolder(run_dir).read_finished()
+    if record.undistilled or not record.cache:
         raise ArmadaError(f"{run_dir}: an undistilled run has no TS Aligner to score; drop --aligner, or give an ARMADA run")
-    cache = info["cache"].get("path")
+    cache = record.cache.get("path")
     if not cache:
-        raise ArmadaError(f"{run_dir}/run.json does not say which cache the run trained with (cache.path)")
-    task, examples = _load_split(info, config, split, data_dir, file_tasks)
+        raise ArmadaError(f"{run_dir}: its record does not say which cache the run trained with (cache.path)")
+    task, examples = _load_split(record, settings, split, data_dir, file_tasks)
     aligner = load_aligner(run_dir).to(_device())
     try:
         reader = CacheReader(cache)
     except ArmadaError as e:
         raise ArmadaError(f"{run_dir}: the cache it trained with cannot be opened: {e}") from None
     with reader:
-        if reader.manifest.config_hash != info["cache"].get("config_hash"):
+        if reader.manifest.config_hash != record.cache.get("config_hash"):
             raise ArmadaError(f"the cache at {cache} is not the one {run_dir} trained with (its config hash differs); "
                               "it was re-extracted or replaced since")
         features = reader.load(split, examples.ids, examples.teacher_hashes)
@@ -139,51 +129,55 @@ def predict_aligner_alone(run_dir: str | Path, split: str = "validation", data_d
     return RunPredictions(task, examples, predictions, logits, aligner_projection(aligner, vectors))
 
 
-def _read_run(run_dir: Path) -> tuple[dict, dict]:
-    record, config_path = run_dir / "run.json", run_dir / "config.toml"
-    if not record.is_file():
-        raise ArmadaError(f"{run_dir}: no run.json; give a run folder that `armada distill --out` wrote")
-    info = json.loads(record.read_text(encoding="utf-8"))
-    if info.get("status") != "finished":
-        raise ArmadaError(f"{run_dir}: the run is not finished (status {info.get('status')!r}); "
-                          "finish it with `armada distill ... --resume` first")
-    if not config_path.is_file():
-        raise ArmadaError(f"{run_dir}: no config.toml; the run folder is incomplete")
-    return info, tomllib.loads(config_path.read_text(encoding="utf-8"))
-
-
-def _load_split(info: dict, config: dict, split: str, data_dir: str | None,
+def _load_split(record: RunRecord, settings: RunSettings, split: str, data_dir: str | None,
                 file_tasks: Mapping[str, FileTask] | None) -> tuple[Task, Split]:
     if split not in EVAL_SPLITS:
         raise ArmadaError(f"--split {split!r}: evaluate on one of {list(EVAL_SPLITS)}")
-    data = config.get("data", {})
-    if info["task"].startswith("file:") and info["task"][5:] not in (file_tasks or {}):
-        raise ArmadaError(f"the run's task {info['task']} is defined by a [tasks.{info['task'][5:]}] table in a pipeline "
+    if record.task.startswith("file:") and record.task[5:] not in (file_tasks or {}):
+        raise ArmadaError(f"the run's task {record.task} is defined by a [tasks.{record.task[5:]}] table in a pipeline "
                           "file; give that file with --config")
-    task = get_task(info["task"], file_tasks)
-    if task.kind not in SCORED_KINDS:
-        raise ArmadaError(f"armada eval scores {', '.join(SCORED_KINDS)} runs by their classes; {task.name} is a {task.kind} "
+    task = get_task(record.task, file_tasks)
+    if task.kind not in OUTPUT_KINDS:
+        raise ArmadaError(f"armada eval scores {', '.join(OUTPUT_KINDS)} runs by their classes; {task.name} is a {task.kind} "
                           "task, scored by generating (evaluate_generative, for runs trained with --objective lm)")
-    limit = data.get("validation_limit", 0) if split == "validation" else 0
-    template = data.get("teacher_templates", {}).get(task.name, "")
-    folder = data.get("data_dir", "") if data_dir is None else data_dir
-    return task, task.load(split, data_dir=folder, limit=limit, template=template)
+    limit = settings.validation_limit if split == "validation" else 0
+    folder = settings.data_dir if data_dir is None else data_dir
+    return task, task.load(split, data_dir=folder, limit=limit, template=settings.template(task.name))
+
+
+def score_run(run_dir: str | Path, *, split: str | None = None, data_dir: str | None = None, aligner: bool = False,
+              task: str | None = None, limit: int = 0, max_new_tokens: int | None = None,
+              file_tasks: Mapping[str, FileTask] | None = None) -> str:
+    """`armada eval`: a generative run scored by what it writes (evaluate_generative), any other by its outputs
+    (evaluate_run); returns the line that says what was scored and where it went."""
+    if is_generative_run(run_dir):
+        if aligner:
+            raise ArmadaError(f"{run_dir}: a generative run's TS Aligner learnt to reconstruct the teacher's vectors and "
+                              "has no task outputs to score; drop --aligner")
+        return generative_summary(evaluate_generative(run_dir, task, split, data_dir, limit, max_new_tokens=max_new_tokens,
+                                                      file_tasks=file_tasks))
+    if task or limit or max_new_tokens:
+        raise ArmadaError(f"{run_dir} is not a generative run: --task, --limit and --max-new-tokens are for runs trained "
+                          "with --objective lm")
+    return evaluate_run(run_dir, split=split or "validation", data_dir=data_dir, aligner=aligner,
+                        file_tasks=file_tasks).summary()
 
 
 def is_generative_run(run_dir: str | Path) -> bool:
-    """Whether the run trained a generative student (`objective = "lm"`); False where run.json is missing or unreadable
-    (evaluate_run then says what is wrong with the folder)."""
+    """Whether the run trained a generative student (`objective = "lm"`); False where its record is missing or
+    unreadable (evaluate_run then says what is wrong with the folder)."""
     try:
-        return json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8")).get("objective") == "lm"
-    except (OSError, ValueError, AttributeError):
+        record = RunFolder(run_dir).read_record()
+    except (OSError, ArmadaError):
         return False
+    return record is not None and record.objective == "lm"
 
 
-def generative_summary(record: dict) -> str:
-    scores = ", ".join(f"{k} {v:.4f}" for k, v in record["scores"].items())
-    decoding = record["decoding"]
-    return (f"{record['run']} on {record['task']} {record['split']} ({record['examples']} examples, greedy, up to "
-            f"{decoding['max_new_tokens']} new tokens): {scores} → {Path(record['run']) / 'eval'}")
+def generative_summary(record: GenerationRecord) -> str:
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in record.scores.items())
+    path = RunFolder(record.run).generation_path(record.task, record.split)
+    return (f"{record.run} on {record.task} {record.split} ({record.examples} examples, greedy, up to "
+            f"{record.decoding['max_new_tokens']} new tokens): {scores} → {path}")
 
 
 def default_generation_split(task: Task, own: bool) -> str:
@@ -191,18 +185,13 @@ def default_generation_split(task: Task, own: bool) -> str:
     return "validation" if own and "validation" in task.splits else "test" if "test" in task.splits else task.splits[0]
 
 
-def generation_stem(task: str, split: str) -> str:
-    """RUN/eval/<stem>.json holds the scores of a generative run on `task` `split`; predictions-<stem>.jsonl its texts."""
-    return f"generation-{task.replace('/', '_').replace(':', '_')}-{split}"
-
-
 GENERATION_BATCH = 8                    # prompts per generate call: a speed setting, not a result one (eval.generation)
 
 
 def evaluate_generative(run_dir: str | Path, task: str | None = None, split: str | None = None, data_dir: str | None = None,
                         limit: int = 0, *, max_new_tokens: int | None = None, batch_size: int = GENERATION_BATCH,
-                        file_tasks: Mapping[str, FileTask] | None = None) -> dict:
-    """Score a generative run's saved student by generating; returns what it writes to RUN/eval/generation-*.json.
+                        file_tasks: Mapping[str, FileTask] | None = None) -> GenerationRecord:
+    """Score a generative run's saved student by generating; returns the record it writes to the run folder.
 
     `task` None is the run's own task, on its validation split with the run's validation limit;
     any other generation task is scored zero-shot, on `split` (default: its test split, else its
@@ -217,40 +206,34 @@ def evaluate_generative(run_dir: str | Path, task: str | None = None, split: str
 
     run_dir = Path(run_dir)
     started = time.time()
-    info, config = _read_run(run_dir)
-    if info.get("objective") != "lm":
-        raise ArmadaError(f"{run_dir} trained a {info['task']} student with the task objective: it has no text to score; "
+    folder = RunFolder(run_dir)
+    info, settings = folder.read_finished()
+    if info.objective != "lm":
+        raise ArmadaError(f"{run_dir} trained a {info.task} student with the task objective: it has no text to score; "
                           "drop --task and --limit (armada eval scores it by its classes)")
-    name = task or info["task"]
+    name = task or info.task
     if name.startswith("file:") and name[5:] not in (file_tasks or {}):
         raise ArmadaError(f"the task {name} is defined by a [tasks.{name[5:]}] table in a pipeline file; give that file with --config")
     scored = get_task(name, file_tasks)
     if scored.kind != "generation":
         raise ArmadaError(f"{scored.name} is a {scored.kind} task; a generative student is scored on generation tasks "
                           "(instruct/..., reasoning/...)")
-    own = scored.name == info["task"]
+    own = scored.name == info.task
     split = split or default_generation_split(scored, own)
-    data = config.get("data", {})
     if not limit and own and split == "validation":
-        limit = data.get("validation_limit", 0)
-    examples = scored.load(split, data_dir=data.get("data_dir", "") if data_dir is None else data_dir, limit=limit)
+        limit = settings.validation_limit
+    examples = scored.load(split, data_dir=settings.data_dir if data_dir is None else data_dir, limit=limit)
     model, tokenizer, student = load_causal_student(run_dir)
     model.to(_device())
     decoding = Decoding(max_new_tokens=max_new_tokens or scored.max_new_tokens, num_beams=1, batch_size=batch_size)
     result = score_split(examples, model, tokenizer, decoding, style=student.prompt_style)
-    stem = generation_stem(scored.name, split)
-    out = run_dir / "eval"
-    out.mkdir(exist_ok=True)
-    with (out / f"predictions-{stem}.jsonl").open("w", encoding="utf-8") as f:
-        for example, prediction in zip(examples.examples, result.predictions):
-            f.write(json.dumps({**asdict(prediction), "references": list(example.references)}) + "\n")
-    record = {
-        "run": str(run_dir), "task": scored.name, "split": split, "trained_on": info["task"], "data": examples.source,
-        "examples": len(examples), "limit": limit, "metric": result.metric, "scores": result.scores,
-        "decoding": {**asdict(decoding), "do_sample": False}, "prompt_style": student.prompt_style, "student": student.saved,
-        "seconds": round(time.time() - started, 3),
-    }
-    (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    record = GenerationRecord(
+        run=str(run_dir), task=scored.name, split=split, metric=result.metric, scores=result.scores,
+        examples=len(examples), trained_on=info.task, data=examples.source, limit=limit,
+        decoding={**asdict(decoding), "do_sample": False}, prompt_style=student.prompt_style, student=student.saved,
+        seconds=round(time.time() - started, 3))
+    folder.write_generation(record, ({**asdict(prediction), "references": list(example.references)}
+                                     for example, prediction in zip(examples.examples, result.predictions)))
     return record
 
 
@@ -265,10 +248,10 @@ def _labels(split: Split) -> list | None:
     return labels
 
 
-def _batch_size(config: dict) -> int:
+def _batch_size(settings: RunSettings) -> int:
     from armada.config import DistillConfig
 
-    return int(config.get("distill", {}).get("eval_batch_size", DistillConfig.eval_batch_size))
+    return int(settings.distill.get("eval_batch_size", DistillConfig.eval_batch_size))
 
 
 def _device():

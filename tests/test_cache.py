@@ -300,14 +300,14 @@ KILLED_MID_SHARD = """
     from armada.cache_schema import CacheWriter
     from test_cache_fixtures import manifest_for, rows_for
 
-    def stall(path, content):           # the shard's data is written; its marker would be next
+    def stall(path, content, sync):     # the shard's data is written; its marker would be next
         print("data written", flush=True)
         time.sleep(600)
 
     r = rows_for(12, 8)
     writer = CacheWriter.create(Path(sys.argv[1]), manifest_for({"train": r}, 8))
     writer.write_shard("train", 0, r.features[0:4], r.ids[0:4], r.hashes[0:4])
-    writer_module._write_atomically = stall
+    writer_module.write_atomically = stall
     writer.write_shard("train", 1, r.features[4:8], r.ids[4:8], r.hashes[4:8])
 """
 

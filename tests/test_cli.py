@@ -1,5 +1,6 @@
 """Every `armada` command says what it is for and shows a worked example; errors print without a traceback."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,34 @@ def test_a_user_error_is_one_line_on_stderr_and_exit_code_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {tmp_path / 'missing.toml'}: no such pipeline file"
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_every_distill_setting_is_an_option_its_field_describes():
+    from armada.config import DistillConfig
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["distill"].params}
+    for field in dataclasses.fields(DistillConfig):
+        assert field.name in params, field.name
+        assert params[field.name].help.startswith(field.metadata["doc"]), field.name
+
+
+def test_distill_flags_reach_the_run_and_name_its_folder(tmp_path, monkeypatch):
+    import tomli_w
+
+    import distill_tiny as tiny
+    from armada import config
+
+    student = tiny.make_encoder(tmp_path / "student")
+    name, tables = tiny.file_task(tmp_path / "data")
+    spec = tables[name]
+    (tmp_path / "pipeline.toml").write_text(tomli_w.dumps({"tasks": {name: {
+        "train": spec.train, "validation": spec.validation, "labels": list(spec.labels), "id_field": "id"}}}))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [
+        "distill", "--dataset", f"file:{name}", "--config", "pipeline.toml", "--undistilled", "--student", str(student),
+        "--epochs", "1", "--batch-size", "4", "--max-length", "32", "--projection-dim", "16", "--aligner-hidden", "24",
+        "--lr", "0.001", "--no-group-by-length"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / f"file-{name}-student-undistilled-seed0"     # no --out: named by what it is
+    settings = config.load(run / "config.toml").distill
+    assert (settings.undistilled, settings.epochs, settings.lr, settings.group_by_length) == (True, 1, 0.001, False)

@@ -123,12 +123,17 @@ dim = 16
 
     assert resolve("sd14", cfg.teachers)[1].steps == 30
     assert resolve("my-service", cfg.teachers)[1].dim == 16
+    # [teachers.*] belongs to the extract stage: every command checks it as it loads the file.
+    from armada.commands import load_pipeline
+
     with pytest.raises(ConfigError, match=r"unknown key teachers\.sd14\.stepz"):
-        config.load(write(tmp_path, "[teachers.sd14]\nstepz = 30\n"))
+        load_pipeline(write(tmp_path, "[teachers.sd14]\nstepz = 30\n"))
     with pytest.raises(ConfigError, match=r"unknown teacher 'mine'.*kind ="):
-        config.load(write(tmp_path, "[teachers.mine]\nsteps = 3\n"))
+        load_pipeline(write(tmp_path, "[teachers.mine]\nsteps = 3\n"))
     with pytest.raises(ConfigError, match=r"teachers\.x\.kind = 'dalle' is not one of"):
-        config.load(write(tmp_path, '[teachers.x]\nkind = "dalle"\n'))
+        load_pipeline(write(tmp_path, '[teachers.x]\nkind = "dalle"\n'))
+    with pytest.raises(ConfigError, match=r"--set teachers\.sd14\.steps=0: teachers\.sd14\.steps = 0 is impossible"):
+        load_pipeline(None, ["teachers.sd14.steps=0"])
 
 
 def test_unknown_task_lists_the_valid_ones(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 import distill_tiny as tiny
 from armada.config import DistillConfig
-from armada.distill.train import train
+from armada.distill.recipe import train
 from armada.errors import ArmadaError
 from armada.tasks import get_task
 

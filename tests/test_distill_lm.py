@@ -22,7 +22,7 @@ from armada.distill.build import build_lm_student
 from armada.distill.heads import ReconstructionAligner
 from armada.distill.lm_data import IGNORE, LMCollator, encode_lm
 from armada.distill.model import load_aligner, load_causal_student
-from armada.distill.train import train
+from armada.distill.recipe import train
 from armada.errors import ArmadaError, ConfigError
 from armada.eval.generation import Decoding, generate
 from armada.tasks import get_task

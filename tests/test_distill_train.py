@@ -20,8 +20,8 @@ import distill_tiny as tiny
 from armada import config as config_module
 from armada.distill import checkpoint
 from armada.distill.model import load_aligner, load_student, predict, predict_aligner
-from armada.distill.train import train
-from armada.eval.metrics import compute
+from armada.distill.recipe import train
+from armada.tasks.metrics import compute
 from armada.tasks import get_task
 
 

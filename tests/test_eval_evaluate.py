@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 import distill_tiny as tiny
-from armada.distill.train import train
+from armada.distill.recipe import train
 from armada.errors import ArmadaError
-from armada.eval.analysis import EmbeddingView, score_view
+from armada.reporting.analysis import EmbeddingView, score_view
 from armada.eval.evaluate import evaluate_run, predict_student
-from armada.eval.report import write_report
+from armada.reporting.results import write_report
 from armada.tasks import get_task
 
 LIMIT = 16
@@ -159,7 +159,7 @@ def test_report_analysis_views_each_variants_student_embeddings(runs, analysis_r
 
 
 def _slug(runs) -> str:
-    from armada.eval.plots import file_slug
+    from armada.files import file_slug
 
     return file_slug(json.loads((runs["undistilled"] / "run.json").read_text())["student"])
 
@@ -191,7 +191,7 @@ def test_the_auxiliary_head_is_o_aux_on_the_projection(runs):
 def test_report_analysis_scores_aux_heads_scenarios_centroids_and_loss_t_tests(runs, analysis_report):
     """The paper's Tables 10, 13, 14 and 15 on the real tiny runs, against direct computations."""
     from armada.eval.evaluate import predict_aligner_alone
-    from armada.eval.paper_measures import centroid_distances, loss_t_test, scenarios, task_losses
+    from armada.reporting.paper_measures import centroid_distances, loss_t_test, scenarios, task_losses
 
     out = analysis_report.markdown.parent
     text = analysis_report.markdown.read_text()

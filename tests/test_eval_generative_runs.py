@@ -16,9 +16,9 @@ import distill_tiny
 import lm_tiny
 from armada import config
 from armada.cli import app
-from armada.distill.train import train
+from armada.distill.recipe import train
 from armada.eval.evaluate import evaluate_generative
-from armada.eval.report import write_report
+from armada.reporting.results import write_report
 from armada.errors import ConfigError
 from armada.eval.rouge import rouge_l
 from armada.pipeline import run_pipeline
@@ -80,10 +80,10 @@ def test_a_generative_run_is_scored_zero_shot_on_other_tasks(lm_runs, shared_dat
     assert set(record["scores"]) == {"accuracy"} and record["decoding"]["max_new_tokens"] == 6
     # A multiple-choice set is scored by the answer read from the text and by the choices' log-likelihood.
     arc = evaluate_generative(run, "reasoning/arc-e", None, reasoning, 4, max_new_tokens=4)
-    assert set(arc["scores"]) == {"accuracy", "loglik_accuracy", "loglik_mean_accuracy"} and arc["examples"] == 4
+    assert set(arc.scores) == {"accuracy", "loglik_accuracy", "loglik_mean_accuracy"} and arc.examples == 4
     # The task's own budget is the default and is what the record says.
     sinst = evaluate_generative(run, "instruct/sinst", None, str(shared_data / "generative" / "instruction"), 2)
-    assert sinst["decoding"]["max_new_tokens"] == get_task("instruct/sinst").max_new_tokens and sinst["metric"] == "rougeL"
+    assert sinst.decoding["max_new_tokens"] == get_task("instruct/sinst").max_new_tokens and sinst.metric == "rougeL"
 
 
 def test_what_a_generative_run_cannot_be_scored_on_is_refused(lm_runs, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn import metrics as sk
 
-from armada.eval.metrics import compute, primary
+from armada.tasks.metrics import compute, primary
 
 
 def test_mcc_hand_worked():

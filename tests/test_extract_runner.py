@@ -22,7 +22,8 @@ import pytest
 from armada.cache_schema import CacheReader, CacheWriter
 from armada.cache_schema.layout import ROOT_KEY, all_keys
 from armada.errors import ArmadaError
-from armada.extract.runner import ExtractJob, run_extract
+from armada.extract.job import ExtractJob
+from armada.extract.runner import run_extract
 from extract_fake_teacher import vector
 
 TESTS = Path(__file__).resolve().parent
@@ -117,7 +118,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(make_job, moment):
     hang_at = rng.choice([3, 4, 5, 6]) if moment == "mid-shard" else 0
     delay = rng.uniform(0.0, 1.2)
     job = make_job(teacher={"hang_at": hang_at, "sleep": 0.1} if hang_at else {"sleep": 0.1})
-    code = "import json, sys; from armada.extract.runner import ExtractJob, run_extract; " \
+    code = "import json, sys; from armada.extract.job import ExtractJob; from armada.extract.runner import run_extract; " \
            "run_extract(ExtractJob.from_json(json.loads(sys.argv[1])), show_progress=False)"
     process = subprocess.Popen([sys.executable, "-c", code, json.dumps(job.to_json())])
     try:
@@ -199,7 +200,8 @@ def test_torchrun_processes_share_the_shards(make_job, tmp_path):
     script = tmp_path / "launched.py"
     script.write_text(
         "import json, sys\n"
-        "from armada.extract.runner import ExtractJob, run_extract\n"
+        "from armada.extract.job import ExtractJob\n"
+        "from armada.extract.runner import run_extract\n"
         "summary = run_extract(ExtractJob.from_json(json.loads(sys.argv[1])), show_progress=False)\n"
         "if summary is not None:\n"
         "    print(json.dumps([p.pid for p in summary.processes]))\n",

@@ -12,11 +12,11 @@ import torch
 from armada.errors import ArmadaError
 from armada.eval import answers
 from armada.eval import generative
-from armada.eval.generation import Decoding, encode_prompt, generate
+from armada.eval.generation import Decoding, generate
 from armada.eval.likelihood import ChoiceScores, score_choices
 from armada.eval.rouge import mean_rouge_l, rouge_l
 from armada.tasks import get_task
-from armada.tasks.generative import build_prompt
+from armada.tasks.generative import build_prompt, encode_prompt
 
 CORPUS = [
     "Below is an instruction that describes a task, paired with an input that provides further context. "

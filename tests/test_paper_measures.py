@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
-from armada.eval.anova import ols_anova
-from armada.eval.paper_measures import (centroid_distances, centroid_separation, distance_reduction, loss_t_test,
+from armada.reporting.anova import ols_anova
+from armada.reporting.paper_measures import (centroid_distances, centroid_separation, distance_reduction, loss_t_test,
                                         scenarios, sensitivity, task_losses)
 
 

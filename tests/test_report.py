@@ -13,7 +13,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from armada.errors import ArmadaError
-from armada.eval.report import write_report
+from armada.reporting.results import write_report
 
 METRICS = {"glue/cola": "mcc", "glue/rte": "accuracy", "glue/stsb": "pearson"}
 

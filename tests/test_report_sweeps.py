@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from armada.eval.report import write_report
+from armada.reporting.results import write_report
 
 DEFAULTS = {"undistilled": False, "manifold": "euclid", "alpha": 0.5, "beta": 1.0, "gamma": 1.0, "aligner": "trained",
             "teacher_noise": 0.0, "epochs": 1}

@@ -361,7 +361,8 @@ def test_an_unreachable_image_encoder_says_how_to_use_a_local_folder(server):
 
 def test_a_lasting_failure_stops_extraction_with_no_partial_shard_done_and_a_rerun_resumes(server, tmp_path, monkeypatch):
     from armada.cache_schema import CacheReader, CacheWriter
-    from armada.extract.runner import ExtractJob, run_extract
+    from armada.extract.job import ExtractJob
+    from armada.extract.runner import run_extract
     from armada.tasks import sha256_text
 
     texts = [f"sentence {i}" for i in range(12)]

@@ -26,9 +26,10 @@ from armada.cache_schema.share import pack
 from armada.cache_schema.verify import verify
 from armada.config import to_dict
 from armada.distill.model import load_student
-from armada.distill.train import train
+from armada.distill.recipe import train
 from armada.errors import ArmadaError
-from armada.extract.runner import ExtractJob, default_cache_path, run_extract
+from armada.extract.job import ExtractJob, default_cache_path
+from armada.extract.runner import run_extract
 from armada.tasks import STUDENT_INPUT, get_task
 from test_extract_runner import assert_same_cache
 
@@ -135,7 +136,8 @@ def test_a_distill_run_is_a_teacher_by_its_path(tmp_path, task_files, task, run_
         (first, second), = example.inputs
         inputs = dict(tokenizer(first, second, return_tensors="pt", truncation=True, max_length=heads["max_length"]))
         with torch.no_grad():
-            logits, _, _, pooled = model(inputs)
+            out = model(inputs)
+            logits, pooled = out.outputs, out.pooled
         np.testing.assert_allclose(row[:HIDDEN], pooled[0].numpy(), atol=1e-5)
         np.testing.assert_allclose(row[HIDDEN:], logits[0].numpy(), atol=1e-5)
     assert check_kd_cache(manifest, task).columns["logits"] == slice(HIDDEN, HIDDEN + 2)

@@ -14,10 +14,10 @@ def tasks(config: str = typer.Option(None, "--config", "-c", help="a pipeline fi
 
     Example: armada tasks --config pipeline.toml
     """
-    from armada import config as config_module
+    from armada.commands import load_pipeline
     from armada.tasks import TASKS, get_task
 
-    cfg = config_module.load(config)
+    cfg = load_pipeline(config)
     names = list(TASKS) + [f"file:{n}" for n in cfg.tasks]
     rows = []
     for name in names:

@@ -1,16 +1,14 @@
-"""`armada eval` (score one run's student or aligner on a split) and `armada report` (tables,
-t-tests and figures over many runs)."""
+"""`armada eval`: score one run's student (or its aligner) on a split."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     app.command("eval")(evaluate)
-    app.command("report")(report)
 
 
 def evaluate(
@@ -26,7 +24,7 @@ def evaluate(
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="generative runs: the generation "
                                                  "budget (default: the task's own, as its source sets it)"),
 ) -> None:
-    """Score a run's student (or its TS Aligner alone) on a split: RUN/eval/SPLIT.json and predictions-SPLIT.jsonl.
+    """Score a run's student (or its TS Aligner alone) on a split; its scores and predictions go into the run folder.
 
     A run trained with --objective lm is scored by generating (RougeL, or answer and log-likelihood accuracy).
 
@@ -34,52 +32,14 @@ def evaluate(
 
     Example: armada eval --run runs/math-smollm2 --task reasoning/multiarith --data-dir ../shared/data/generative/reasoning --limit 100
     """
-    from armada.errors import ArmadaError
-    from armada.eval.evaluate import evaluate_generative, evaluate_run, generative_summary, is_generative_run
+    from armada.eval.evaluate import score_run
 
-    if is_generative_run(run):
-        if aligner:
-            raise ArmadaError(f"{run}: a generative run's TS Aligner learnt to reconstruct the teacher's vectors and has no "
-                              "task outputs to score; drop --aligner")
-        record = evaluate_generative(run, task, split, data_dir, limit, max_new_tokens=max_new_tokens,
-                                     file_tasks=_file_tasks(_pipeline(config)))
-        typer.echo(generative_summary(record))
-        return
-    if task or limit or max_new_tokens:
-        raise ArmadaError(f"{run} is not a generative run: --task, --limit and --max-new-tokens are for runs trained with "
-                          "--objective lm")
-    result = evaluate_run(run, split=split or "validation", data_dir=data_dir, aligner=aligner, file_tasks=_file_tasks(_pipeline(config)))
-    typer.echo(result.summary())
+    typer.echo(score_run(run, split=split, data_dir=data_dir, aligner=aligner, task=task, limit=limit,
+                         max_new_tokens=max_new_tokens, file_tasks=_file_tasks(config)))
 
 
-def report(
-    runs: List[str] = typer.Argument(..., help="run folders, or folders searched for them"),
-    out: str = typer.Option("report", "--out", "-o", help="the folder to write results.md, results.csv and the PNGs to"),
-    analysis: bool = typer.Option(False, "--analysis", help="add the paper's analyses: embedding views (t-SNE, silhouette, KMeans purity), auxiliary heads, silhouette by scenario, centroid distances, loss t-tests, the α/β/γ ANOVA, noise sensitivity"),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="for --analysis: where the tasks' files are (default: each run's data.data_dir)"),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="the pipeline file the runs came from: its tasks, "
-                                         "variants and seeds are the runs expected (Coverage), its file:NAME tasks are read"),
-) -> None:
-    """Write results tables (mean ± sd over seeds, Δ against undistilled, paired t-tests) and plots.
+def _file_tasks(config: str | None) -> dict:
+    """The [tasks.NAME] tables of the pipeline file `config` (none without one)."""
+    from armada.commands import load_pipeline
 
-    Example: armada report runs/ --out report/ --analysis
-    """
-    from armada.eval.report import write_report
-    from armada.pipeline import plan, planned_seeds
-
-    cfg = _pipeline(config)
-    files = write_report(runs, out, analysis=analysis, data_dir=data_dir, file_tasks=_file_tasks(cfg),
-                         plan=planned_seeds(plan(cfg)) if cfg else None)
-    typer.echo(f"wrote {files.markdown}, {files.csv} and {len(files.figures)} figure(s) in {files.markdown.parent}")
-
-
-def _pipeline(config: str | None):
-    if config is None:
-        return None
-    from armada import config as config_module
-
-    return config_module.load(config)
-
-
-def _file_tasks(cfg) -> dict:
-    return dict(cfg.tasks) if cfg else {}
+    return dict(load_pipeline(config).tasks) if config else {}

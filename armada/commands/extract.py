@@ -29,10 +29,11 @@ def extract(
 
     Example: armada extract --teacher piper-whisper --dataset bbc-news --limit 64
     """
-    from armada import config as config_module
-    from armada.extract.runner import job_from_config, run_extract
+    from armada.commands import load_pipeline
+    from armada.extract.job import job_from_config
+    from armada.extract.runner import run_extract
 
-    cfg = config_module.load(config, sets or [], flags={
+    cfg = load_pipeline(config, sets or [], flags={
         "extract.teacher": teacher, "extract.splits": split or None, "extract.batch_size": batch_size,
         "extract.num_processes": num_processes, f'data.data_dirs."{dataset}"': data_dir,
         "data.train_limit": limit, "data.validation_limit": limit,
@@ -54,10 +55,10 @@ def teachers(config: str = typer.Option(None, "--config", "-c", help="a pipeline
 
     Example: armada teachers --config pipeline.toml
     """
-    from armada import config as config_module
+    from armada.commands import load_pipeline
     from armada.extract.registry import FAMILIES, TEACHERS, resolve
 
-    cfg = config_module.load(config)
+    cfg = load_pipeline(config)
     rows = [("teacher", "family", "dim", "models", "")]
     for name in list(TEACHERS) + [n for n in cfg.teachers if n not in TEACHERS]:
         family, settings = resolve(name, cfg.teachers)

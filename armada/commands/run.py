@@ -17,10 +17,10 @@ def run(
 
     Example: armada run pipeline.toml --set run.seeds=[0]
     """
-    from armada import config as config_module
+    from armada.commands import load_pipeline
     from armada.pipeline import run_pipeline
 
-    cfg = config_module.load(pipeline, sets or [])
+    cfg = load_pipeline(pipeline, sets or [])
     command = ["armada", "run", pipeline, *(f"--set={s}" for s in sets or [])]
     report = run_pipeline(cfg, say=lambda line: typer.echo(line), command=command)
     typer.echo(f"report: {report / 'results.md'}")

@@ -4,7 +4,8 @@ A generative example is a prompt and a response. `inputs` is `((instruction, inp
 when the row has none), `references` holds the reference responses (the first is the training
 target; SInst rows carry several), and the teacher reads the instruction and input joined and
 lowercased, or a template over `{instruction}` and `{input}`. `build_prompt` turns an example
-into the text a causal LM is given, for training and evaluation alike.
+into the text a causal LM is given and `encode_prompt` into its tokens, for training and
+evaluation alike.
 
 Instruction sets (metric RougeL against the references):
 - `instruct/dolly`: databricks-dolly-15k. validation = MiniLLM's `eval/dolly/dev.jsonl` (1,000),
@@ -68,6 +69,14 @@ def build_prompt(instruction: str, input: str = "", tokenizer=None, style: Promp
         content = f"{instruction}\n\n{input}" if input else instruction
         return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
     raise ArmadaError(f"unknown prompt style {style!r}; the styles are 'alpaca' and 'chat'")
+
+
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    """The prompt's token ids, with the tokenizer's special tokens, unless the text already starts with
+    the BOS text (as chat templates write it), which would otherwise come twice."""
+    bos = tokenizer.bos_token
+    add_special = not (bos and prompt.startswith(bos))
+    return list(tokenizer(prompt, add_special_tokens=add_special)["input_ids"])
 
 
 @dataclass(frozen=True)
@@ -290,13 +299,18 @@ def numbered_options(stem: str) -> Callable[[str], tuple[str, ...]]:
             raise ValueError(f"the {stem}1: {stem}2: ... markers are missing or out of order")
         if answer_format.strip().split("/") != [f"{stem.lower()}{i}" for i in range(1, len(marks) + 1)]:
             raise ValueError(f"{len(marks)} options but the answer format says {answer_format.strip()!r}")
-        ends = [m.start() for m in marks[1:]] + [len(body)]
-        texts = tuple(body[m.end():end].strip() for m, end in zip(marks, ends))
+        texts = _between(body, marks)
         if not all(texts):
             raise ValueError("an option is empty")
         return texts
 
     return parse
+
+
+def _between(body: str, marks: list[re.Match]) -> tuple[str, ...]:
+    """The text after each mark, up to the next one (the last: to the end)."""
+    ends = [m.start() for m in marks[1:]] + [len(body)]
+    return tuple(body[m.end():end].strip() for m, end in zip(marks, ends))
 
 
 AQUA_OPTION = re.compile(r"\(([A-E])\)\s*")
@@ -310,8 +324,7 @@ def lettered_options(instruction: str) -> tuple[str, ...]:
     marks = list(AQUA_OPTION.finditer(body))
     if "".join(m.group(1) for m in marks) != "ABCDE"[:len(marks)] or len(marks) < 2:
         raise ValueError("the (A) (B) ... options are missing or out of order")
-    ends = [m.start() for m in marks[1:]] + [len(body)]
-    return tuple(body[m.end():end].strip() for m, end in zip(marks, ends))
+    return _between(body, marks)
 
 
 def true_false(instruction: str) -> tuple[str, ...]:

@@ -11,6 +11,9 @@ from typing import Callable, Iterable, Literal, Mapping
 from armada.errors import ArmadaError
 
 Kind = Literal["classification", "regression", "multiple_choice", "generation"]
+# The kinds a student answers through an output head (classes, a score, one output per choice),
+# trained and scored by its outputs; a generation task is answered by writing.
+OUTPUT_KINDS = ("classification", "regression", "multiple_choice")
 # The teacher template of a text teacher (armada.extract.text), which reads what the student reads:
 # the teacher text is then the student's input itself, as JSON (student_input_text), so that the
 # cache's text hashes, deduplication and split fingerprints follow exactly that input.

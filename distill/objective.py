@@ -1,0 +1,52 @@
+"""A training objective: what one kind of run learns and how it is scored, all that differs between runs.
+
+armada.distill.recipe trains every objective the same way (check the inputs, set up the processes
+and optimizers, resume, train the epochs, keep the best one, record it, finish). An objective is a
+class built from the run's settings and task that answers, in this order:
+
+  name, metric, lower_is_better     what the run's record says; the dev score the best epoch is chosen by
+                                    ("" where there is none: the last epoch is kept)
+  prediction_range                  where regression scores are clipped when scored (None: not at all)
+  splits()                          the task's splits the run reads (train first)
+  check(splits)                     refuse data it cannot train on, before anything is written
+  build(teacher_dim)                (student, tokenizer, aligner); teacher_dim None for the baseline,
+                                    aligner None where the objective has none
+  data(tokenizer, student, splits, teacher) -> TrainingData
+  aligner_losses(batch, aligner_outputs)          {"loss_t": L_t, parts...}
+  student_losses(student, batch, aligner_outputs) {"loss_s": L_s, parts...}; aligner_outputs None
+                                    without an aligner (the batch still carries the teacher's vectors)
+  dev_scores(accelerator, student, aligner, teacher)
+                                    -> (dev scores, aligner dev scores or None, further epoch fields)
+  record_details()                  what it adds to the run's record
+
+The loop (armada.distill.loop) optimises loss_s and loss_t and reports every key per epoch; keys
+"share:TERM" are a term's share of the gradient (the epoch's loss balance).
+
+Another objective is one more class, one more entry in objective_for and one more value of
+`distill.objective`. Hinton KD from cached teacher
+logits, for one: build() returns the task student and no aligner, and student_losses() returns
+loss_s = (1−α)·L_T(Y, o_s) + α·τ²·KL(softmax(z_t/τ) ‖ softmax(o_s/τ)), z_t = batch.features; data,
+dev scores and record are the task objective's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from armada.config import DistillConfig
+from armada.tasks import Task
+
+
+@dataclass
+class TrainingData:
+    train: Callable                 # positions → a batch of training examples; .encoded: its split (len, lengths)
+    notes: list[str] = field(default_factory=list)  # said once when training starts (e.g. rows left out)
+
+
+def objective_for(config: DistillConfig, task: Task) -> Any:
+    """The objective `config.objective` names, for `task` (which it may refuse)."""
+    from armada.distill.lm import LMObjective
+    from armada.distill.task import TaskObjective
+
+    return {"task": TaskObjective, "lm": LMObjective}[config.objective](config, task)

@@ -1,0 +1,239 @@
+"""The one training recipe: every objective's run, from its inputs to its finished run folder.
+
+`train()` is what `armada distill` and `armada run` call. One run:
+  1. checks its inputs before anything is written: the task's splits (the objective says which and
+     what it refuses), the teacher's vectors for exactly those examples unless undistilled, the
+     settings against those of a run already in the folder;
+  2. builds the student and (where the objective has one) the TS Aligner, its batches, two AdamW
+     optimizers with their own learning rates and a constant or linear schedule with warmup;
+  3. with `aligner_pretrain_epochs`, trains the aligner alone first, then keeps it fixed;
+  4. trains `epochs` epochs with Accelerate (one or several processes, mixed precision, gradient
+     accumulation) on the `joint` or `alternating` schedule (armada.distill.loop); after each it
+     scores the student and the aligner on the validation split, keeps the best epoch's models in
+     the run folder, records the epoch (losses, dev scores, the loss balance) and writes a checkpoint,
+     so an interrupted run resumes exactly where its last checkpoint left it;
+  5. records the run, with what its epochs warn about (armada.distill.health).
+What differs between objectives (the student's losses, the dev score, the record) is the
+objective's (armada.distill.objective).
+
+`batch_size` is per process; with P processes and A accumulation steps an optimizer step sees
+batch_size × P × A examples. Only the main process writes files; the run's record says the process
+count and each process's batches. Several processes: `torchrun --nproc-per-node 2 --no-python armada
+distill ...`, or `accelerate launch --multi_gpu --num_processes 2 ...` (on a CPU, `accelerate launch
+--cpu --num_processes 2` silently runs one process).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from armada import run_schema
+from armada.config import DistillConfig
+from armada.distill import checkpoint
+from armada.distill.build import adamw, lr_schedule
+from armada.distill.data import epoch_batches, process_share
+from armada.distill.inputs import RunResult, finished_run, open_inputs, versions
+from armada.distill.health import training_warnings
+from armada.distill.loop import TrainingLoop, reseed, split_shares
+from armada.distill.model import save_best
+from armada.distill.objective import objective_for
+from armada.distill.teacher_features import load_teacher_features
+from armada.errors import ArmadaError
+from armada.tasks import Task
+
+# The loss parts an epoch's line on stdout shows, in this order, where the objective has them.
+SUMMARY_PARTS = ("loss_s", "task", "lm", "soft", "manifold", "aux", "loss_t")
+
+
+def train(config: DistillConfig, task: Task, cache, data_dir: str, out_dir: str | Path,
+          resume: bool = False, variant: str | None = None, *, train_limit: int | None = None,
+          validation_limit: int | None = None, template: str | None = None) -> RunResult:
+    """Train one student; returns where it went and its best validation score.
+
+    `cache`: the teacher's vectors (a path or URL, or a CacheReader open on one; None for the baseline). The limits and the teacher template default to those the cache's splits were extracted with
+    (0 and the task's default without a cache). `resume` continues from the newest complete
+    checkpoint in `out_dir` (or starts, if there is none; a finished run is returned as it is).
+    One process trains a run folder at a time: another that asks for it is refused (armada.run_schema.exclusive).
+    """
+    with run_schema.exclusive(Path(out_dir)):
+        objective = objective_for(config, task)
+        folder = run_schema.RunFolder(out_dir)
+        finished = finished_run(folder, resume)
+        if finished is not None:
+            return finished
+        return _train(objective, config, task, data_dir, folder, resume, variant,
+                      open_inputs(config, task, cache, train_limit, validation_limit, template))
+
+
+def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: run_schema.RunFolder,
+           resume: bool, variant: str | None, inputs) -> RunResult:
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    reader, limits, template = inputs
+    splits = {s: task.load(s, data_dir=data_dir, limit=limits[s], template=template) for s in objective.splits()}
+    objective.check(splits)
+    settings = run_schema.settings_text(config, task.name, data_dir, limits, template)
+    folder.check_out(resume, settings)
+    teacher = (load_teacher_features(reader, splits["train"], splits.get("validation"))
+               if not config.undistilled else None)
+    reseed(config.seed, 0, 0)           # the same initial weights in every process
+    student, tokenizer, aligner = objective.build(teacher.dim if teacher else None)
+    data = objective.data(tokenizer, student, splits, teacher)
+    examples = len(data.train.encoded)
+    if config.batch_size > examples:
+        raise ArmadaError(f"--batch-size {config.batch_size} is larger than the {examples} training examples of "
+                          f"{task.name} it can train on; use a batch size of at most {examples}")
+
+    AcceleratorState._reset_state()     # `armada run` calls train() many times in one process
+    accelerator = Accelerator(cpu=not torch.accelerator.is_available(), mixed_precision=config.mixed_precision)
+    main = accelerator.is_main_process
+    accelerator.wait_for_everyone()     # every process has checked --out before the main one writes there
+    if main:
+        folder.write_settings(settings)
+        for note in data.notes:
+            print(note, flush=True)
+
+    processes = accelerator.num_processes
+    steps_per_epoch = math.ceil(math.ceil(math.ceil(examples / config.batch_size) / processes)
+                                / config.gradient_accumulation_steps)
+    pretraining = aligner is not None and config.aligner == "trained" and config.aligner_pretrain_epochs > 0
+    optimizers = {"student": adamw(student, config.lr, config.weight_decay)}
+    if aligner is not None and config.aligner == "trained" and not pretraining:
+        optimizers["aligner"] = adamw(aligner, config.aligner_lr, config.weight_decay)
+    schedulers = {name: lr_schedule(o, config, steps_per_epoch * config.epochs) for name, o in optimizers.items()}
+    student, optimizers["student"] = accelerator.prepare(student, optimizers["student"])
+    pretrain_optimizer = None
+    if "aligner" in optimizers:
+        aligner, optimizers["aligner"] = accelerator.prepare(aligner, optimizers["aligner"])
+    elif pretraining:
+        aligner, pretrain_optimizer = accelerator.prepare(aligner, adamw(aligner, config.aligner_lr, config.weight_decay))
+    elif aligner is not None:
+        aligner = aligner.to(accelerator.device)
+    plain_student = accelerator.unwrap_model(student)
+    plain_aligner = accelerator.unwrap_model(aligner) if aligner is not None else None
+
+    fingerprints = {name: split.fingerprint() for name, split in splits.items()}
+    fingerprints["cache"] = teacher.provenance["config_hash"] if teacher else None
+    progress = {"best_epoch": 0, "best_dev": None, "seconds": 0.0, "steps": 0, "fingerprints": fingerprints,
+                "aligner_pretraining": []}
+    done = 0                            # epochs finished before this call
+    newest = checkpoint.newest(folder.checkpoints) if resume else None
+    if newest is not None:
+        state = checkpoint.restore(newest, plain_student, plain_aligner, optimizers, schedulers)
+        if state["progress"]["fingerprints"] != fingerprints:
+            raise ArmadaError(f"{folder.path}: the data or cache differ from those the interrupted run trained on; "
+                              "resume with the same data, limits and cache, or start a new --out")
+        progress, done = state["progress"], state["epoch"]
+
+    def record(status: str, steps: list[int] | None = None, warnings: list[str] | None = None) -> run_schema.RunRecord:
+        details = objective.record_details()
+        if config.aligner_pretrain_epochs:
+            details["aligner_pretraining"] = progress.get("aligner_pretraining", [])
+        return run_schema.RunRecord(
+            task=task.name, student=config.student, seed=config.seed, metric=objective.metric, status=status,
+            undistilled=config.undistilled, objective=objective.name, variant=variant,
+            best_epoch=progress["best_epoch"], best_dev=progress["best_dev"], epochs=config.epochs,
+            seconds=round(progress["seconds"], 3), processes=processes, cache=teacher.provenance if teacher else None,
+            versions=versions(), steps_per_process=steps, details=details,
+            warnings=None if warnings is None else tuple(warnings))
+
+    if main:
+        folder.keep_epochs(done)        # lines of an epoch whose checkpoint was not finished
+        if done:
+            print(f"resuming {folder.path} after epoch {done}", flush=True)
+        folder.write_record(record("running"))
+
+    if pretraining and done == 0:
+        _pretrain_aligner(accelerator, config, objective, student, aligner, pretrain_optimizer, data.train, progress,
+                          steps_per_epoch, examples)
+
+    loop = TrainingLoop(accelerator, config, objective, student, aligner, optimizers, schedulers, data.train)
+    for epoch in range(done + 1, config.epochs + 1):
+        started = time.time()
+        reseed(config.seed, epoch, accelerator.process_index)
+        batches = process_share(
+            epoch_batches(examples, config.batch_size, config.seed, epoch,
+                          data.train.encoded.lengths if config.group_by_length else None),
+            accelerator.process_index, processes)
+        parts, balance = split_shares(loop.epoch(epoch, batches))
+        dev, aligner_dev, diagnostics = objective.dev_scores(accelerator, student, aligner, teacher)
+        progress["steps"] += len(batches)
+        improved = _improved(objective, dev, progress)
+        if improved:
+            progress["best_epoch"], progress["best_dev"] = epoch, dev.get(objective.metric)
+        if main:
+            if improved:
+                save_best(folder, plain_student, tokenizer, plain_aligner, task.kind, objective.prediction_range)
+            seconds = time.time() - started
+            progress["seconds"] += seconds
+            folder.append_epoch(run_schema.EpochRecord(epoch, parts, dev, aligner_dev, round(seconds, 3), balance,
+                                                       diagnostics))
+            saved = checkpoint.save(folder.checkpoints, epoch, plain_student, plain_aligner, optimizers, schedulers, progress)
+            checkpoint.prune(folder.checkpoints, keep=saved)
+            print(_summary(epoch, config.epochs, parts, objective.metric, dev, aligner_dev, progress, seconds), flush=True)
+        accelerator.wait_for_everyone()
+
+    steps = accelerator.gather(torch.tensor([progress["steps"]], device=accelerator.device)).tolist()
+    if main:
+        warnings = training_warnings(folder.read_epochs(), progress["best_epoch"])
+        for warning in warnings:
+            print(f"warning: {warning}", flush=True)
+        folder.write_record(record("finished", steps, warnings))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()          # leaves the process group: a launched process that exits inside it can abort
+    if reader is not None:
+        reader.close()
+    return RunResult(folder.path, task.name, objective.metric, progress["best_epoch"], progress["best_dev"],
+                     config.epochs, round(progress["seconds"], 3), "finished")
+
+
+def _improved(objective, dev: dict, progress: dict) -> bool:
+    """Whether this epoch's student is the best so far; without a dev score every epoch is (the last is kept)."""
+    if not objective.metric or progress["best_epoch"] == 0:
+        return True
+    score, best = dev.get(objective.metric), progress["best_dev"]
+    if score is None:
+        return False
+    return best is None or (score < best if objective.lower_is_better else score > best)
+
+
+def _pretrain_aligner(accelerator, config: DistillConfig, objective, student, aligner, optimizer, collate, progress: dict,
+                      steps_per_epoch: int, count: int) -> None:
+    """`aligner_pretrain_epochs` epochs of L_t alone; their losses go to the run's record (its epoch records are the student's)."""
+    epochs = config.aligner_pretrain_epochs
+    scheduler = lr_schedule(optimizer, config, steps_per_epoch * epochs)
+    loop = TrainingLoop(accelerator, config, objective, student, aligner, {"aligner": optimizer}, {"aligner": scheduler},
+                        collate)
+    reseed(config.seed, 0, accelerator.process_index)
+    rng = np.random.default_rng([config.seed, 0])     # student epochs draw their orders from [seed, epoch >= 1]
+    for epoch in range(1, epochs + 1):
+        started = time.time()
+        order = rng.permutation(count)
+        batches = [order[i:i + config.batch_size] for i in range(0, count, config.batch_size)]
+        parts = loop.aligner_epoch(f"aligner pre-training {epoch}/{epochs}",
+                                   process_share(batches, accelerator.process_index, accelerator.num_processes))
+        seconds = time.time() - started
+        progress["aligner_pretraining"].append({"epoch": epoch, "train": parts, "seconds": round(seconds, 3)})
+        if accelerator.is_main_process:
+            print(f"aligner pre-training {epoch}/{epochs}  loss_t {parts['loss_t']:.4f}  {seconds:.1f} s", flush=True)
+
+
+def _summary(epoch, epochs, parts, metric, dev, aligner_dev, progress, seconds) -> str:
+    losses = "  ".join(f"{k} {parts[k]:.4f}" for k in SUMMARY_PARTS if k in parts)
+    text = f"epoch {epoch}/{epochs}  {losses}"
+    if metric:
+        text += f"  dev {metric} {_show(dev.get(metric))} (best {_show(progress['best_dev'])} at epoch {progress['best_epoch']})"
+    if aligner_dev:
+        name, value = next(iter(aligner_dev.items()))   # the aligner's primary score comes first
+        text += f"  aligner dev {name} {_show(value)}"
+    return text + f"  {seconds:.1f} s"
+
+
+def _show(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
