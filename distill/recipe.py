@@ -63,11 +63,31 @@ def train(config: DistillConfig, task: Task, cache, data_dir: str, out_dir: str 
     with run_schema.exclusive(Path(out_dir)):
         objective = objective_for(config, task)
         folder = run_schema.RunFolder(out_dir)
-        finished = finished_run(folder, resume)
-        if finished is not None:
-            return finished
-        return _train(objective, config, task, data_dir, folder, resume, variant,
-                      open_inputs(config, task, cache, train_limit, validation_limit, template))
+        result = finished_run(folder, resume)
+        if result is None:
+            result = _train(objective, config, task, data_dir, folder, resume, variant,
+                            open_inputs(config, task, cache, train_limit, validation_limit, template))
+    _leave_process_group()
+    return result
+
+
+def _leave_process_group() -> None:
+    """Leave the process group of a launched run (torchrun, accelerate launch) once the run's models are gone.
+
+    The order matters. A DDP wrapper freed after the group is destroyed is the group's last owner: its
+    destructor joins gloo's worker threads while holding the GIL, and a worker that still has to free its
+    last collective needs the GIL for the tensors in it: both wait forever (seen under load, a rank stuck
+    after training). Freed first, while the group is still registered, a wrapper only drops a reference;
+    the group is then destroyed from Python, which releases the GIL while the workers finish. Leaving the
+    group before exit also keeps those workers out of interpreter shutdown (where they abort the process).
+    """
+    import gc
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        gc.collect()                    # DDP wrappers caught in reference cycles go now, not after the group
+        dist.destroy_process_group()
 
 
 def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: run_schema.RunFolder,
@@ -186,7 +206,6 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
             print(f"warning: {warning}", flush=True)
         folder.write_record(record("finished", steps, warnings))
     accelerator.wait_for_everyone()
-    accelerator.end_training()          # leaves the process group: a launched process that exits inside it can abort
     if reader is not None:
         reader.close()
     return RunResult(folder.path, task.name, objective.metric, progress["best_epoch"], progress["best_dev"],
