@@ -15,12 +15,11 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TASK_FILES = Path(__file__).resolve().parent / "fixtures" / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The real GLUE/SuperGLUE/generative files beside the repository (../shared/data)."""
-    if not SHARED_DATA.is_dir():
-        raise RuntimeError(f"{SHARED_DATA} is missing: the tests need ../shared/data beside the repository")
-    return SHARED_DATA
+def task_files() -> Path:
+    """A few rows of each published layout (GLUE, SuperGLUE, Dolly, the reasoning sets), committed with the tests:
+    the folders mirror the real data folder, file for file (tests/fixtures/data/README.md says which rows)."""
+    return TASK_FILES

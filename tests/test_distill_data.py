@@ -69,11 +69,11 @@ def test_a_batch_is_padded_to_its_longest_sequence_on_the_tokenizers_side(tmp_pa
     assert batch.labels.tolist() == [split.examples[p].label for p in positions]
 
 
-def test_multiple_choice_batches_hold_every_choice_example_by_example(tmp_path, shared_data):
+def test_multiple_choice_batches_hold_every_choice_example_by_example(tmp_path, task_files):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny.make_encoder(tmp_path / "encoder"))
-    split = get_task("super_glue/copa").load("validation", data_dir=str(shared_data / "superglue"), limit=6)
+    split = get_task("super_glue/copa").load("validation", data_dir=str(task_files / "superglue"), limit=6)
     encoded = encode(tokenizer, split, max_length=64)
     batch = Collator(tokenizer, encoded, "multiple_choice")(np.array([3, 1]))
     assert batch.choices == 2 and batch.inputs["input_ids"].shape[0] == 4

@@ -31,12 +31,12 @@ def students(tmp_path_factory) -> dict[str, Path]:
     return {"encoder": tiny.make_encoder(root / "encoder"), "causal": tiny.make_causal(root / "causal")}
 
 
-def _task(root: Path, kind: str, shared_data: Path):
-    """(task, data_dir, limit) for a task kind: file tasks in tmp, real COPA and RTE with a limit."""
+def _task(root: Path, kind: str, task_files: Path):
+    """(task, data_dir, limit) for a task kind: file tasks in tmp, COPA and RTE rows as published (the fixtures), with a limit."""
     if kind == "multiple_choice":
-        return get_task("super_glue/copa"), str(shared_data / "superglue"), 16
+        return get_task("super_glue/copa"), str(task_files / "superglue"), 16
     if kind == "pairs":
-        return get_task("glue/rte"), str(shared_data / "glue"), 16
+        return get_task("glue/rte"), str(task_files / "glue"), 16
     name, tables = tiny.file_task(root / "data", kind=kind)
     return get_task(f"file:{name}", tables), "", 0
 
@@ -48,8 +48,8 @@ def _cached(root: Path, task, data_dir: str, limit: int, dim: int = 8) -> tuple[
 
 @pytest.mark.parametrize("kind", ["classification", "regression", "multiple_choice", "pairs"])
 @pytest.mark.parametrize("student", ["encoder", "causal"])
-def test_a_run_writes_what_eval_and_run_rely_on(tmp_path, students, shared_data, kind, student):
-    task, data_dir, limit = _task(tmp_path, kind, shared_data)
+def test_a_run_writes_what_eval_and_run_rely_on(tmp_path, students, task_files, kind, student):
+    task, data_dir, limit = _task(tmp_path, kind, task_files)
     splits, cache = _cached(tmp_path, task, data_dir, limit)
     out = tmp_path / "run"
     result = train(tiny.tiny_config(students[student]), task, str(cache), data_dir, out, variant="armada-euclid")

@@ -1,4 +1,4 @@
-"""`armada eval` and `armada report --analysis` on real runs of a tiny student: real RTE rows (a few),
+"""`armada eval` and `armada report --analysis` on real runs of a tiny student: RTE rows as published (the fixtures),
 a real cache of made-up teacher vectors, trained by armada.distill."""
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ LIMIT = 16
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, shared_data) -> dict[str, Path]:
+def runs(tmp_path_factory, task_files) -> dict[str, Path]:
     """An ARMADA run and an undistilled one of the tiny encoder on 16 RTE rows, seed 0."""
     root = tmp_path_factory.mktemp("eval")
     student = tiny.make_encoder(root / "student")
-    task, data_dir = get_task("glue/rte"), str(shared_data / "glue")
+    task, data_dir = get_task("glue/rte"), str(task_files / "glue")
     splits = {s: task.load(s, data_dir=data_dir, limit=LIMIT) for s in ("train", "validation")}
     cache = tiny.write_cache(root / "cache.zarr", task, splits)
     out = {"armada-euclid": root / "runs" / "rte-euclid", "undistilled": root / "runs" / "rte-undistilled"}
@@ -44,7 +44,7 @@ def best_epoch(run: Path) -> dict:
     return next(line for line in lines if line["epoch"] == record["best_epoch"])
 
 
-def test_eval_scores_the_best_student_on_the_runs_own_dev_rows_and_writes_predictions(runs, shared_data):
+def test_eval_scores_the_best_student_on_the_runs_own_dev_rows_and_writes_predictions(runs, task_files):
     run = runs["armada-euclid"]
     result = evaluate_run(run)
     assert result.examples == LIMIT                     # the run's validation limit, read from its config.toml
@@ -52,7 +52,7 @@ def test_eval_scores_the_best_student_on_the_runs_own_dev_rows_and_writes_predic
     saved = json.loads((run / "eval" / "validation.json").read_text())
     assert saved["scores"] == result.scores and saved["scorer"] == "student" and saved["metric"] == "accuracy"
     rows = [json.loads(line) for line in (run / "eval" / "predictions-validation.jsonl").read_text().splitlines()]
-    split = get_task("glue/rte").load("validation", data_dir=str(shared_data / "glue"), limit=LIMIT)
+    split = get_task("glue/rte").load("validation", data_dir=str(task_files / "glue"), limit=LIMIT)
     assert [r["id"] for r in rows] == split.ids and [r["label"] for r in rows] == split.labels
     assert all(len(r["logits"]) == 2 and r["prediction"] == int(np.argmax(r["logits"])) for r in rows)
     assert np.mean([r["prediction"] == r["label"] for r in rows]) == pytest.approx(result.scores["accuracy"])
@@ -69,7 +69,7 @@ def test_eval_of_the_aligner_alone_matches_its_dev_scores_during_training(runs):
 def test_the_unlabeled_test_split_gets_predictions_and_no_scores(runs):
     run = runs["undistilled"]
     result = evaluate_run(run, split="test")
-    assert result.scores is None and result.examples == 3000     # RTE's whole test set, as published
+    assert result.scores is None and result.examples == 16       # the whole test file (the fixture: 16 rows)
     assert json.loads((run / "eval" / "test.json").read_text())["scores"] is None
     first = json.loads((run / "eval" / "predictions-test.jsonl").read_text().splitlines()[0])
     assert first["label"] is None and first["prediction"] in (0, 1)
@@ -102,7 +102,7 @@ def test_eval_refuses_what_it_cannot_score(runs, tmp_path):
         evaluate_run(file_run)
 
 
-def test_the_aligner_is_scored_only_on_the_cache_it_trained_with(runs, tmp_path, shared_data):
+def test_the_aligner_is_scored_only_on_the_cache_it_trained_with(runs, tmp_path, task_files):
     moved = tmp_path / "moved-cache"
     shutil.copytree(runs["armada-euclid"], moved)
     record = json.loads((moved / "run.json").read_text())
@@ -110,7 +110,7 @@ def test_the_aligner_is_scored_only_on_the_cache_it_trained_with(runs, tmp_path,
     with pytest.raises(ArmadaError, match="the cache it trained with cannot be opened: no cache at"):
         evaluate_run(moved, aligner=True)
     task = get_task("glue/rte")
-    other = tiny.write_cache(tmp_path / "other.zarr", task, {"validation": task.load("validation", data_dir=str(shared_data / "glue"), limit=LIMIT)}, dim=4)
+    other = tiny.write_cache(tmp_path / "other.zarr", task, {"validation": task.load("validation", data_dir=str(task_files / "glue"), limit=LIMIT)}, dim=4)
     (moved / "run.json").write_text(json.dumps({**record, "cache": {**record["cache"], "path": str(other)}}))
     with pytest.raises(ArmadaError, match="not the one .* trained with"):
         evaluate_run(moved, aligner=True)

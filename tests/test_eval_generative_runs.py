@@ -1,6 +1,6 @@
 """Generative runs through `armada eval` and `armada report`: a tiny causal student trained with --objective lm is
-scored on its own validation split and zero-shot on real reasoning sets, with the decoding recorded, and the
-report shows its columns beside an NLU task's."""
+scored on its own validation split and zero-shot on reasoning sets (a few rows as published), with the decoding
+recorded, and the report shows its columns beside an NLU task's."""
 
 from __future__ import annotations
 
@@ -71,9 +71,9 @@ def test_armada_eval_scores_a_generative_run_on_its_validation_split(lm_runs):
     assert record["scores"]["rougeL"] == pytest.approx(recomputed)
 
 
-def test_a_generative_run_is_scored_zero_shot_on_other_tasks(lm_runs, shared_data):
+def test_a_generative_run_is_scored_zero_shot_on_other_tasks(lm_runs, task_files):
     run = lm_runs["runs"][("undistilled", 0)]
-    reasoning = str(shared_data / "generative" / "reasoning")
+    reasoning = str(task_files / "generative" / "reasoning")
     _eval("--run", str(run), "--task", "reasoning/multiarith", "--data-dir", reasoning, "--limit", "3", "--max-new-tokens", "6")
     record = json.loads((run / "eval" / "generation-reasoning_multiarith-test.json").read_text())
     assert (record["split"], record["examples"], record["limit"], record["trained_on"]) == ("test", 3, 3, "file:tiny-instruct")
@@ -82,7 +82,7 @@ def test_a_generative_run_is_scored_zero_shot_on_other_tasks(lm_runs, shared_dat
     arc = evaluate_generative(run, "reasoning/arc-e", None, reasoning, 4, max_new_tokens=4)
     assert set(arc.scores) == {"accuracy", "loglik_accuracy", "loglik_mean_accuracy"} and arc.examples == 4
     # The task's own budget is the default and is what the record says.
-    sinst = evaluate_generative(run, "instruct/sinst", None, str(shared_data / "generative" / "instruction"), 2)
+    sinst = evaluate_generative(run, "instruct/sinst", None, str(task_files / "generative" / "instruction"), 2)
     assert sinst.decoding["max_new_tokens"] == get_task("instruct/sinst").max_new_tokens and sinst.metric == "rougeL"
 
 
@@ -103,8 +103,8 @@ def test_what_a_generative_run_cannot_be_scored_on_is_refused(lm_runs, tmp_path)
     assert "is not a generative run: --task, --limit and --max-new-tokens are for runs trained with --objective lm" in str(result.exception)
 
 
-def test_the_report_shows_generative_columns_beside_nlu_ones(lm_runs, shared_data, tmp_path):
-    reasoning = str(shared_data / "generative" / "reasoning")
+def test_the_report_shows_generative_columns_beside_nlu_ones(lm_runs, task_files, tmp_path):
+    reasoning = str(task_files / "generative" / "reasoning")
     for run in lm_runs["runs"].values():
         _eval("--run", str(run), "--task", "reasoning/singleeq", "--data-dir", reasoning, "--limit", "2", "--max-new-tokens", "4")
     # An NLU run of the same student, as armada distill writes one.
@@ -131,7 +131,7 @@ def test_the_report_shows_generative_columns_beside_nlu_ones(lm_runs, shared_dat
         assert f"{column} mean" in f.readline()
 
 
-def test_armada_run_scores_generative_runs_on_their_own_split_and_the_zero_shot_sets(tmp_path, shared_data):
+def test_armada_run_scores_generative_runs_on_their_own_split_and_the_zero_shot_sets(tmp_path, task_files):
     student = lm_tiny.make_lm(tmp_path / "llama", "llama")
     name, tables = lm_tiny.instruction_task(tmp_path / "data")
     spec = tables[name]
@@ -140,7 +140,7 @@ def test_armada_run_scores_generative_runs_on_their_own_split_and_the_zero_shot_
         "run": {"name": "gen", "tasks": [f"file:{name}"], "seeds": [0], "runs_dir": str(tmp_path / "runs"),
                 "report_dir": str(tmp_path / "report"), "zero_shot": {f"file:{name}": ["reasoning/multiarith"]},
                 "eval_limit": 2},
-        "data": {"data_dirs": {"reasoning/multiarith": str(shared_data / "generative" / "reasoning")}},
+        "data": {"data_dirs": {"reasoning/multiarith": str(task_files / "generative" / "reasoning")}},
         "distill": {"student": str(student), "objective": "lm", "lora_r": 8, "epochs": 1, "batch_size": 4,
                     "max_length": 200, "lr": 1e-2},
         "tasks": {name: {"train": spec.train, "validation": spec.validation, "kind": "generation",

@@ -276,9 +276,9 @@ def test_a_choice_without_tokens_is_named(tiny_lm):
 
 # --- scoring a split -------------------------------------------------------------------------
 
-def test_score_split_metrics_from_known_outputs(shared_data, monkeypatch):
+def test_score_split_metrics_from_known_outputs(task_files, monkeypatch):
     """The metric arithmetic, with the generated texts fixed."""
-    reasoning, instruction = shared_data / "generative" / "reasoning", shared_data / "generative" / "instruction"
+    reasoning, instruction = task_files / "generative" / "reasoning", task_files / "generative" / "instruction"
     boolq = get_task("reasoning/boolq").load("test", data_dir=str(reasoning), limit=4)
     gold = [boolq.task.labels[e.label] for e in boolq.examples]
     outputs = [f"the correct answer is {gold[0]}", "True", f"{gold[2]}", "no idea"]
@@ -299,9 +299,9 @@ def test_score_split_metrics_from_known_outputs(shared_data, monkeypatch):
     assert all(p.rouge_l == pytest.approx(1.0) for p in result.predictions)
 
 
-def test_score_split_with_a_tiny_model(tiny_lm, shared_data):
+def test_score_split_with_a_tiny_model(tiny_lm, task_files):
     model, tokenizer = tiny_lm
-    reasoning = shared_data / "generative" / "reasoning"
+    reasoning = task_files / "generative" / "reasoning"
     split = get_task("reasoning/piqa").load("test", data_dir=str(reasoning), limit=3)
     result = generative.score_split(split, model, tokenizer, Decoding(max_new_tokens=4, batch_size=3))
     assert set(result.scores) == {"accuracy", "loglik_accuracy", "loglik_mean_accuracy"}
@@ -317,7 +317,7 @@ def test_score_split_with_a_tiny_model(tiny_lm, shared_data):
     assert not math.isnan(result.scores["accuracy"])
 
 
-def test_only_generative_tasks_are_scored(shared_data):
-    split = get_task("super_glue/copa").load("validation", data_dir=str(shared_data / "superglue"), limit=2)
+def test_only_generative_tasks_are_scored(task_files):
+    split = get_task("super_glue/copa").load("validation", data_dir=str(task_files / "superglue"), limit=2)
     with pytest.raises(ArmadaError, match=r"super_glue/copa is a multiple_choice task"):
         generative.score_split(split, None, None)

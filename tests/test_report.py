@@ -235,11 +235,11 @@ def test_report_command_through_the_cli(tmp_path):
     assert "Example: armada report" in helped.stdout
 
 
-def test_analysis_says_what_it_could_not_analyse_instead_of_failing(tmp_path, shared_data):
+def test_analysis_says_what_it_could_not_analyse_instead_of_failing(tmp_path, task_files):
     runs = tmp_path / "runs"
     write_run(runs, "glue/stsb", "undistilled", 0, [0.8])
     write_run(runs, "glue/rte", "undistilled", 0, [0.6])        # no student/ saved in it
-    files = write_report([runs], tmp_path / "report", analysis=True, data_dir=str(shared_data / "glue"))
+    files = write_report([runs], tmp_path / "report", analysis=True, data_dir=str(task_files / "glue"))
     text = files.markdown.read_text()
     assert "- minilm-l6 on glue/stsb: not analysed: a regression task has no classes and no correctness" in text
     assert "- minilm-l6 undistilled on glue/rte: not analysed: " in text and "student" in text.split("glue/rte: not analysed: ")[1]

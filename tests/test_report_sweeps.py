@@ -54,7 +54,7 @@ def read_csv(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, shared_data):
+def report(tmp_path_factory, task_files):
     root = tmp_path_factory.mktemp("sweep")
     runs = root / "runs"
     grid(runs)
@@ -62,7 +62,7 @@ def report(tmp_path_factory, shared_data):
         write_run(runs, "frozen", seed, base - 0.05, aligner="frozen-random")
         for sigma, drop in ((1.0, 0.01), (2.0, 0.04)):
             write_run(runs, f"noise{sigma:g}", seed, base + 0.03 - drop, aligner_score=0.5 - drop / 2, teacher_noise=sigma)
-    return write_report([runs], root / "report", analysis=True, data_dir=str(shared_data / "glue"))
+    return write_report([runs], root / "report", analysis=True, data_dir=str(task_files / "glue"))
 
 
 def test_the_anova_section_tests_alpha_beta_gamma_against_hand_worked_numbers(report):

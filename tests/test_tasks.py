@@ -9,17 +9,10 @@ from armada.errors import ArmadaError
 from armada.tasks import STUDENT_INPUT, get_task, task_names
 from armada.tasks.registry import TASKS
 
-# Rows per split of the published files in ../shared/data (its README).
-LOCAL = {
-    "glue/cola": ("glue", 8551, 1043),
-    "glue/mrpc": ("glue", 3668, 408),
-    "glue/rte": ("glue", 2490, 277),
-    "glue/stsb": ("glue", 5749, 1500),
-    "glue/sst2": ("glue", 67349, 872),
-    "super_glue/rte": ("superglue", 2490, 277),
-    "super_glue/copa": ("superglue", 400, 100),
-    "super_glue/wsc": ("superglue", 554, 104),
-}
+# The layouts of the published files, a few rows each (tests/fixtures/data; the whole files: test_published_data.py).
+SUITES = {"glue/cola": "glue", "glue/mrpc": "glue", "glue/rte": "glue", "glue/stsb": "glue", "glue/sst2": "glue",
+          "super_glue/rte": "superglue", "super_glue/copa": "superglue", "super_glue/wsc": "superglue"}
+FIXTURE_ROWS = 16
 
 
 def test_the_registry_has_the_papers_tasks():
@@ -31,13 +24,12 @@ def test_the_registry_has_the_papers_tasks():
     assert set(task_names()) == expected
 
 
-@pytest.mark.parametrize("name", sorted(LOCAL))
-def test_local_files_as_published(name, shared_data):
-    suite, n_train, n_dev = LOCAL[name]
+@pytest.mark.parametrize("name", sorted(SUITES))
+def test_local_files_as_published(name, task_files):
     task = get_task(name)
-    train = task.load("train", data_dir=str(shared_data / suite))
-    dev = task.load("validation", data_dir=str(shared_data / suite))
-    assert (len(train), len(dev)) == (n_train, n_dev)
+    train = task.load("train", data_dir=str(task_files / SUITES[name]))
+    dev = task.load("validation", data_dir=str(task_files / SUITES[name]))
+    assert (len(train), len(dev)) == (FIXTURE_ROWS, FIXTURE_ROWS)
     for split in (train, dev):
         assert len(set(split.ids)) == len(split)
         assert all(e.teacher_text.strip() for e in split.examples)
@@ -49,10 +41,10 @@ def test_local_files_as_published(name, shared_data):
         assert all(len(e.inputs) == choices for e in split.examples)
 
 
-def test_suite_folder_and_task_folder_read_the_same(shared_data):
+def test_suite_folder_and_task_folder_read_the_same(task_files):
     task = get_task("glue/rte")
-    a = task.load("validation", data_dir=str(shared_data / "glue"))
-    b = task.load("validation", data_dir=str(shared_data / "glue" / "RTE"))
+    a = task.load("validation", data_dir=str(task_files / "glue"))
+    b = task.load("validation", data_dir=str(task_files / "glue" / "RTE"))
     assert a.fingerprint() == b.fingerprint() and a.ids == b.ids
 
 
@@ -61,12 +53,12 @@ def test_missing_local_folder_says_what_to_point_at(tmp_path):
         get_task("glue/cola").load("train", data_dir=str(tmp_path))
 
 
-def test_unindexed_ids_combine_position_and_content(shared_data, tmp_path):
+def test_unindexed_ids_combine_position_and_content(task_files, tmp_path):
     """CoLA has no index column: an id is never the line number alone."""
     task = get_task("glue/cola")
-    dev = task.load("validation", data_dir=str(shared_data / "glue"))
+    dev = task.load("validation", data_dir=str(task_files / "glue"))
     assert dev.ids[0].startswith("0-") and len(dev.ids[0]) > 2
-    lines = (shared_data / "glue" / "CoLA" / "dev.tsv").read_text().splitlines(keepends=True)
+    lines = (task_files / "glue" / "CoLA" / "dev.tsv").read_text().splitlines(keepends=True)
     (tmp_path / "CoLA").mkdir()
     (tmp_path / "CoLA" / "dev.tsv").write_text("".join(lines[1:]))      # one row dropped at the top
     shifted = task.load("validation", data_dir=str(tmp_path))
@@ -74,14 +66,14 @@ def test_unindexed_ids_combine_position_and_content(shared_data, tmp_path):
     assert shifted.ids[0].split("-")[1] == dev.ids[1].split("-")[1]      # same text, same content hash
 
 
-def test_hub_rows_give_the_same_examples_as_local_files(shared_data, monkeypatch):
+def test_hub_rows_give_the_same_examples_as_local_files(task_files, monkeypatch):
     """The hub path (datasets.load_dataset) and --data-dir go through one definition."""
     import datasets
 
-    rte = get_task("glue/rte").load("validation", data_dir=str(shared_data / "glue"))
-    copa = get_task("super_glue/copa").load("validation", data_dir=str(shared_data / "superglue"))
-    wsc_rows = [json.loads(line) for line in (shared_data / "superglue" / "WSC" / "val.jsonl").read_text().splitlines()]
-    wsc = get_task("super_glue/wsc").load("validation", data_dir=str(shared_data / "superglue"))
+    rte = get_task("glue/rte").load("validation", data_dir=str(task_files / "glue"))
+    copa = get_task("super_glue/copa").load("validation", data_dir=str(task_files / "superglue"))
+    wsc_rows = [json.loads(line) for line in (task_files / "superglue" / "WSC" / "val.jsonl").read_text().splitlines()]
+    wsc = get_task("super_glue/wsc").load("validation", data_dir=str(task_files / "superglue"))
 
     def fake_hub(path, name, split):
         # The hub's field names and label encodings: ints for labels, spans flattened for WSC.
@@ -109,37 +101,37 @@ def test_unreachable_hub_says_how_to_use_local_files():
         get_task("glue/cola").load("train")
 
 
-def test_teacher_text_default_and_template(shared_data):
+def test_teacher_text_default_and_template(task_files):
     task = get_task("glue/mrpc")
-    example = task.load("validation", data_dir=str(shared_data / "glue"), limit=1).examples[0]
+    example = task.load("validation", data_dir=str(task_files / "glue"), limit=1).examples[0]
     assert example.teacher_text == f"{example.fields['sentence1']} {example.fields['sentence2']}".lower()
-    templated = task.load("validation", data_dir=str(shared_data / "glue"), limit=1, template="{sentence2}").examples[0]
+    templated = task.load("validation", data_dir=str(task_files / "glue"), limit=1, template="{sentence2}").examples[0]
     assert templated.teacher_text == example.fields["sentence2"]
     with pytest.raises(ArmadaError, match=r"uses \['title'\].*\{sentence1\}, \{sentence2\}"):
-        task.load("validation", data_dir=str(shared_data / "glue"), template="{title}")
+        task.load("validation", data_dir=str(task_files / "glue"), template="{title}")
 
 
-def test_a_text_teacher_reads_the_student_input_as_is(shared_data):
+def test_a_text_teacher_reads_the_student_input_as_is(task_files):
     """STUDENT_INPUT: the teacher text is the student's input (pairs as pairs, case kept), so a text
     teacher's cache hashes, deduplicates and fingerprints exactly what it reads."""
-    mrpc = get_task("glue/mrpc").load("validation", data_dir=str(shared_data / "glue"), limit=3, template=STUDENT_INPUT)
+    mrpc = get_task("glue/mrpc").load("validation", data_dir=str(task_files / "glue"), limit=3, template=STUDENT_INPUT)
     example = mrpc.examples[0]
     assert json.loads(example.teacher_text) == [[example.fields["sentence1"], example.fields["sentence2"]]]
     assert example.inputs == ((example.fields["sentence1"], example.fields["sentence2"]),)
-    default = get_task("glue/mrpc").load("validation", data_dir=str(shared_data / "glue"), limit=3)
+    default = get_task("glue/mrpc").load("validation", data_dir=str(task_files / "glue"), limit=3)
     assert mrpc.teacher_hashes != default.teacher_hashes and mrpc.fingerprint() != default.fingerprint()
-    copa = get_task("super_glue/copa").load("validation", data_dir=str(shared_data / "superglue"), limit=1,
+    copa = get_task("super_glue/copa").load("validation", data_dir=str(task_files / "superglue"), limit=1,
                                             template=STUDENT_INPUT).examples[0]
     assert json.loads(copa.teacher_text) == [list(choice) for choice in copa.inputs] and len(copa.inputs) == 2
 
 
-def test_limit_and_split_fingerprints(shared_data):
+def test_limit_and_split_fingerprints(task_files):
     task = get_task("super_glue/copa")
-    full = task.load("train", data_dir=str(shared_data / "superglue"))
-    head = task.load("train", data_dir=str(shared_data / "superglue"), limit=10)
+    full = task.load("train", data_dir=str(task_files / "superglue"))
+    head = task.load("train", data_dir=str(task_files / "superglue"), limit=10)
     assert head.ids == full.ids[:10] and head.fingerprint() != full.fingerprint()
     with pytest.raises(ArmadaError, match="has no split 'dev'"):
-        task.load("dev", data_dir=str(shared_data / "superglue"))
+        task.load("dev", data_dir=str(task_files / "superglue"))
 
 
 def test_bbc_news_fixed_split():
