@@ -24,8 +24,8 @@ POSITIVE, NEGATIVE = WORDS[:5], WORDS[5:10]
 FILLER = WORDS[10:20]
 
 
-def make_encoder(folder: Path) -> Path:
-    """A 2-layer BERT (hidden 32) with a pooler, and its WordPiece tokenizer."""
+def make_encoder(folder: Path, dropout: float = 0.1) -> Path:
+    """A 2-layer BERT (hidden 32) with a pooler, and its WordPiece tokenizer; `dropout` as BERT's default."""
     from transformers import BertConfig, BertModel, BertTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -33,7 +33,8 @@ def make_encoder(folder: Path) -> Path:
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     BertTokenizer.from_pretrained(folder).save_pretrained(folder)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=48, max_position_embeddings=128)
+                        intermediate_size=48, max_position_embeddings=128, hidden_dropout_prob=dropout,
+                        attention_probs_dropout_prob=dropout)
     BertModel(config).save_pretrained(folder)
     return folder
 

@@ -24,6 +24,7 @@ from armada.cache_schema.layout import ROOT_KEY, all_keys
 from armada.errors import ArmadaError
 from armada.extract.job import ExtractJob
 from armada.extract.runner import run_extract
+import launched
 from extract_fake_teacher import vector
 
 TESTS = Path(__file__).resolve().parent
@@ -208,16 +209,11 @@ def test_torchrun_processes_share_the_shards(make_job, tmp_path):
         encoding="utf-8",
     )
     torchrun = Path(sys.executable).parent / "torchrun"
-    launcher = subprocess.Popen([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), json.dumps(job.to_json())],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = launcher.communicate(timeout=300)
-    finally:
-        if launcher.poll() is None:              # a hang: end torchrun and its workers, which share its session
-            os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.wait()
-    assert launcher.returncode == 0, stderr[-3000:]
-    pids = json.loads(stdout.strip().splitlines()[-1])
+    with launched.started([torchrun, "--standalone", "--nproc_per_node", "2", script, json.dumps(job.to_json())],
+                          tmp_path / "torchrun.log") as command:
+        assert command.wait(timeout=300) == 0, command.output()[-3000:]
+        assert not command.alive()
+    pids = json.loads(next(line for line in reversed(command.output().splitlines()) if line.startswith("[")))
     assert len(set(pids)) == 2
     assert {call["pid"] for call in calls_made(make_job.calls)} == set(pids)
     one = run_extract(make_job(out="one.zarr"), show_progress=False)
