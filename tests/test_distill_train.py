@@ -4,7 +4,11 @@ others rely on, the baseline and ablations, exact resume, and a real two-process
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -148,41 +152,52 @@ def test_alternating_schedule_trains_the_aligner_then_the_student(tmp_path, stud
     assert state["schedulers"]["aligner"]["last_epoch"] == steps == state["schedulers"]["student"]["last_epoch"]
 
 
-def _interrupt_after(epoch: int, monkeypatch):
-    original = checkpoint.prune
-
-    def prune(root, keep):
-        original(root, keep)
-        if keep.name == f"epoch-{epoch:04d}":
-            raise KeyboardInterrupt("stopped after a checkpoint, as a kill would")
-
-    monkeypatch.setattr(checkpoint, "prune", prune)
+def _epoch_in_progress(output: str, epoch: int, epochs: int) -> bool:
+    """Whether the progress bar shows a step of `epoch` done (tqdm: "epoch 2/3:  14%|█▍   | 9/64 [...")."""
+    return re.search(rf"epoch {epoch}/{epochs}: +\d+%\|[^|]*\| *[1-9]\d*/\d+", output) is not None
 
 
-def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, students, monkeypatch):
-    task, data_dir, _ = _task(tmp_path, "classification", Path())
-    _, cache = _cached(tmp_path, task, data_dir, 0)
+def test_a_run_killed_mid_epoch_then_resumed_equals_an_uninterrupted_one(tmp_path, students):
+    """`armada distill` killed with SIGKILL during epoch 2, then --resume: the final weights, optimizer states and
+    metrics.jsonl (less its wall-clock seconds) are those of a run never interrupted, bit for bit."""
+    name, tables = tiny.file_task(tmp_path / "data", train=400)
+    task = get_task(f"file:{name}", tables)
+    _, cache = _cached(tmp_path, task, "", 0)
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(tomli_w.dumps({"tasks": {name: config_module.to_dict(tables[name])}}))
     # Dropout, teacher noise, warmup and decay, and accumulation windows all carry state across epochs.
-    config = tiny.tiny_config(students["encoder"], epochs=3, teacher_noise=0.2, lr_schedule="linear", warmup_ratio=0.2,
-                              gradient_accumulation_steps=2, group_by_length=True)
+    command = [Path(sys.executable).with_name("armada"), "distill", "--cache", cache, "--student", students["encoder"],
+               "--config", pipeline, "--epochs", "3", "--batch-size", "4", "--projection-dim", "16", "--aligner-hidden",
+               "24", "--max-length", "32", "--lr", "1e-3", "--teacher-noise", "0.2", "--lr-schedule", "linear",
+               "--warmup-ratio", "0.2", "--gradient-accumulation-steps", "2", "--group-by-length"]
+    env = {"OMP_NUM_THREADS": "1"}      # the same kernels in all three processes
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    train(config, task, str(cache), data_dir, whole)
-    with monkeypatch.context() as patch:
-        _interrupt_after(2, patch)
-        with pytest.raises(KeyboardInterrupt):
-            train(config, task, str(cache), data_dir, resumed)
-    assert checkpoint.newest(resumed / "checkpoints").name == "epoch-0002"
-    (resumed / "checkpoints" / "epoch-0003").mkdir()        # an unfinished checkpoint (no marker) is ignored
-    train(config, task, str(cache), data_dir, resumed, resume=True)
+    with launched.started([*command, "--out", whole], tmp_path / "whole.log", env) as run:
+        assert run.wait(timeout=600) == 0, run.output()[-3000:]
+
+    with launched.started([*command, "--out", resumed], tmp_path / "killed.log", env) as run:
+        deadline = time.time() + 600
+        while not (checkpoint.newest(resumed / "checkpoints") is not None and _epoch_in_progress(run.output(), 2, 3)):
+            assert run.process.poll() is None, run.output()[-3000:]
+            assert time.time() < deadline, "epoch 2 did not start in time"
+            time.sleep(0.02)
+        os.killpg(run.process.pid, signal.SIGKILL)
+        assert run.process.wait() == -signal.SIGKILL
+    assert checkpoint.newest(resumed / "checkpoints").name == "epoch-0001", "killed too late: epoch 2 had finished"
+    assert len((resumed / "metrics.jsonl").read_text().splitlines()) == 1
+    (resumed / "checkpoints" / "epoch-0002").mkdir()        # an unfinished checkpoint (no marker) is ignored
+    with launched.started([*command, "--out", resumed, "--resume"], tmp_path / "resumed.log", env) as run:
+        assert run.wait(timeout=600) == 0, run.output()[-3000:]
+    assert "resuming" in run.output() and "after epoch 1" in run.output()
 
     a, b = whole / "checkpoints" / "epoch-0003", resumed / "checkpoints" / "epoch-0003"
     names = sorted(p.name for p in a.glob("*.safetensors"))
     assert names == sorted(p.name for p in b.glob("*.safetensors")) and "optimizer-student.safetensors" in names
-    for name in names:
-        left, right = load_file(str(a / name)), load_file(str(b / name))
+    for name in [*(f"checkpoints/epoch-0003/{n}" for n in names), "student/model.safetensors", "aligner.safetensors"]:
+        left, right = load_file(str(whole / name)), load_file(str(resumed / name))
         assert left.keys() == right.keys()
         for key in left:
-            torch.testing.assert_close(left[key], right[key], rtol=1e-6, atol=1e-7)
+            assert torch.equal(left[key], right[key]), f"{name} {key}: {(left[key] - right[key]).abs().max()}"
     state_a, state_b = (json.loads((d / "state.json").read_text()) for d in (a, b))
     assert state_a["schedulers"] == state_b["schedulers"] and state_a["optimizers"] == state_b["optimizers"]
     drop_seconds = lambda text: [{**json.loads(x), "seconds": 0} for x in text.splitlines()]  # noqa: E731
