@@ -134,15 +134,13 @@ class DistillConfig:
     gradient_accumulation_steps: int = setting(1, low=1, doc="batches per optimizer step")
     seed: int = setting(0, doc="seeds every random draw: weights, orders, dropout")
     # Generative students (armada.distill.lm): "lm" trains a causal LM on prompt → response; its
-    # defaults are LM_DEFAULTS below, the paper's Appendix C for generation.
-    objective: Literal["task", "lm"] = setting("task", doc="task: classes, choices or scores; lm: a causal LM on prompt → "
-                                                           "response, for generation tasks (brings LoRA rank 8, 3 epochs, "
-                                                           "lr 3e-4, batch 4)")
-    # How the TS Aligner learns: "task" from the labels (eq. 1); "reconstruction" from the teacher
-    # vectors alone (MSE of a decoder's output against them: the paper's §4 for generative tasks).
-    aligner_objective: Literal["task", "reconstruction"] = setting("task", doc="how the TS Aligner learns: task (labels) or "
-                                                                               "reconstruction (the teacher's vectors "
-                                                                               "alone; the default for lm)")
+    # defaults are LM_DEFAULTS below, the paper's Appendix C for generation. The objective also
+    # decides how the TS Aligner learns: from the labels (eq. 1) for "task", from the teacher
+    # vectors alone (a decoder's MSE against them, the paper's §4) for "lm".
+    objective: Literal["task", "lm"] = setting("task", doc="task: classes, choices or scores (the TS Aligner learns the "
+                                                           "labels); lm: a causal LM on prompt → response, for generation "
+                                                           "tasks, the TS Aligner trained by reconstruction (brings LoRA "
+                                                           "rank 8, 3 epochs, lr 3e-4, batch 4)")
     aligner_pretrain_epochs: int = setting(0, low=0, doc="lm: epochs the TS Aligner trains alone before the student "
                                                          "starts, then kept fixed (0: trained with it, online)")
     prompt_style: Literal["auto", "chat", "alpaca"] = setting("auto", doc="lm: chat (the tokenizer's template), alpaca, or "
@@ -151,12 +149,6 @@ class DistillConfig:
 
     def __post_init__(self):
         lm = self.objective == "lm"
-        if lm and self.aligner_objective != "reconstruction":
-            raise ConfigError('distill.objective = "lm" has no class labels to train the TS Aligner on: '
-                              'set distill.aligner_objective = "reconstruction"')
-        if not lm and self.aligner_objective == "reconstruction":
-            raise ConfigError('distill.aligner_objective = "reconstruction" gives the TS Aligner no class outputs for '
-                              'eq. 2 and the auxiliary losses; it serves distill.objective = "lm"')
         if lm:
             changed = [k for k in LM_UNUSED
                        if getattr(self, k) != RECIPES[self.recipe].get(k, DistillConfig.__dataclass_fields__[k].default)]
@@ -176,7 +168,10 @@ class DistillConfig:
 # rank 8, 3 epochs, lr 3e-4, batch 4) and the reconstruction-trained aligner (§4). Settings given
 # explicitly win over these.
 LM_DEFAULTS = {"lora_r": 8, "epochs": 3, "lr": 3e-4, "batch_size": 4, "eval_batch_size": 8, "max_length": 256,
-               "aligner_objective": "reconstruction", "schedule": "joint"}
+               "schedule": "joint"}
+# Keys that [distill] no longer has, with the value each held for a given objective: run folders
+# and pipeline files written before their removal still load where they say what is now implied.
+RETIRED = {"aligner_objective": lambda objective: "reconstruction" if objective == "lm" else "task"}
 # Settings of eq. 2 and the auxiliary outputs, which need class logits: no role for "lm".
 LM_UNUSED = ("alpha", "gamma", "tau", "soft_loss")
 
@@ -427,6 +422,14 @@ def build(cls, table: Mapping[str, Any], where: str, origins: _Origins | str):
         if table.get("objective") == "lm":
             preset.update(LM_DEFAULTS)
         table = {**preset, **table}
+        for key, implied in RETIRED.items():
+            if key in table:
+                table = dict(table)
+                value, wanted = table.pop(key), implied(table.get("objective", DistillConfig.objective))
+                if value != wanted:
+                    raise ConfigError(f"{origins(f'{where}.{key}')}: {where}.{key} = {value!r} was removed: the objective "
+                                      f"decides it, and objective = {table.get('objective', DistillConfig.objective)!r} "
+                                      f"means {wanted!r}; remove the key")
     values = {}
     for key, value in table.items():
         dotted = f"{where}.{key}"

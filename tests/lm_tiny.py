@@ -87,7 +87,7 @@ def instruction_task(folder: Path, repeats: int = 2) -> tuple[str, dict]:
 
 def lm_config(student: Path, **changes) -> DistillConfig:
     """Generative settings sized for a tiny student (LoRA rank 8 as for "lm"; a high lr so a few epochs show learning)."""
-    settings = dict(student=str(student), objective="lm", aligner_objective="reconstruction", schedule="joint", lora_r=8, epochs=3,
+    settings = dict(student=str(student), objective="lm", schedule="joint", lora_r=8, epochs=3,
                     batch_size=4, eval_batch_size=8, max_length=200, projection_dim=16, aligner_hidden=24, lr=1e-2,
                     aligner_lr=1e-3)
     settings.update(changes)

@@ -227,20 +227,30 @@ def test_objective_lm_brings_the_generative_defaults(tmp_path):
     path.write_text('[distill]\nobjective = "lm"\nlora_r = 4\n')
     settings = config_module.load(path).distill
     assert (settings.lora_r, settings.epochs, settings.lr, settings.batch_size) == (4, 3, 3e-4, 4)   # given beats default
-    assert settings.aligner_objective == "reconstruction"
     nlu = config_module.load(None, flags={"distill.lr": 5e-5})
     variant = config_module.Variant("lm", {"objective": "lm"})
     switched = nlu.distill_for("instruct/dolly", variant)
     assert (switched.objective, switched.lora_r, switched.lr) == ("lm", 8, 3e-4)
-    assert nlu.distill.lora_r == 0 and nlu.distill.aligner_objective == "task"
+    assert nlu.distill.lora_r == 0
+
+
+def test_the_retired_aligner_objective_loads_where_it_says_what_the_objective_implies(tmp_path):
+    """Run folders and pipeline files written before the key's removal name it; they still load where it
+    held the objective's own value, and a contradicting value is refused, not dropped."""
+    for objective, held in (("lm", "reconstruction"), ("task", "task")):
+        path = tmp_path / f"{objective}.toml"
+        path.write_text(f'[distill]\nobjective = "{objective}"\naligner_objective = "{held}"\n')
+        assert config_module.load(path).distill.objective == objective
+    path = tmp_path / "contradicts.toml"
+    path.write_text('[distill]\naligner_objective = "reconstruction"\n')
+    with pytest.raises(ConfigError, match=r"distill.aligner_objective = 'reconstruction' was removed.*objective = 'task' "
+                                          r"means 'task'"):
+        config_module.load(path)
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"objective": "lm"}, 'set distill.aligner_objective = "reconstruction"'),
-    ({"objective": "lm", "aligner_objective": "reconstruction", "alpha": 0.3, "gamma": 0.0},
-     "alpha, gamma have no role"),
-    ({"objective": "lm", "aligner_objective": "reconstruction", "schedule": "alternating"}, "aligner_pretrain_epochs"),
-    ({"aligner_objective": "reconstruction"}, 'it serves distill.objective = "lm"'),
+    ({"objective": "lm", "alpha": 0.3, "gamma": 0.0}, "alpha, gamma have no role"),
+    ({"objective": "lm", "schedule": "alternating"}, "aligner_pretrain_epochs"),
     ({"prompt_style": "chat"}, 'prompt_style applies to distill.objective = "lm" only'),
 ])
 def test_settings_without_a_meaning_for_the_objective_are_refused(settings, message):
@@ -277,7 +287,7 @@ def test_the_offline_gguf_student_saves_merged_and_as_an_adapter(tmp_path):
 
     task = get_task("instruct/dolly-test")
     student, tokenizer = build_lm_student(DistillConfig(student="smollm2-135m", objective="lm", lora_r=8, schedule="joint",
-                                                        aligner_objective="reconstruction", undistilled=True), task)
+                                                        undistilled=True), task)
     with torch.no_grad():       # a trained adapter: LoRA's B starts at zero, which would make any merge a no-op
         for name, parameter in student.backbone.named_parameters():
             if "lora_B" in name:
