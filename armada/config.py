@@ -78,12 +78,13 @@ class DistillConfig:
     """Stage 2: ARMADA training of a student against the cache (paper §3, Appendix C)."""
 
     student: str = setting("minilm-l6", doc="an alias (`armada students`), hub id or local folder", example="bert-6l")
-    undistilled: bool = setting(False, doc="the baseline: the same student and head, the task loss alone, no cache")
+    undistilled: bool = setting(False, doc="the baseline: the same student and head, the task loss alone, no cache "
+                                           "(with --objective kd: KD alone, no multimodal teacher)")
     manifold: Literal["cosine", "euclid", "elementwise"] = setting("euclid", doc="the manifold loss (eq. 3-5)")
     alpha: float = setting(0.5, low=0.0, high=1.0, doc="weight of the logit-matching loss (eq. 2)")
     beta: float = setting(1.0, low=0.0, doc="weight of the manifold loss")
     gamma: float = setting(1.0, low=0.0, doc="weight of the auxiliary output losses")
-    tau: float = setting(5.0, above=0.0, doc="temperature of logit matching")
+    tau: float = setting(5.0, above=0.0, doc="temperature of logit matching (eq. 2, and KD's)")
     aligner: Literal["trained", "frozen-random"] = setting("trained", doc="frozen-random: never trained (Figure 9)")
     teacher_noise: float = setting(0.0, low=0.0, doc="σ of Gaussian noise on the aligner's inputs (Figure 10)")
     # The training recipe: "authors" is the authors' released code, which produced the paper's
@@ -137,10 +138,18 @@ class DistillConfig:
     # defaults are LM_DEFAULTS below, the paper's Appendix C for generation. The objective also
     # decides how the TS Aligner learns: from the labels (eq. 1) for "task", from the teacher
     # vectors alone (a decoder's MSE against them, the paper's §4) for "lm".
-    objective: Literal["task", "lm"] = setting("task", doc="task: classes, choices or scores (the TS Aligner learns the "
-                                                           "labels); lm: a causal LM on prompt → response, for generation "
-                                                           "tasks, the TS Aligner trained by reconstruction (brings LoRA "
-                                                           "rank 8, 3 epochs, lr 3e-4, batch 4)")
+    objective: Literal["task", "lm", "kd"] = setting("task", doc="task: classes, choices or scores (the TS Aligner learns "
+                                                                 "the labels); lm: a causal LM on prompt → response, for "
+                                                                 "generation tasks, the TS Aligner trained by reconstruction "
+                                                                 "(brings LoRA rank 8, 3 epochs, lr 3e-4, batch 4); kd: "
+                                                                 "task plus Hinton KD from a text teacher's logits "
+                                                                 "(--kd-cache; with --undistilled, KD alone)")
+    # Hinton KD (armada.distill.kd): L = (1 − kd_alpha)·L + kd_alpha·τ²·KL(softmax(z_t/τ) ‖ softmax(o_s/τ)),
+    # z_t a text teacher's logits read from a KD cache (armada extract --teacher run:PATH).
+    kd_cache: str = setting("", doc="kd: the cache of a text teacher's logits for this task (armada extract --teacher "
+                                    "run:PATH); in a pipeline, {task} stands for the task's folder name (glue_cola)")
+    kd_alpha: float = setting(0.5, low=0.0, high=1.0, doc="kd: the weight of the KD term; the rest is the task's loss "
+                                                          "(or ARMADA's, with --cache)")
     aligner_pretrain_epochs: int = setting(0, low=0, doc="lm: epochs the TS Aligner trains alone before the student "
                                                          "starts, then kept fixed (0: trained with it, online)")
     prompt_style: Literal["auto", "chat", "alpaca"] = setting("auto", doc="lm: chat (the tokenizer's template), alpaca, or "
@@ -149,6 +158,13 @@ class DistillConfig:
 
     def __post_init__(self):
         lm = self.objective == "lm"
+        if self.objective == "kd" and not self.kd_cache:
+            raise ConfigError('distill.objective = "kd" reads its teacher\'s logits from a KD cache: set distill.kd_cache '
+                              "(armada extract --teacher run:PATH --dataset TASK writes one)")
+        if self.objective != "kd":
+            for key in ("kd_cache", "kd_alpha"):
+                if getattr(self, key) != DistillConfig.__dataclass_fields__[key].default:
+                    raise ConfigError(f'distill.{key} applies to distill.objective = "kd" only')
         if lm:
             changed = [k for k in LM_UNUSED
                        if getattr(self, k) != RECIPES[self.recipe].get(k, DistillConfig.__dataclass_fields__[k].default)]
@@ -238,6 +254,10 @@ class PipelineConfig:
         if overrides.get("objective") == "lm" and merged["objective"] != "lm":
             merged.update(LM_DEFAULTS)          # a task or variant that turns to "lm" starts from its defaults
         merged.update(overrides)
+        if "{task}" in merged["kd_cache"]:     # one KD variant over many tasks: each task's own teacher cache
+            from armada.files import task_slug
+
+            merged["kd_cache"] = merged["kd_cache"].replace("{task}", task_slug(task))
         return build(DistillConfig, merged, "distill", _Origins(self.source))
 
     def variant(self, name: str) -> Variant:

@@ -54,18 +54,20 @@ class Batch:
     choices: int
     labels: torch.Tensor | None                # None when the split has unlabeled rows
     features: torch.Tensor | None              # teacher vectors [examples, D]; None without a cache
+    targets: torch.Tensor | None = None        # a text teacher's logits [examples, width] (KD); None without
 
     def to(self, device) -> "Batch":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return Batch(self.positions, {k: v.to(device) for k, v in self.inputs.items()}, self.choices,
-                     move(self.labels), move(self.features))
+                     move(self.labels), move(self.features), move(self.targets))
 
 
 class Collator:
-    """Positions → a Batch padded to its own longest sequence, on the tokenizer's padding side."""
+    """Positions → a Batch padded to its own longest sequence, on the tokenizer's padding side; `targets`
+    (an array [examples, width], checked finite) gives each example's KD targets."""
 
-    def __init__(self, tokenizer, encoded: EncodedSplit, kind: str, features=None):
-        self.encoded, self.kind, self.features = encoded, kind, features
+    def __init__(self, tokenizer, encoded: EncodedSplit, kind: str, features=None, targets: np.ndarray | None = None):
+        self.encoded, self.kind, self.features, self.targets = encoded, kind, features, targets
         self.pad_id = tokenizer.pad_token_id
         self.left = tokenizer.padding_side == "left"
         labels = encoded.split.labels
@@ -88,7 +90,8 @@ class Collator:
                     padded[i, :len(values)] = values
             inputs[name] = torch.from_numpy(padded)
         labels = None if self.labels is None else torch.from_numpy(self.labels[positions])
-        return Batch(positions, inputs, len(self.encoded.tokens[positions[0]]), labels, self._features(positions))
+        targets = None if self.targets is None else torch.from_numpy(self.targets[positions])
+        return Batch(positions, inputs, len(self.encoded.tokens[positions[0]]), labels, self._features(positions), targets)
 
     def _features(self, positions: np.ndarray) -> torch.Tensor | None:
         if self.features is None:

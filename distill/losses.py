@@ -60,6 +60,16 @@ def soft_loss(kind: str, teacher: torch.Tensor, student: torch.Tensor, tau: floa
     raise ValueError(f"unknown soft loss form {form!r}")
 
 
+def kd_loss(kind: str, teacher: torch.Tensor, student: torch.Tensor, tau: float) -> torch.Tensor:
+    """Hinton KD's term, τ²·KL(softmax(z_t/τ) ‖ softmax(o_s/τ)) averaged over the batch, for teacher logits z_t
+    and student outputs [n, c] (over the choices for multiple choice); for regression, where Φ is the identity,
+    τ²·MSE(z_t/τ, o_s/τ) = MSE(z_t, o_s): the student matches the teacher's scores."""
+    if kind == "regression":
+        return F.mse_loss(student.float(), teacher.float())
+    return F.kl_div((student.float() / tau).log_softmax(dim=-1), (teacher.float() / tau).log_softmax(dim=-1),
+                    reduction="batchmean", log_target=True) * tau**2
+
+
 def manifold_loss(name: str, p_ts: torch.Tensor, p_s: torch.Tensor, form: str) -> torch.Tensor:
     p_ts, p_s = p_ts.float(), p_s.float()
     if form not in ("norm", "mse"):

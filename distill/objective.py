@@ -23,10 +23,8 @@ The loop (armada.distill.loop) optimises loss_s and loss_t and reports every key
 "share:TERM" are a term's share of the gradient (the epoch's loss balance).
 
 Another objective is one more class, one more entry in objective_for and one more value of
-`distill.objective`. Hinton KD from cached teacher
-logits, for one: build() returns the task student and no aligner, and student_losses() returns
-loss_s = (1−α)·L_T(Y, o_s) + α·τ²·KL(softmax(z_t/τ) ‖ softmax(o_s/τ)), z_t = batch.features; data,
-dev scores and record are the task objective's.
+`distill.objective`: armada.distill.kd (Hinton KD from a text teacher's cached logits) is the task
+objective with one more term.
 """
 
 from __future__ import annotations
@@ -46,7 +44,8 @@ class TrainingData:
 
 def objective_for(config: DistillConfig, task: Task) -> Any:
     """The objective `config.objective` names, for `task` (which it may refuse)."""
+    from armada.distill.kd import KDObjective
     from armada.distill.lm import LMObjective
     from armada.distill.task import TaskObjective
 
-    return {"task": TaskObjective, "lm": LMObjective}[config.objective](config, task)
+    return {"task": TaskObjective, "lm": LMObjective, "kd": KDObjective}[config.objective](config, task)

@@ -47,7 +47,7 @@ from armada.errors import ArmadaError
 from armada.tasks import Task
 
 # The loss parts an epoch's line on stdout shows, in this order, where the objective has them.
-SUMMARY_PARTS = ("loss_s", "task", "lm", "soft", "manifold", "aux", "loss_t")
+SUMMARY_PARTS = ("loss_s", "task", "lm", "kd", "soft", "manifold", "aux", "loss_t")
 
 
 def train(config: DistillConfig, task: Task, cache, data_dir: str, out_dir: str | Path,

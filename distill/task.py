@@ -69,15 +69,21 @@ class TaskObjective:
         return aligner_losses(self.task.kind, batch.labels, o_ts, o_aux_ts, self.config.gamma)
 
     def student_losses(self, student, batch, aligner_outputs) -> dict:
+        losses, terms, out = self.student_terms(student, batch, aligner_outputs)
+        if len(terms) > 1:
+            losses.update(gradient_shares(terms, out.states))
+        return losses
+
+    def student_terms(self, student, batch, aligner_outputs) -> tuple[dict, dict, object]:
+        """(L_s and its parts, L_s's terms as they are summed, the student's outputs)."""
         config = self.config
         out = student(batch.inputs, batch.choices, project=aligner_outputs is not None)
         losses = student_losses(self.task.kind, batch.labels, out.outputs, out.projection, out.aux, aligner_outputs,
                                 alpha=config.alpha, beta=config.beta, gamma=config.gamma, tau=config.tau,
                                 soft_form=config.soft_loss, manifold=config.manifold, manifold_form=config.manifold_form)
-        if aligner_outputs is not None:
-            terms = weighted_terms(losses, alpha=config.alpha, beta=config.beta, gamma=config.gamma)
-            losses.update(gradient_shares(terms, out.states))
-        return losses
+        terms = (weighted_terms(losses, alpha=config.alpha, beta=config.beta, gamma=config.gamma)
+                 if aligner_outputs is not None else {"task": losses["task"]})
+        return losses, terms, out
 
     def dev_scores(self, accelerator, student, aligner, teacher):
         batch, width = self.config.eval_batch_size, self.task.num_labels   # outputs per example: classes, choices or 1

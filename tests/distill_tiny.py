@@ -103,22 +103,27 @@ def label_vectors(split, dim: int, seed: int = 0) -> np.ndarray:
 
 
 def write_cache(path: Path, task, splits: dict, dim: int = 8, vectors=label_vectors, shard_rows: int = 8,
-                finish: bool = True) -> Path:
-    """A real cache of `splits` ({name: Split}) written with CacheWriter; `finish=False` leaves the last shard undone."""
+                finish: bool = True, logits=None) -> Path:
+    """A real cache of `splits` ({name: Split}) written with CacheWriter; `finish=False` leaves the last shard undone.
+    With `logits` (a TeacherLogits), a KD cache: rows [pooled | logits] of width dim, matched to the student's input
+    as a text teacher's are (STUDENT_INPUT)."""
     from armada.cache_schema import CacheWriter, DatasetInfo, Extraction, Manifest, SplitInfo, TeacherInfo, chunk_rows_for
+    from armada.tasks import STUDENT_INPUT
 
+    template = STUDENT_INPUT if logits is not None else ""
     manifest = Manifest(
-        TeacherInfo("fake", "fake", dim, {"test": True}),
-        Extraction("float32", shard_rows, chunk_rows_for(shard_rows, dim, "float32")),
+        TeacherInfo("fake", "fake", dim, {"test": True}, logits),
+        Extraction("float32", shard_rows, chunk_rows_for(shard_rows, dim, "float32"), teacher_template=template),
         DatasetInfo(task.name, "tests", {name: SplitInfo.of(split) for name, split in splits.items()}),
     )
     writer = CacheWriter.create(path, manifest)
     for name, split in splits.items():
         data = vectors(split, dim)
+        hashes = split.teacher_hashes_for(template) if template else split.teacher_hashes
         shards = writer.shards(name)
         for shard in shards if finish else shards[:-1]:
             writer.write_shard(name, shard.index, data[shard.start:shard.stop], split.ids[shard.start:shard.stop],
-                               split.teacher_hashes[shard.start:shard.stop])
+                               hashes[shard.start:shard.stop])
     return path
 
 

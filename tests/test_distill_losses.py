@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from armada.distill.heads import StudentHeads, TSAligner, plain_state_dict
-from armada.distill.losses import aligner_losses, manifold_loss, soft_loss, student_losses, task_loss, weighted_terms
+from armada.distill.losses import aligner_losses, kd_loss, manifold_loss, soft_loss, student_losses, task_loss, weighted_terms
 
 LN3 = math.log(3.0)
 
@@ -43,6 +43,16 @@ def test_soft_loss_for_regression_uses_the_identity():
     teacher, student = torch.tensor([[2.0], [1.0]]), torch.tensor([[0.0], [1.0]])
     assert soft_loss("regression", teacher, student, 2.0, "l2").item() == pytest.approx((1.0 + 0.0) / 2)
     assert soft_loss("regression", teacher, student, 2.0, "mse").item() == pytest.approx((4.0 + 0.0) / 2)
+
+
+def test_kd_loss_is_tau_squared_times_the_kl_from_the_softened_teacher_to_the_softened_student():
+    teacher, student, tau = torch.tensor([[2.0, -1.0, 0.5], [0.0, 1.0, 3.0]]), torch.tensor([[0.3, 0.2, -0.4], [1.0, -2.0, 0.5]]), 3.0
+    p, q = (teacher / tau).softmax(-1), (student / tau).softmax(-1)
+    expected = tau**2 * (p * (p.log() - q.log())).sum(-1).mean()
+    assert kd_loss("classification", teacher, student, tau).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert kd_loss("multiple_choice", teacher, teacher.clone(), tau).item() == pytest.approx(0.0, abs=1e-7)
+    scores_t, scores_s = torch.tensor([[1.5], [4.0]]), torch.tensor([[1.0], [3.0]])
+    assert kd_loss("regression", scores_t, scores_s, tau).item() == pytest.approx((0.25 + 1.0) / 2)
 
 
 def test_manifold_losses():

@@ -25,7 +25,7 @@ from armada.cache_schema.manifest import canonical_json
 from armada.cache_schema.share import pack
 from armada.cache_schema.verify import verify
 from armada.config import to_dict
-from armada.distill.model import load_student
+from armada.distill.model import load_student, predict
 from armada.distill.recipe import train
 from armada.errors import ArmadaError
 from armada.extract.job import ExtractJob, default_cache_path
@@ -283,3 +283,103 @@ def test_distill_reads_a_kd_cache_as_it_reads_any_cache(tmp_path, task_files, ta
     assert result.status == "finished"
     assert json.loads((tmp_path / "armada/run.json").read_text())["cache"]["teacher"]["dim"] == HIDDEN + 2
 
+
+
+# --- Hinton KD from the cache (armada.distill.kd) ---------------------------------------------------
+
+def mean_probabilities(run: Path, split) -> np.ndarray:
+    """The run's kept student's mean softmax over `split`'s examples."""
+    model, tokenizer, _ = load_student(run / "student")
+    return torch.from_numpy(np.asarray(predict(model, tokenizer, split, 8)[1])).softmax(-1).mean(0).numpy()
+
+
+@pytest.fixture(scope="module")
+def kd_cache(tmp_path_factory, task_files, run_folder) -> str:
+    return run_extract(job(tmp_path_factory.mktemp("kd") / "kd.zarr", task_files, f"run:{run_folder}"),
+                       show_progress=False).path
+
+
+def test_a_kd_student_learns_its_teachers_soft_targets(tmp_path, task, run_folder, kd_cache):
+    """KD alone (`--objective kd --undistilled`): every epoch records the KD term and its share of the gradient,
+    L_s = (1 − kd_alpha)·L_T + kd_alpha·KD. A teacher that answers "neg" for every row (logits +3, −3) pulls a
+    student trained on its logits alone (kd_alpha 1) to "neg", where the same student on the labels stays balanced."""
+    from armada.cache_schema import TeacherLogits
+
+    encoder = tiny.make_encoder(tmp_path / "student")
+    settings = dict(undistilled=True, epochs=3, tau=1.0)
+    result = train(tiny.tiny_config(encoder, objective="kd", kd_cache=kd_cache, **settings), task, None, "", tmp_path / "kd")
+    assert result.status == "finished"
+    epochs = [json.loads(line) for line in (tmp_path / "kd/metrics.jsonl").read_text().splitlines()]
+    for epoch in epochs:
+        assert set(epoch["train"]) == {"loss_s", "task", "kd"}
+        assert set(epoch["balance"]) == {"task", "kd"} and sum(epoch["balance"].values()) == pytest.approx(1.0, abs=1e-6)
+        assert epoch["train"]["loss_s"] == pytest.approx(0.5 * epoch["train"]["task"] + 0.5 * epoch["train"]["kd"], rel=1e-5)
+    record = json.loads((tmp_path / "kd/run.json").read_text())
+    assert record["objective"] == "kd" and record["cache"] is None
+    assert record["kd_teacher"]["config_hash"] == CacheReader(kd_cache).manifest.config_hash
+    assert record["kd_teacher"]["teacher"] == f"run:{run_folder}"
+
+    splits = {name: task.load(name) for name in ("train", "validation")}
+    says_neg = lambda split, dim: np.tile(np.array([0.0, 3.0, -3.0], dtype=np.float32), (len(split), 1))  # noqa: E731
+    neg = tiny.write_cache(tmp_path / "neg.zarr", task, splits, dim=3, vectors=says_neg,
+                           logits=TeacherLogits(task.name, "classification", ("neg", "pos"), 1))
+    fast = {**settings, "epochs": 1, "lr": 3e-2}     # the kept student is the first epoch's where dev stays at chance
+    train(tiny.tiny_config(encoder, **fast), task, None, "", tmp_path / "labels")
+    train(tiny.tiny_config(encoder, objective="kd", kd_cache=str(neg), kd_alpha=1.0, **fast), task, None, "",
+          tmp_path / "teacher-only")
+    by_labels, by_teacher = (mean_probabilities(tmp_path / name, splits["train"]) for name in ("labels", "teacher-only"))
+    assert by_teacher[0] > 0.9 and abs(by_labels[0] - 0.5) < 0.2, (by_teacher, by_labels)
+
+
+def test_armada_and_kd_train_together_with_both_caches(tmp_path, task, kd_cache):
+    """A multimodal cache for ARMADA's terms and a KD cache for the KD term, matched to the same rows by each
+    cache's own teacher template: L_s = (1 − kd_alpha)·ARMADA's L_s + kd_alpha·KD, every term in the balance."""
+    splits = {name: task.load(name) for name in ("train", "validation")}
+    armada_cache = tiny.write_cache(tmp_path / "multimodal.zarr", task, splits)
+    encoder = tiny.make_encoder(tmp_path / "student")
+    train(tiny.tiny_config(encoder, objective="kd", kd_cache=kd_cache, kd_alpha=0.3, epochs=1, tau=2.0), task,
+          str(armada_cache), "", tmp_path / "both")
+    epoch, = [json.loads(line) for line in (tmp_path / "both/metrics.jsonl").read_text().splitlines()]
+    assert set(epoch["balance"]) == {"task", "soft", "aux", "manifold", "kd"}
+    assert sum(epoch["balance"].values()) == pytest.approx(1.0, abs=1e-6)
+    record = json.loads((tmp_path / "both/run.json").read_text())
+    assert record["cache"]["teacher"]["name"] == "fake" and record["kd_teacher"]["path"] == kd_cache
+
+
+def test_a_cache_that_cannot_teach_the_task_by_its_logits_is_refused_before_anything_is_written(tmp_path, task, kd_cache):
+    encoder = tiny.make_encoder(tmp_path / "student")
+    splits = {name: task.load(name) for name in ("train", "validation")}
+    multimodal = str(tiny.write_cache(tmp_path / "multimodal.zarr", task, splits))
+    other = dataclasses.replace(task, name="file:other", labels=("pos", "neg"))
+    for cache, task_, message in (
+        (multimodal, task, r"the KD cache .*multimodal.zarr \(distill.kd_cache\) holds fake's features \(fake\), no logits"),
+        (kd_cache, other, r"cannot teach file:other by its logits: .*its teacher's labels are file:other's in another order"),
+    ):
+        out = tmp_path / "refused"
+        with pytest.raises(ArmadaError, match=message):
+            train(tiny.tiny_config(encoder, objective="kd", kd_cache=cache, undistilled=True), task_, None, "", out)
+        assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"objective": "kd"}, r'distill.objective = "kd" reads its teacher\'s logits from a KD cache: set distill.kd_cache'),
+    ({"kd_cache": "cache/kd.zarr"}, r'distill.kd_cache applies to distill.objective = "kd" only'),
+    ({"kd_alpha": 0.9}, r'distill.kd_alpha applies to distill.objective = "kd" only'),
+])
+def test_kd_settings_without_their_objective_are_refused(settings, message):
+    from armada.config import DistillConfig
+    from armada.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        DistillConfig(**settings)
+
+
+def test_a_pipelines_kd_variant_reads_each_tasks_own_teacher_cache(tmp_path):
+    from armada import config
+
+    path = tmp_path / "pipeline.toml"
+    path.write_text('[run]\ntasks = ["glue/cola", "glue/stsb"]\n\n[[variants]]\nname = "kd"\nobjective = "kd"\n'
+                    'undistilled = true\nkd_cache = "cache/{task}--run_teacher.zarr"\n')
+    pipeline = config.load(path)
+    assert [pipeline.distill_for(task, pipeline.variant("kd")).kd_cache for task in pipeline.run.tasks] == [
+        "cache/glue_cola--run_teacher.zarr", "cache/glue_stsb--run_teacher.zarr"]

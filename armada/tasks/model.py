@@ -161,6 +161,13 @@ class Split:
     def teacher_hashes(self) -> list[str]:
         return [e.teacher_sha256 for e in self.examples]
 
+    def teacher_hashes_for(self, template: str) -> list[str]:
+        """The teacher-text hashes these rows have under another teacher template: a second teacher's cache
+        (e.g. a text teacher's, read with STUDENT_INPUT) is matched to them by these."""
+        check_template(self.task, template)
+        return [sha256_text(student_input_text(e.inputs) if template == STUDENT_INPUT
+                            else teacher_text(self.task, e.fields, template)) for e in self.examples]
+
     @property
     def labels(self) -> list[int | float | None]:
         return [e.label for e in self.examples]
