@@ -150,6 +150,8 @@ class DistillConfig:
                                     "run:PATH); in a pipeline, {task} stands for the task's folder name (glue_cola)")
     kd_alpha: float = setting(0.5, low=0.0, high=1.0, doc="kd: the weight of the KD term; the rest is the task's loss "
                                                           "(or ARMADA's, with --cache)")
+    seqkd_cache: str = setting("", doc="lm: learn a teacher's greedy responses instead of the references (SeqKD): the "
+                                       "cache armada extract --teacher run:PATH writes for a generative run")
     aligner_pretrain_epochs: int = setting(0, low=0, doc="lm: epochs the TS Aligner trains alone before the student "
                                                          "starts, then kept fixed (0: trained with it, online)")
     prompt_style: Literal["auto", "chat", "alpaca"] = setting("auto", doc="lm: chat (the tokenizer's template), alpaca, or "
@@ -175,7 +177,7 @@ class DistillConfig:
                 raise ConfigError('distill.objective = "lm" trains on the joint schedule; to train the TS Aligner '
                                   "first, set distill.aligner_pretrain_epochs")
         else:
-            for key in ("aligner_pretrain_epochs", "save_adapter", "prompt_style"):
+            for key in ("aligner_pretrain_epochs", "save_adapter", "prompt_style", "seqkd_cache"):
                 if getattr(self, key) != DistillConfig.__dataclass_fields__[key].default:
                     raise ConfigError(f'distill.{key} applies to distill.objective = "lm" only')
 

@@ -17,7 +17,10 @@ Schedule: with `aligner_pretrain_epochs` = 0 the aligner and the student train t
 step (online, as for NLU); with N > 0 the aligner trains alone for N epochs first (the paper's
 "pre-trained using reconstruction loss"), then stays fixed while the student trains.
 `aligner = "frozen-random"` keeps a random aligner; `undistilled` is this same recipe without the
-aligner and the cache.
+aligner and the cache. SeqKD (`seqkd_cache`, Kim & Rush 2016): the training responses are a teacher
+LM's own greedy ones (armada.extract.sequences), read and checked before anything is written;
+with `undistilled` that is SeqKD alone, with a cache ARMADA and SeqKD together. The validation
+split keeps its references, so the dev score measures the task, not agreement with the teacher.
 
 The student: LoRA (`lora_r`; 8 for "lm" by default, armada.distill.build) on the causal LM, F̃_s
 and P_s fully trained. After each epoch the student's validation LM loss (mean NLL per response
@@ -62,7 +65,13 @@ class LMObjective:
         return ("train", "validation") if "validation" in self.task.splits else ("train",)
 
     def check(self, splits: dict[str, Split]) -> None:
-        """Rows that cannot be trained on are left out, and said, once encoded (data)."""
+        """Rows that cannot be trained on are left out, and said, once encoded (data). With seqkd_cache, the
+        teacher's responses are read now, so a cache that does not answer these very prompts is refused first."""
+        self.seqkd = None
+        if self.config.seqkd_cache:
+            from armada.extract.sequences import read_sequences
+
+            self.seqkd = read_sequences(self.config.seqkd_cache, self.task, splits["train"])
 
     def build(self, teacher_dim: int | None):
         student, tokenizer = build_lm_student(self.config, self.task)
@@ -71,6 +80,8 @@ class LMObjective:
 
     def data(self, tokenizer, student, splits: dict[str, Split], teacher) -> TrainingData:
         config = self.config
+        if self.seqkd is not None:
+            splits = {**splits, "train": self.seqkd[0]}     # SeqKD: the teacher's responses are the targets
         self.prompt_style = student.info.prompt_style
         self.encoded = {s: encode_lm(tokenizer, split, config.max_length, self.prompt_style) for s, split in splits.items()}
         self.dev = LMCollator(tokenizer, self.encoded["validation"]) if "validation" in self.encoded else None
@@ -103,7 +114,9 @@ class LMObjective:
     def record_details(self) -> dict:
         examples = {name: {"kept": len(data), "left_out": len(data.left_out), "responses_cut": data.truncated}
                     for name, data in self.encoded.items()}
-        return {"prompt_style": self.prompt_style, "examples": examples,
+        seqkd = None if self.seqkd is None else {"path": self.config.seqkd_cache, "teacher": self.seqkd[1]["teacher"]["run"],
+                                                 "decoding": self.seqkd[1]["decoding"]}
+        return {"prompt_style": self.prompt_style, "examples": examples, "seqkd_teacher": seqkd,
                 "unused_settings": {k: getattr(self.config, k) for k in LM_UNUSED}}
 
 

@@ -73,8 +73,9 @@ class ArmadaRunTeacher:
         return np.concatenate([pooled, logits], axis=1).astype(np.float32)
 
 
-def run_record(teacher: str, run: Path) -> RunRecord:
-    """The record of the finished, non-generative `armada distill` run in `run`, or a clear refusal."""
+def run_record(teacher: str, run: Path, generative: bool = False) -> RunRecord:
+    """The record of the finished `armada distill` run in `run`, non-generative (a KD teacher) or with `generative`
+    an --objective lm run (a SeqKD teacher), or a clear refusal."""
     if not run.is_dir():
         raise ArmadaError(f"teacher {teacher}: {run} is not a folder; give the --out folder of a finished armada distill run")
     folder = RunFolder(run)
@@ -88,9 +89,13 @@ def run_record(teacher: str, run: Path) -> RunRecord:
     if not record.finished:
         raise ArmadaError(f"teacher {teacher}: the run in {run} is not finished (status {record.status!r}); "
                           f"finish it first (armada distill ... --out {run} --resume)")
-    if record.objective == "lm":
+    if generative and record.objective != "lm":
+        raise ArmadaError(f"teacher {teacher}: {run} trained a {record.task} classifier, not a causal LM: a SeqKD "
+                          "teacher is an armada distill --objective lm run")
+    if not generative and record.objective == "lm":
         raise ArmadaError(f"teacher {teacher}: {run} is a generative run (a causal LM); a KD teacher here is a "
-                          "classification, regression or multiple-choice run")
+                          "classification, regression or multiple-choice run, and a generative run teaches a "
+                          "generation task by its responses (SeqKD: armada extract --dataset instruct/...)")
     return record
 
 

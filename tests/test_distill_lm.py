@@ -306,3 +306,109 @@ def test_the_offline_gguf_student_saves_merged_and_as_an_adapter(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(merged(**ids).logits, expected, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(adapter(**ids).logits, expected, rtol=1e-4, atol=1e-4)
+
+
+# --- SeqKD: a generative run's greedy responses as the training targets (armada.extract.sequences) ------------
+
+@pytest.fixture(scope="module")
+def seqkd(tmp_path_factory, lms, instruct):
+    """(teacher run, its sequence cache, the cache's lines): a tiny LLaMA run answering the training prompts."""
+    from armada.extract.sequences import write_sequences
+
+    task, _ = instruct
+    root = tmp_path_factory.mktemp("seqkd")
+    teacher = root / "teacher"
+    train(lm_tiny.lm_config(lms["llama"], undistilled=True, epochs=2), task, None, "", teacher)
+    summary = write_sequences(teacher, task, task.load("train"), root / "responses.seqkd", max_new_tokens=12,
+                              batch_size=5, say=lambda _: None)
+    assert (summary.written, summary.already_done) == (16, 0)
+    return teacher, Path(summary.path), (Path(summary.path) / "responses.jsonl").read_text()
+
+
+def test_a_generative_run_writes_its_greedy_responses_to_the_training_prompts(tmp_path, instruct, seqkd):
+    from armada.extract.sequences import write_sequences
+
+    task, _ = instruct
+    teacher, cache, text = seqkd
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["task"] == task.name and manifest["rows"] == 16
+    assert manifest["teacher"]["run"] == str(teacher) and manifest["prompt_style"] == "chat"
+    assert manifest["decoding"] == {"max_new_tokens": 12, "num_beams": 1, "batch_size": 5, "do_sample": False}
+    model, tokenizer, info = load_causal_student(teacher)
+    split = task.load("train")
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert [row["id"] for row in rows] == split.ids
+    for example, row in zip(split.examples, rows):          # one prompt at a time, greedy: what the teacher writes
+        prompt = build_prompt(*example.inputs[0], tokenizer=tokenizer, style=info.prompt_style)
+        assert row["response"] == generate(model, tokenizer, [prompt], Decoding(max_new_tokens=12, batch_size=1))[0]
+
+    copy = tmp_path / "cut.seqkd"                           # killed while writing: three whole lines and a torn one lost
+    copy.mkdir()
+    (copy / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "complete"}))
+    lines = text.splitlines(keepends=True)
+    (copy / "responses.jsonl").write_text("".join(lines[:12]) + lines[12][:20])
+    resumed = write_sequences(teacher, task, split, copy, max_new_tokens=12, batch_size=5, say=lambda _: None)
+    assert (resumed.written, resumed.already_done) == (4, 12)
+    assert (copy / "responses.jsonl").read_text() == text
+    with pytest.raises(ArmadaError, match=r"written with other settings .*\n  decoding: .*'max_new_tokens': 12.*→.*'max_new_tokens': 8"):
+        write_sequences(teacher, task, split, copy, max_new_tokens=8, batch_size=5, say=lambda _: None)
+
+
+def test_a_seqkd_student_learns_the_teachers_responses_not_the_references(tmp_path, lms, instruct, seqkd):
+    from armada.distill.lm import LMObjective
+
+    task, cache = instruct
+    teacher, responses, text = seqkd
+    config = lm_tiny.lm_config(lms["opt"], undistilled=True, epochs=1, seqkd_cache=str(responses))
+    objective = LMObjective(config, task)
+    splits = {s: task.load(s) for s in ("train", "validation")}
+    objective.check(splits)
+    student, tokenizer = build_lm_student(config, task)
+    objective.data(tokenizer, student, splits, None)
+    wanted = [json.loads(line)["response"] for line in text.splitlines()]
+    encoded = objective.encoded["train"]
+    for tokens, start, response in zip(encoded.tokens, encoded.prompt_lengths, wanted):   # OPT: alpaca, response + EOS
+        assert tokenizer.decode(tokens[start:], skip_special_tokens=True) == tokenizer.decode(
+            tokenizer(response, add_special_tokens=False)["input_ids"], skip_special_tokens=True)
+    assert [e.references for e in objective.encoded["validation"].split.examples] == [
+        e.references for e in splits["validation"].examples]                            # dev keeps the references
+
+    result = train(config, task, str(cache), "", tmp_path / "both", variant="armada-seqkd")   # ARMADA and SeqKD together
+    assert result.status == "finished" and result.best_epoch == 1
+    record = json.loads((tmp_path / "both/run.json").read_text())
+    assert record["seqkd_teacher"] == {"path": str(responses), "teacher": str(teacher),
+                                       "decoding": {"max_new_tokens": 12, "num_beams": 1, "batch_size": 5, "do_sample": False}}
+
+
+def test_a_seqkd_cache_that_does_not_answer_these_prompts_is_refused_before_anything_is_written(tmp_path, lms, instruct, seqkd):
+    import dataclasses
+
+    task, _ = instruct
+    _, responses, text = seqkd
+    other = dataclasses.replace(task, name="file:other")
+    unfinished = tmp_path / "unfinished.seqkd"
+    unfinished.mkdir()
+    manifest = json.loads((responses / "manifest.json").read_text())
+    (unfinished / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "complete"}))
+    (unfinished / "responses.jsonl").write_text(text)
+    short = tmp_path / "short.seqkd"
+    short.mkdir()
+    (short / "manifest.json").write_text(json.dumps(manifest))
+    (short / "responses.jsonl").write_text("".join(text.splitlines(keepends=True)[:10]))
+    edited = tmp_path / "edited.seqkd"
+    edited.mkdir()
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    first = json.loads(text.splitlines()[0])
+    (edited / "responses.jsonl").write_text(json.dumps({**first, "input_sha256": "0" * 64}) + "\n"
+                                            + "".join(text.splitlines(keepends=True)[1:]))
+    cases = [(responses, other, r"holds responses to file:tiny-instruct's prompts, not file:other's"),
+             (unfinished, task, r"is unfinished: run the same armada extract again"),
+             (short, task, r"has no response for 6 of the 16 train examples"),
+             (edited, task, r"answered other prompts for 1 examples \(e.g. \['train-0'\]\)")]
+    out = tmp_path / "run"
+    for cache, which, message in cases:
+        with pytest.raises(ArmadaError, match=message):
+            train(lm_tiny.lm_config(lms["opt"], undistilled=True, seqkd_cache=str(cache)), which, None, "", out)
+        assert not out.exists()
+    with pytest.raises(ConfigError, match='distill.seqkd_cache applies to distill.objective = "lm" only'):
+        DistillConfig(seqkd_cache=str(responses))

@@ -27,17 +27,23 @@ def extract(
 ) -> None:
     """Encode a task's texts with a teacher into a resumable feature cache (run it again to resume).
 
+    A generative run (run:PATH of armada distill --objective lm) on a generation task writes its greedy
+    responses to the training prompts instead: a SeqKD cache for distill.seqkd_cache.
+
     Example: armada extract --teacher piper-whisper --dataset bbc-news --limit 64
     """
     from armada.commands import load_pipeline
     from armada.extract.job import job_from_config
     from armada.extract.runner import run_extract
+    from armada.tasks import get_task
 
     cfg = load_pipeline(config, sets or [], flags={
         "extract.teacher": teacher, "extract.splits": split or None, "extract.batch_size": batch_size,
         "extract.num_processes": num_processes, f'data.data_dirs."{dataset}"': data_dir,
         "data.train_limit": limit, "data.validation_limit": limit,
     })
+    if cfg.extract.teacher.startswith("run:") and get_task(dataset, cfg.tasks).kind == "generation":
+        return extract_responses(cfg, dataset, split, out, limit)
     job = job_from_config(cfg, dataset, out=out, overwrite=overwrite, test_limit=limit or 0)
     summary = run_extract(job)
     if summary is None:                     # a launched process other than the main one, which reports
@@ -47,6 +53,28 @@ def extract(
     typer.echo(f"rows deduplicated: {summary.rows_deduplicated}")
     typer.echo(f"seconds: {summary.seconds:.1f} ({summary.loading_seconds:.1f} loading the data, teacher and cache; "
                f"then {summary.examples_per_second:.2f} examples/s)")
+    typer.echo(f"cache: {summary.path}")
+
+
+def extract_responses(cfg, dataset: str, splits: list[str] | None, out: str | None, limit: int | None) -> None:
+    """SeqKD: the generative run's greedy responses to `dataset`'s training prompts (armada.extract.sequences)."""
+    from pathlib import Path
+
+    from armada.errors import ArmadaError
+    from armada.extract.sequences import write_sequences
+    from armada.files import task_slug
+    from armada.tasks import get_task
+
+    if splits and list(splits) != ["train"]:
+        raise ArmadaError(f"a SeqKD teacher answers the training prompts only; drop --split {' '.join(splits)}")
+    teacher = cfg.extract.teacher
+    task = get_task(dataset, cfg.tasks)
+    split = task.load("train", data_dir=cfg.data.dir_for(dataset), limit=cfg.data.train_limit)
+    out = out or str(Path(cfg.extract.cache_dir) / f"{task_slug(dataset)}--{task_slug(teacher)}.seqkd")
+    summary = write_sequences(teacher.removeprefix("run:"), task, split, out, max_new_tokens=task.max_new_tokens,
+                              batch_size=cfg.extract.batch_size, say=typer.echo)
+    typer.echo(f"responses written: {summary.written} ({summary.already_done} were already written)")
+    typer.echo(f"seconds: {summary.seconds:.1f}")
     typer.echo(f"cache: {summary.path}")
 
 
