@@ -318,7 +318,7 @@ def seqkd(tmp_path_factory, lms, instruct):
     task, _ = instruct
     root = tmp_path_factory.mktemp("seqkd")
     teacher = root / "teacher"
-    train(lm_tiny.lm_config(lms["llama"], undistilled=True, epochs=2), task, None, "", teacher)
+    train(lm_tiny.lm_config(lms["llama"], undistilled=True, epochs=1), task, None, "", teacher)
     summary = write_sequences(teacher, task, task.load("train"), root / "responses.seqkd", max_new_tokens=12,
                               batch_size=5, say=lambda _: None)
     assert (summary.written, summary.already_done) == (16, 0)

@@ -306,7 +306,7 @@ def test_a_kd_student_learns_its_teachers_soft_targets(tmp_path, task, run_folde
     from armada.cache_schema import TeacherLogits
 
     encoder = tiny.make_encoder(tmp_path / "student")
-    settings = dict(undistilled=True, epochs=3, tau=1.0)
+    settings = dict(undistilled=True, epochs=2, tau=1.0)
     result = train(tiny.tiny_config(encoder, objective="kd", kd_cache=kd_cache, **settings), task, None, "", tmp_path / "kd")
     assert result.status == "finished"
     epochs = [json.loads(line) for line in (tmp_path / "kd/metrics.jsonl").read_text().splitlines()]
