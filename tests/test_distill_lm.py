@@ -278,16 +278,23 @@ def test_bad_inputs_are_refused_before_anything_is_written(tmp_path, lms, instru
 
 
 def test_the_offline_gguf_student_saves_merged_and_as_an_adapter(tmp_path):
-    """smollm2-135m is read from a GGUF file, dequantised: both saves must load back as the same model."""
+    """smollm2-135m is read offline from the GGUF file its package ships, dequantised (one load: ~30 s here), with a
+    pad token set: both saves must load back as the same model."""
     import dataclasses
 
     from transformers import AutoModelForCausalLM
 
     from armada.distill.model import save_causal_student
+    from armada.distill.students import locate, student_kind
 
+    location = locate("smollm2-135m")
+    assert location.gguf_file.endswith(".gguf") and (Path(location.path) / location.gguf_file).is_file()
     task = get_task("instruct/dolly-test")
     student, tokenizer = build_lm_student(DistillConfig(student="smollm2-135m", objective="lm", lora_r=8, schedule="joint",
                                                         undistilled=True), task)
+    config = student.backbone.config
+    assert (student_kind(config), config.hidden_size, student.info.base_gguf_file) == ("causal", 576, location.gguf_file)
+    assert tokenizer.pad_token is not None and config.pad_token_id == tokenizer.pad_token_id
     with torch.no_grad():       # a trained adapter: LoRA's B starts at zero, which would make any merge a no-op
         for name, parameter in student.backbone.named_parameters():
             if "lora_B" in name:

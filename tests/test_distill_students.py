@@ -134,14 +134,6 @@ def test_pooling_a_causal_lm_any_other_way_is_refused(tmp_path):
         load_backbone(str(tiny.make_causal(tmp_path / "causal")), pooling="mean")
 
 
-def test_smollm2_loads_offline_from_the_gguf_file_in_its_package():
-    location = locate("smollm2-135m")
-    assert location.gguf_file.endswith(".gguf") and (Path(location.path) / location.gguf_file).is_file()
-    backbone = load_backbone("smollm2-135m")
-    assert (backbone.kind, backbone.pooling, backbone.model.config.hidden_size) == ("causal", "last-token", 576)
-    assert backbone.tokenizer.pad_token is not None
-
-
 def test_a_student_that_cannot_be_reached_offline_is_a_clear_error():
     with pytest.raises(ArmadaError, match=r"(?s)student 'armada-tests/no-such-model'.*cannot be loaded.*minilm-l6, smollm2-135m"):
         load_backbone("armada-tests/no-such-model")

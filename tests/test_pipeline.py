@@ -18,10 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 ARMADA = Path(sys.executable).with_name("armada")
 
 
-def _command(tmp_path: Path) -> list[str]:
-    return [str(ARMADA), "run", str(ROOT / "configs" / "debug.toml"),
-            "--set", f'run.runs_dir="{tmp_path / "runs"}"', "--set", f'run.report_dir="{tmp_path / "report"}"',
-            "--set", f'extract.cache_dir="{tmp_path / "cache"}"']
+def _command(tmp_path: Path, *sets: str) -> list[str]:
+    command = [str(ARMADA), "run", str(ROOT / "configs" / "debug.toml"),
+               "--set", f'run.runs_dir="{tmp_path / "runs"}"', "--set", f'run.report_dir="{tmp_path / "report"}"',
+               "--set", f'extract.cache_dir="{tmp_path / "cache"}"']
+    for setting in sets:
+        command += ["--set", setting]
+    return command
 
 
 def _status(run: Path) -> str | None:
@@ -40,12 +43,14 @@ def test_plan_lays_runs_out_by_task_variant_and_seed():
 
 
 def test_interrupted_run_resumes_without_redoing_finished_runs_then_reports(tmp_path):
-    cfg = config.load(ROOT / "configs" / "debug.toml")
+    one_seed = "run.seeds=[0]"                  # two runs: undistilled, then armada-cosine
+    cfg = config.load(ROOT / "configs" / "debug.toml", [one_seed])
     runs = [tmp_path / r.out for r in plan(cfg)]
+    assert len(runs) == 2
     env = {**os.environ, "TQDM_DISABLE": "1"}
 
     # Kill the whole process group once the first run is finished and the second has begun.
-    first = subprocess.Popen(_command(tmp_path), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    first = subprocess.Popen(_command(tmp_path, one_seed), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, start_new_session=True)
     deadline = time.time() + 600
     while not (_status(runs[0]) == "finished" and _status(runs[1]) == "running"):
@@ -58,7 +63,7 @@ def test_interrupted_run_resumes_without_redoing_finished_runs_then_reports(tmp_
     finished_metrics = (runs[0] / "metrics.jsonl").read_bytes()
     finished_mtime = (runs[0] / "run.json").stat().st_mtime_ns
 
-    second = subprocess.run(_command(tmp_path), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    second = subprocess.run(_command(tmp_path, one_seed), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout + second.stderr
     out = second.stdout
     assert "the cache was already complete" in out                     # extraction skipped, not redone
@@ -84,7 +89,7 @@ def test_interrupted_run_resumes_without_redoing_finished_runs_then_reports(tmp_
     assert f"report: {report / 'results.md'}" in out
     # Beside the report: the resolved pipeline (the --set overrides in it) and how it was made.
     resolved = config.load(report / "pipeline.toml")
-    assert resolved.digest() == config.load(ROOT / "configs" / "debug.toml", _command(tmp_path)[4::2]).digest()
+    assert resolved.digest() == config.load(ROOT / "configs" / "debug.toml", _command(tmp_path, one_seed)[4::2]).digest()
     made = json.loads((report / "provenance.json").read_text())
     assert made["command"][:3] == ["armada", "run", str(ROOT / "configs" / "debug.toml")]
     assert made["versions"]["torch"].startswith("2.13.0") and made["machine"]["cpu_cores"] >= 1 and made["seconds"] > 0
