@@ -102,7 +102,7 @@ def plot_curves(table: Table, path: Path) -> Path:
     return path
 
 
-TERM_COLORS = {"task": "0.55", "soft": "tab:blue", "aux": "tab:green", "manifold": "tab:red"}
+TERM_COLORS = {"task": "0.55", "soft": "tab:blue", "aux": "tab:green", "manifold": "tab:red", "kd": "tab:purple"}
 
 
 def plot_balance(table: Table, path: Path) -> Path | None:

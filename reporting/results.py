@@ -203,9 +203,10 @@ def _render_balance(table: Table) -> list[str]:
         return []
     header = ["variant"] + list(table.tasks)
     return ["### Loss balance", "",
-            "Each term of the student's loss ((1 − α)·task, α·soft, γ·aux, β·manifold): its share of the gradient "
-            "reaching the backbone (the norm of its gradient at the pooled states over the sum of the four), mean over "
-            "epochs and seeds. Above 0.8 one alignment term, not the task, trains the student.", "",
+            "Each term of the student's loss ((1 − α)·task, α·soft, γ·aux, β·manifold; with KD each scaled by "
+            "1 − kd_alpha, and kd_alpha·KD): its share of the gradient reaching the backbone (the norm of its gradient "
+            "at the pooled states over the sum of the terms), mean over epochs and seeds. Above 0.8 one alignment term, "
+            "not the task, trains the student.", "",
             _md_row(header), _md_row(["---"] * len(header)), *rows, ""]
 
 

@@ -282,3 +282,19 @@ def test_a_plan_makes_coverage_exact(tmp_path):
     assert noise_row.split("|")[3].strip() == "–"                     # glue/rte (columns: cola, rte, stsb)
     rows = {(r["epoch"], r["variant"]): r for r in read_csv(files.csv)}
     assert rows[("best", "undistilled")]["glue/rte expected seeds"] == "5"
+
+
+def test_the_loss_balance_shows_every_recorded_term_the_kd_term_too(tmp_path):
+    """A KD run's epochs record {task, kd} shares, an ARMADA + KD run's five: the table and the figure show each."""
+    shares = {"kd-alone": {"task": 0.3, "kd": 0.7},
+              "armada-kd": {"task": 0.2, "soft": 0.05, "aux": 0.15, "manifold": 0.1, "kd": 0.5}}
+    write_run(tmp_path / "runs", "glue/cola", "undistilled", 0, [0.2, 0.3])
+    for variant, balance in shares.items():
+        path = write_run(tmp_path / "runs", "glue/cola", variant, 0, [0.2, 0.3])
+        lines = [{**json.loads(line), "balance": balance} for line in (path / "metrics.jsonl").read_text().splitlines()]
+        (path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    files = write_report([tmp_path / "runs"], tmp_path / "out")
+    text = files.markdown.read_text()
+    assert "| kd-alone | task 0.30 · kd 0.70 |" in text
+    assert "| armada-kd | task 0.20 · soft 0.05 · aux 0.15 · manifold 0.10 · kd 0.50 |" in text
+    assert (tmp_path / "out" / "balance-minilm-l6.png").stat().st_size > 0
