@@ -38,5 +38,9 @@ for task in glue/stsb super_glue/copa glue/cola; do
 done
 .venv/bin/armada run /work/rep/pipeline-nocache.toml --set 'run.tasks=["glue/stsb"]'
 
+# 3b. Lane E, last (beside the α/β/γ sweep): MRPC's and RTE's undistilled runs, which need no cache; stopped at
+#     the end of the session inside RTE's first run (it resumes).
+.venv/bin/armada run /work/rep/pipeline-undistilled.toml --set 'run.tasks=["glue/mrpc","glue/rte"]'
+
 # 4. The report over every run of the pipeline (it finds them finished):
 .venv/bin/armada report /work/rep/runs/replicate-glue --out /work/rep/report/replicate-glue --config /work/rep/pipeline.toml
