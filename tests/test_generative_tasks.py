@@ -221,15 +221,22 @@ def test_reasoning_sets_as_published(reasoning):
         assert task.splits == (("train", "test") if has_train else ("test",)), name
         for split_name in task.splits:
             split = task.load(split_name, data_dir=str(reasoning))
-            assert len(split) == FIXTURE_ITEMS and len(set(split.ids)) == FIXTURE_ITEMS, name
-            if task.answer_format == "number":
-                assert all(isinstance(e.label, float) and not e.choices for e in split.examples), name
-            else:
-                assert all(2 <= len(e.choices) <= 5 and 0 <= e.label < len(e.choices) for e in split.examples), name
-                assert all(all(c.strip() for c in e.choices) for e in split.examples), name
+            assert_reasoning_items(task, split, FIXTURE_ITEMS)
     math = get_task("reasoning/math-train").load("train", data_dir=str(reasoning))
     assert len(math) == FIXTURE_ITEMS and all(e.label is None and e.references[0].strip() for e in math.examples)
     assert "5" not in {i.split("-")[0] for i in math.ids}           # the fixture's item without a response
+
+
+def assert_reasoning_items(task, split, rows: int) -> None:
+    """`rows` items with unique ids, each a number or 2-5 non-empty options with the answer among them
+    (tests/test_published_data.py checks the whole published sets the same way)."""
+    name = task.name
+    assert len(split) == rows and len(set(split.ids)) == rows, name
+    if task.answer_format == "number":
+        assert all(isinstance(e.label, float) and not e.choices for e in split.examples), name
+    else:
+        assert all(2 <= len(e.choices) <= 5 and 0 <= e.label < len(e.choices) for e in split.examples), name
+        assert all(all(c.strip() for c in e.choices) for e in split.examples), name
 
 
 def test_reasoning_items_read_exactly(reasoning):

@@ -13,6 +13,8 @@ import pytest
 
 from armada.tasks import get_task
 from armada.tasks.generative import build_prompt, dolly_match_keys
+from test_generative_tasks import assert_reasoning_items
+from test_tasks import assert_well_formed
 
 DATA = os.environ.get("ARMADA_TEST_DATA", "")
 if not DATA:
@@ -60,14 +62,7 @@ def test_suite_files(name, data):
     dev = task.load("validation", data_dir=str(data / suite))
     assert (len(train), len(dev)) == (n_train, n_dev)
     for split in (train, dev):
-        assert len(set(split.ids)) == len(split)
-        assert all(e.teacher_text.strip() for e in split.examples)
-        if task.kind == "regression":
-            assert all(0.0 <= e.label <= 5.0 for e in split.examples)
-        else:
-            assert {e.label for e in split.examples} <= set(range(task.num_labels))
-        choices = 2 if task.kind == "multiple_choice" else 1
-        assert all(len(e.inputs) == choices for e in split.examples)
+        assert_well_formed(task, split)
 
 
 def test_rte_test_file_has_no_labels(data):
@@ -114,13 +109,7 @@ def test_reasoning_sets(data):
         for split_name, rows in (("test", n_test), ("train", n_train)):
             if rows is None:
                 continue
-            split = task.load(split_name, data_dir=str(reasoning))
-            assert len(split) == rows and len(set(split.ids)) == rows, name
-            if task.answer_format == "number":
-                assert all(isinstance(e.label, float) and not e.choices for e in split.examples), name
-            else:
-                assert all(2 <= len(e.choices) <= 5 and 0 <= e.label < len(e.choices) for e in split.examples), name
-                assert all(all(c.strip() for c in e.choices) for e in split.examples), name
+            assert_reasoning_items(task, split=task.load(split_name, data_dir=str(reasoning)), rows=rows)
     math = get_task("reasoning/math-train").load("train", data_dir=str(reasoning))
     assert len(math) == 3257 and all(e.label is None and e.references[0].strip() for e in math.examples)
     assert not {"175", "1448", "2920"} & {i.split("-")[0] for i in math.ids}          # the items without a response

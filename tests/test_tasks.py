@@ -31,14 +31,20 @@ def test_local_files_as_published(name, task_files):
     dev = task.load("validation", data_dir=str(task_files / SUITES[name]))
     assert (len(train), len(dev)) == (FIXTURE_ROWS, FIXTURE_ROWS)
     for split in (train, dev):
-        assert len(set(split.ids)) == len(split)
-        assert all(e.teacher_text.strip() for e in split.examples)
-        if task.kind == "regression":
-            assert all(0.0 <= e.label <= 5.0 for e in split.examples)
-        else:
-            assert {e.label for e in split.examples} <= set(range(task.num_labels))
-        choices = 2 if task.kind == "multiple_choice" else 1
-        assert all(len(e.inputs) == choices for e in split.examples)
+        assert_well_formed(task, split)
+
+
+def assert_well_formed(task, split) -> None:
+    """Unique ids, a teacher text per row, labels in the task's range, one input per choice (tests/test_published_data.py
+    checks the whole published files the same way)."""
+    assert len(set(split.ids)) == len(split)
+    assert all(e.teacher_text.strip() for e in split.examples)
+    if task.kind == "regression":
+        assert all(0.0 <= e.label <= 5.0 for e in split.examples)
+    else:
+        assert {e.label for e in split.examples} <= set(range(task.num_labels))
+    choices = 2 if task.kind == "multiple_choice" else 1
+    assert all(len(e.inputs) == choices for e in split.examples)
 
 
 def test_suite_folder_and_task_folder_read_the_same(task_files):
