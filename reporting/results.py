@@ -193,20 +193,22 @@ def _render_balance(table: Table) -> list[str]:
     """Each term's mean share of the gradient reaching the student's backbone, per distilled cell."""
     from armada.reporting.plots import TERM_COLORS, mean_shares
 
-    rows = []
+    rows, with_kd = [], False
     for variant in table.variants:
         shares = [mean_shares(table.cells[(variant, task)].runs) for task in table.tasks]
+        with_kd = with_kd or any("kd" in s for s in shares)
         if any(shares):
             rows.append(_md_row([variant] + [" · ".join(f"{t} {s[t]:.2f}" for t in TERM_COLORS if t in s) or "–"
                                              for s in shares]))
     if not rows:
         return []
     header = ["variant"] + list(table.tasks)
+    terms = ("(1 − α)·task, α·soft, γ·aux, β·manifold; with KD each scaled by 1 − kd_alpha, and kd_alpha·KD"
+             if with_kd else "(1 − α)·task, α·soft, γ·aux, β·manifold")
     return ["### Loss balance", "",
-            "Each term of the student's loss ((1 − α)·task, α·soft, γ·aux, β·manifold; with KD each scaled by "
-            "1 − kd_alpha, and kd_alpha·KD): its share of the gradient reaching the backbone (the norm of its gradient "
-            "at the pooled states over the sum of the terms), mean over epochs and seeds. Above 0.8 one alignment term, "
-            "not the task, trains the student.", "",
+            f"Each term of the student's loss ({terms}): its share of the gradient reaching the backbone (the norm of "
+            f"its gradient at the pooled states over the sum of the {'terms' if with_kd else 'four'}), mean over "
+            "epochs and seeds. Above 0.8 one alignment term, not the task, trains the student.", "",
             _md_row(header), _md_row(["---"] * len(header)), *rows, ""]
 
 
