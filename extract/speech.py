@@ -25,9 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
-from transformers import (AutoConfig, AutoFeatureExtractor, SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5Processor,
-                          Wav2Vec2Model)
+from transformers import AutoConfig
 from transformers.utils import cached_file
 
 from armada.errors import ArmadaError
@@ -44,6 +42,10 @@ class SpeechT5Teacher:
     kind = "speecht5"
 
     def __init__(self, name: str, settings: SpeechT5Settings):
+        # The model classes are imported here, not at the top: `armada teachers` reads output_dim without them.
+        from transformers import (AutoFeatureExtractor, SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5Processor,
+                                  Wav2Vec2Model)
+
         self.name = name
         self.settings = settings
         self.device = resolve_device(settings.device)
@@ -78,7 +80,11 @@ class SpeechT5Teacher:
             audio = self._tts.generate_speech(ids, self._speaker_tensor, vocoder=self._vocoder,
                                               threshold=STOP_THRESHOLD, maxlenratio=ratio)
         audio = audio.float().cpu().numpy()
-        return audio if self._resample is None else resample_poly(audio, *self._resample).astype(np.float32)
+        if self._resample is None:
+            return audio
+        from scipy.signal import resample_poly
+
+        return resample_poly(audio, *self._resample).astype(np.float32)
 
     @torch.no_grad()
     def _hear(self, audio: np.ndarray, position: int, text: str) -> np.ndarray:

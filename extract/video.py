@@ -14,7 +14,6 @@ import functools
 from typing import Any
 
 import numpy as np
-from diffusers import TextToVideoSDPipeline, UNet3DConditionModel
 
 from armada.errors import ArmadaError
 from armada.extract.diffusion import (check_size, configured_latent_shape, latent_shape, load_pipeline,
@@ -28,6 +27,8 @@ class VideoTeacher:
     kind = "text-to-video"
 
     def __init__(self, name: str, settings: VideoSettings):
+        from diffusers import TextToVideoSDPipeline, UNet3DConditionModel     # not at the top: as extract/diffusion.py
+
         self.name = name
         self.settings = settings
         s = settings
