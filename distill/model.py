@@ -24,7 +24,8 @@ trained with, where its base came from); as its aligner the ReconstructionAligne
   load_causal_student(run_or_student_dir) -> (model, tokenizer, info)
 The merged model loads and generates with `transformers.AutoModelForCausalLM.from_pretrained` alone;
 so does the adapter folder where its base is a plain from_pretrained folder or hub id (peft
-installed); a GGUF base needs load_causal_student, which passes the file name.
+installed); a GGUF base needs load_causal_student, which loads the file's dequantised copy
+(students.plain_folder).
 
 Multiple choice: the student scores every choice with a one-output head and a softmax over the
 choices gives the prediction; its manifold projection p_s, and the pooled embedding `predict`
@@ -286,9 +287,10 @@ def load_causal_student(path: str | Path):
     else:
         from peft import PeftModel
 
-        extra = {"gguf_file": info.base_gguf_file} if info.base_gguf_file else {}
+        from armada.distill.students import Location, plain_folder
+
         try:
-            base = AutoModelForCausalLM.from_pretrained(info.base_path, **extra)
+            base = AutoModelForCausalLM.from_pretrained(plain_folder(Location(info.base_path, info.base_gguf_file)).path)
         except (OSError, ValueError) as e:
             raise ArmadaError(f"{directory}: the adapter's base model {info.base_path} cannot be loaded ({e}); "
                               "it must be where the run found it") from None

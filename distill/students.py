@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -112,6 +113,64 @@ def locate(name: str) -> Location:
         raise ArmadaError(f"student {name!r}: no such folder; give a folder saved with save_pretrained, a hub id or an alias "
                           f"(`armada students`)")
     return Location(str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name)
+
+
+def cache_home() -> Path:
+    """Where armada keeps what it derives once per machine: $ARMADA_CACHE, else $XDG_CACHE_HOME/armada, else
+    ~/.cache/armada."""
+    if os.environ.get("ARMADA_CACHE"):
+        return Path(os.environ["ARMADA_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "armada"
+
+
+def plain_folder(location: Location) -> Location:
+    """A GGUF student as a plain transformers folder (model and tokenizer), dequantised once per machine and file;
+    any other location as it is.
+
+    transformers reads a GGUF file slowly: for SmolLM2-135M ~30 s on this machine's CPUs (its metadata parsed
+    once for the config and again for the weights, a tensor-name map rebuilt for every tensor, the tokenizer
+    converted), and a generative pipeline loads its student for every run and every scored set. The saved
+    folder loads in a second or two. It is named by the file's SHA-256 under cache_home()/gguf, written under
+    another name and renamed into place, so a process never reads half of one and two processes converting at
+    once both end with the same folder.
+    """
+    if not location.gguf_file:
+        return location
+    import hashlib
+
+    gguf = Path(location.path) / location.gguf_file
+    with gguf.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    folder = cache_home() / "gguf" / f"{gguf.stem}-{digest[:16]}"
+    if folder.is_dir():
+        return Location(str(folder), layers=location.layers)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ArmadaError(f"student {gguf}: cannot write its dequantised copy under {folder.parent} ({e}); set "
+                          "ARMADA_CACHE to a folder this user can write") from None
+    model = AutoModelForCausalLM.from_pretrained(location.path, gguf_file=location.gguf_file)
+    _drop_gguf_marks(model)
+    model.save_pretrained(partial)
+    AutoTokenizer.from_pretrained(location.path, gguf_file=location.gguf_file).save_pretrained(partial)
+    (partial / "gguf-source.json").write_text(json.dumps({"file": str(gguf), "sha256": digest}, indent=1) + "\n")
+    move_into_place(partial, folder)
+    return Location(str(folder), layers=location.layers)
+
+
+def move_into_place(partial: Path, folder: Path) -> None:
+    """Rename a finished folder into place; where another process's copy got there first, keep it, drop ours."""
+    import shutil
+
+    try:
+        partial.rename(folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+        shutil.rmtree(partial)
 
 
 def _unreachable(name: str, location: Location, error: Exception) -> ArmadaError:
@@ -220,8 +279,10 @@ def load_backbone(name: str, lm_head: bool = False, pooling: str = "auto") -> Ba
 
     location = locate(name)
     hf_logging.disable_progress_bar()
+    source = location.path + (f" ({location.gguf_file})" if location.gguf_file else "")
+    location = plain_folder(location)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location.path, **({"gguf_file": location.gguf_file} if location.gguf_file else {}))
+        tokenizer = AutoTokenizer.from_pretrained(location.path)
         if lm_head:
             config = AutoConfig.from_pretrained(location.path, **location.kwargs())
             if student_kind(config) != "causal":
@@ -231,8 +292,6 @@ def load_backbone(name: str, lm_head: bool = False, pooling: str = "auto") -> Ba
             location.path, output_loading_info=True, **location.kwargs())
     except (OSError, ValueError) as e:
         raise _unreachable(name, location, e) from None
-    if location.gguf_file:
-        _drop_gguf_marks(model)
     kind = student_kind(model.config)
     if kind == "causal":
         if pooling != "auto":
@@ -246,4 +305,4 @@ def load_backbone(name: str, lm_head: bool = False, pooling: str = "auto") -> Ba
         model.config.pad_token_id = tokenizer.pad_token_id
     else:
         pooling = resolve_pooling(pooling, location, model, any(k.startswith("pooler.") for k in info["missing_keys"]))
-    return Backbone(model, tokenizer, kind, pooling, location.path + (f" ({location.gguf_file})" if location.gguf_file else ""))
+    return Backbone(model, tokenizer, kind, pooling, source)

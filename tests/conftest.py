@@ -18,6 +18,15 @@ import pytest  # noqa: E402
 TASK_FILES = Path(__file__).resolve().parent / "fixtures" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def armada_cache(tmp_path_factory) -> Path:
+    """What armada derives once per machine (a GGUF student's dequantised copy) goes to a folder of this session,
+    never to the user's ~/.cache/armada; subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("armada-cache")
+    os.environ["ARMADA_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def task_files() -> Path:
     """A few rows of each published layout (GLUE, SuperGLUE, Dolly, the reasoning sets), committed with the tests:

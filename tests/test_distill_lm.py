@@ -277,24 +277,43 @@ def test_bad_inputs_are_refused_before_anything_is_written(tmp_path, lms, instru
         assert not out.exists()
 
 
-def test_the_offline_gguf_student_saves_merged_and_as_an_adapter(tmp_path):
-    """smollm2-135m is read offline from the GGUF file its package ships, dequantised (one load: ~30 s here), with a
-    pad token set: both saves must load back as the same model."""
+def test_the_offline_gguf_student_is_dequantised_once_and_saves_merged_and_as_an_adapter(tmp_path):
+    """smollm2-135m is read offline from the GGUF file its package ships, dequantised once into a plain folder under
+    ARMADA_CACHE (the folder holds the file's values and vocabulary), with a pad token set: both saves must load
+    back as the same model, the adapter's base through the same dequantised folder."""
     import dataclasses
 
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
     from transformers import AutoModelForCausalLM
 
     from armada.distill.model import save_causal_student
-    from armada.distill.students import locate, student_kind
+    from armada.distill.students import cache_home, locate, student_kind
 
     location = locate("smollm2-135m")
-    assert location.gguf_file.endswith(".gguf") and (Path(location.path) / location.gguf_file).is_file()
+    gguf_path = Path(location.path) / location.gguf_file
+    assert gguf_path.suffix == ".gguf" and gguf_path.is_file()
     task = get_task("instruct/dolly-test")
     student, tokenizer = build_lm_student(DistillConfig(student="smollm2-135m", objective="lm", lora_r=8, schedule="joint",
                                                         undistilled=True), task)
     config = student.backbone.config
     assert (student_kind(config), config.hidden_size, student.info.base_gguf_file) == ("causal", 576, location.gguf_file)
     assert tokenizer.pad_token is not None and config.pad_token_id == tokenizer.pad_token_id
+    assert "quantization_config" not in config.to_dict()
+
+    # The dequantised folder holds what the GGUF file holds: its vocabulary and its values, dequantised by gguf itself.
+    [folder] = (cache_home() / "gguf").iterdir()
+    assert json.loads((folder / "gguf-source.json").read_text())["file"] == str(gguf_path)
+    reader = GGUFReader(gguf_path)
+    vocabulary = reader.fields["tokenizer.ggml.tokens"]
+    assert tokenizer.convert_ids_to_tokens(list(range(len(vocabulary.data)))) == [
+        bytes(vocabulary.parts[i]).decode() for i in vocabulary.data]
+    weights = {name: p for name, p in student.backbone.named_parameters()}
+    for gguf_name, suffix in (("token_embd.weight", "embed_tokens.weight"), ("blk.0.ffn_down.weight", "layers.0.mlp.down_proj.base_layer.weight")):
+        tensor = next(t for t in reader.tensors if t.name == gguf_name)
+        [ours] = [p for name, p in weights.items() if name.endswith(suffix)]
+        assert torch.equal(ours.detach(), torch.from_numpy(dequantize(tensor.data, tensor.tensor_type)))
+
     with torch.no_grad():       # a trained adapter: LoRA's B starts at zero, which would make any merge a no-op
         for name, parameter in student.backbone.named_parameters():
             if "lora_B" in name:
@@ -309,10 +328,26 @@ def test_the_offline_gguf_student_saves_merged_and_as_an_adapter(tmp_path):
 
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()     # transformers alone, no GGUF file
     adapter, _, info = load_causal_student(tmp_path / "adapter")                  # its base found through the GGUF file
-    assert info.base_gguf_file.endswith(".gguf") and "quantization_config" not in merged.config.to_dict()
+    assert info.base_gguf_file == location.gguf_file and "quantization_config" not in merged.config.to_dict()
+    assert [p.name for p in (cache_home() / "gguf").iterdir()] == [folder.name]     # dequantised once, nothing half-written
     with torch.no_grad():
         torch.testing.assert_close(merged(**ids).logits, expected, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(adapter(**ids).logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_dequantised_copy_already_in_place_wins_and_the_late_copy_is_removed(tmp_path):
+    """Two processes dequantising the same GGUF file at once: the first rename puts its folder in place, the second
+    finds it there and removes its own (the same bytes), so neither ever reads half a folder."""
+    from armada.distill.students import move_into_place
+
+    folder = tmp_path / "model-abc"
+    for writer in ("first", "second"):
+        partial = tmp_path / f"model-abc.partial-{writer}"
+        partial.mkdir()
+        (partial / "config.json").write_text(writer)
+        move_into_place(partial, folder)
+        assert not partial.exists()
+    assert (folder / "config.json").read_text() == "first"
 
 
 # --- SeqKD: a generative run's greedy responses as the training targets (armada.extract.sequences) ------------
