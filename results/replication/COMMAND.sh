@@ -42,5 +42,20 @@ done
 #     the end of the session inside RTE's first run (it resumes).
 .venv/bin/armada run /work/rep/pipeline-undistilled.toml --set 'run.tasks=["glue/mrpc","glue/rte"]'
 
+# Session 3 (each process one thread; a SeqKD generative lane shared the 2 cores):
+# 3c. The rest of STS-B's piper-whisper cache (it resumed at its 16th of 18 shards), then STS-B's three ARMADA
+#     variants, two processes sharing the runs; RTE's undistilled runs resumed by lane E's command above.
+.venv/bin/python - <<'PY'
+from armada import config
+from armada.extract.job import job_from_config
+from armada.extract.runner import run_extract
+run_extract(job_from_config(config.load("/work/rep/pipeline.toml", flags={"extract.num_processes": 1}), "glue/stsb"))
+PY
+.venv/bin/armada run /work/rep/pipeline.toml --set 'run.tasks=["glue/stsb"]'     # twice, at once
+.venv/bin/armada run /work/rep/pipeline-undistilled.toml --set 'run.tasks=["glue/rte"]'
+# 3d. The undistilled student on CoLA's whole training set (pipeline-full.toml: pipeline-undistilled.toml with
+#     run.name = "replicate-glue-full" and no train_limit), two processes sharing the runs:
+.venv/bin/armada run /work/rep/pipeline-full.toml --set 'run.tasks=["glue/cola"]'     # twice, at once
+
 # 4. The report over every run of the pipeline (it finds them finished):
 .venv/bin/armada report /work/rep/runs/replicate-glue --out /work/rep/report/replicate-glue --config /work/rep/pipeline.toml
