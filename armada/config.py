@@ -368,7 +368,7 @@ def _build_pipeline(raw: dict, origins: _Origins) -> PipelineConfig:
     for name, cls in (("run", RunConfig), ("data", DataConfig), ("extract", ExtractConfig), ("distill", DistillConfig)):
         values[name] = build(cls, _table(raw.get(name, {}), name, origins), name, origins)
     if "variants" in raw:
-        values["variants"] = _build_variants(raw["variants"], origins)
+        values["variants"] = _build_variants(raw["variants"], _table(raw.get("distill", {}), "distill", origins), origins)
     tasks = _table(raw.get("tasks", {}), "tasks", origins)
     values["tasks"] = {name: build(FileTask, table, f"tasks.{name}", origins) for name, table in tasks.items()}
     per_task = _table(raw.get("distill_per_task", {}), "distill_per_task", origins)
@@ -383,7 +383,9 @@ def _build_pipeline(raw: dict, origins: _Origins) -> PipelineConfig:
     return config
 
 
-def _build_variants(items: Any, origins: _Origins) -> tuple[Variant, ...]:
+def _build_variants(items: Any, distill: Mapping[str, Any], origins: _Origins) -> tuple[Variant, ...]:
+    """The [[variants]], each checked over the pipeline's [distill] table as it will run: a key that only one objective
+    reads (seqkd_cache, kd_alpha, …) is valid in a variant of a pipeline whose [distill] sets that objective."""
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{origins('variants')}: [[variants]] must be a list of tables, each with a name")
     variants, seen = [], set()
@@ -397,7 +399,7 @@ def _build_variants(items: Any, origins: _Origins) -> tuple[Variant, ...]:
             raise ConfigError(f"{origins('variants')}: two variants are named {name!r}")
         seen.add(name)
         tasks = _coerce(item.pop("tasks", []), tuple[str, ...], f"{where}.tasks", origins)
-        build(DistillConfig, item, f"{where} ({name})", origins)  # reject unknown keys and bad values now
+        build(DistillConfig, {**distill, **item}, f"{where} ({name})", origins)  # reject unknown keys and bad values now
         variants.append(Variant(name, item, tasks))
     return tuple(variants)
 

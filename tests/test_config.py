@@ -105,6 +105,27 @@ manifold = "cosine"
         config.load(write(tmp_path, '[[variants]]\nname = "a"\n[[variants]]\nname = "a"\n'))
 
 
+def test_a_variant_is_checked_over_its_pipelines_distill_table(tmp_path):
+    """A key only one objective reads is valid in a variant whose pipeline's [distill] sets that objective (a SeqKD
+    variant of a generative pipeline, a KD weight over a KD pipeline), and refused where nothing sets it."""
+    cfg = config.load(write(tmp_path, """
+[distill]
+objective = "lm"
+[[variants]]
+name = "seqkd"
+undistilled = true
+seqkd_cache = "cache/instruct_dolly--teacher.seqkd"
+prompt_style = "alpaca"
+"""))
+    merged = cfg.distill_for("instruct/dolly", cfg.variant("seqkd"))
+    assert (merged.objective, merged.seqkd_cache, merged.prompt_style) == ("lm", "cache/instruct_dolly--teacher.seqkd", "alpaca")
+    cfg = config.load(write(tmp_path, '[distill]\nobjective = "kd"\nkd_cache = "cache/kd.zarr"\n'
+                                      '[[variants]]\nname = "kd-heavy"\nundistilled = true\nkd_alpha = 0.9\n'))
+    assert cfg.distill_for("glue/cola", cfg.variant("kd-heavy")).kd_alpha == 0.9
+    with pytest.raises(ConfigError, match='distill.seqkd_cache applies to distill.objective = "lm" only'):
+        config.load(write(tmp_path, '[[variants]]\nname = "seqkd"\nseqkd_cache = "cache/x.seqkd"\n'))
+
+
 def test_per_task_settings_are_checked(tmp_path):
     with pytest.raises(ConfigError, match=r"distill_per_task\.glue/cola\.batch_size = 0 is impossible"):
         config.load(write(tmp_path, '[distill_per_task."glue/cola"]\nbatch_size = 0\n'))
