@@ -58,6 +58,8 @@ def write_report(paths: list[str | Path], out: str | Path, analysis: bool = Fals
     for table in tables:
         slug = file_slug(table.student)
         mine = figures.setdefault(table.student, [])
+        if not table.tasks:         # generative runs still training: no scored column to draw yet
+            continue
         if table.baseline is not None and len(table.variants) > 1:
             mine.append(plots.plot_deltas(table, out / f"deltas-{slug}.png"))
         mine.append(plots.plot_curves(table, out / f"curves-{slug}.png"))
@@ -115,6 +117,8 @@ def _render_table(table: Table, figures: list[Path]) -> str:
     lines += [f"Note: {note}." for note in table.notes]
     if table.notes:
         lines.append("")
+    if not table.tasks:
+        return "\n".join(lines + ["No run of this student has finished and been scored yet.", ""])
     for selection in SELECTIONS:
         lines += [f"### {SELECTION_HEADINGS[selection]}", ""]
         header = ["variant"] + [_column(task, table.metrics[task]) for task in table.tasks]

@@ -298,3 +298,15 @@ def test_the_loss_balance_shows_every_recorded_term_the_kd_term_too(tmp_path):
     assert "| kd-alone | task 0.30 · kd 0.70 |" in text
     assert "| armada-kd | task 0.20 · soft 0.05 · aux 0.15 · manifold 0.10 · kd 0.50 |" in text
     assert (tmp_path / "out" / "balance-minilm-l6.png").stat().st_size > 0
+
+
+def test_a_report_while_every_generative_run_is_still_training_says_so(tmp_path):
+    """`armada run` reports when its own share of the runs is done: where other processes are still training
+    every generative run, nothing is scored yet, so there is no column to tabulate or draw."""
+    run = write_run(tmp_path / "runs", "glue/rte", "undistilled", 0, [0.5], status="running")
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "objective": "lm", "metric": "lm_loss"}))
+    files = write_report([tmp_path / "runs"], tmp_path / "report")
+    text = files.markdown.read_text()
+    assert "No run of this student has finished and been scored yet." in text
+    assert not list((tmp_path / "report").glob("*.png"))
