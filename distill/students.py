@@ -83,12 +83,8 @@ class Location:
     layers: int = 0
 
     def kwargs(self) -> dict:
-        extra = {}
-        if self.gguf_file:
-            extra["gguf_file"] = self.gguf_file
-        if self.layers:
-            extra["num_hidden_layers"] = self.layers
-        return extra
+        """The loading arguments besides the path (a GGUF file is loaded through plain_folder, never here)."""
+        return {"num_hidden_layers": self.layers} if self.layers else {}
 
 
 def locate(name: str) -> Location:
@@ -127,7 +123,7 @@ def plain_folder(location: Location) -> Location:
     """A GGUF student as a plain transformers folder (model and tokenizer), dequantised once per machine and file;
     any other location as it is.
 
-    transformers reads a GGUF file slowly: for SmolLM2-135M ~30 s on this machine's CPUs (its metadata parsed
+    transformers reads a GGUF file slowly: for SmolLM2-135M ~40 s on this machine's CPUs (bench/gguf_student_load.py) (its metadata parsed
     once for the config and again for the weights, a tensor-name map rebuilt for every tensor, the tokenizer
     converted), and a generative pipeline loads its student for every run and every scored set. The saved
     folder loads in a second or two. It is named by the file's SHA-256 under cache_home()/gguf, written under
@@ -136,11 +132,10 @@ def plain_folder(location: Location) -> Location:
     """
     if not location.gguf_file:
         return location
-    import hashlib
+    from armada.extract.teacher import file_sha256
 
     gguf = Path(location.path) / location.gguf_file
-    with gguf.open("rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    digest = file_sha256(gguf)
     folder = cache_home() / "gguf" / f"{gguf.stem}-{digest[:16]}"
     if folder.is_dir():
         return Location(str(folder), layers=location.layers)
