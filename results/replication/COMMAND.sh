@@ -53,9 +53,17 @@ run_extract(job_from_config(config.load("/work/rep/pipeline.toml", flags={"extra
 PY
 .venv/bin/armada run /work/rep/pipeline.toml --set 'run.tasks=["glue/stsb"]'     # twice, at once
 .venv/bin/armada run /work/rep/pipeline-undistilled.toml --set 'run.tasks=["glue/rte"]'
-# 3d. The undistilled student on CoLA's whole training set (pipeline-full.toml: pipeline-undistilled.toml with
-#     run.name = "replicate-glue-full" and no train_limit), two processes sharing the runs:
+# 3d. CoLA on its whole training set (whole-training-set/pipeline.toml is pipeline-full.toml resolved: run.name =
+#     "replicate-glue-full", no train_limit, extract.cache_dir = "/work/rep/cache-full" so that the whole set's cache
+#     sits beside the 3,000-row one, and the undistilled, authors-cosine, authors-euclid and paper-forms variants).
+#     The undistilled runs first (session 3, the file then had that variant alone), two processes sharing the runs:
 .venv/bin/armada run /work/rep/pipeline-full.toml --set 'run.tasks=["glue/cola"]'     # twice, at once
+#     then (session 4) the ARMADA variants: the first process extracts the whole set with two processes (1,337 s),
+#     the second starts once the first prints its first "== distill", and they share the 9 runs:
+.venv/bin/armada run /work/rep/pipeline-full.toml --set 'run.tasks=["glue/cola"]'     # twice, the second after the extraction
+#     whole-training-set/ is the report the process that finished last wrote (/work/rep/report/replicate-glue-full).
+# 3e. MRPC's distilled variants (session 4, unfinished): its cache, then the runs, two processes:
+.venv/bin/armada run /work/rep/pipeline.toml --set 'run.tasks=["glue/mrpc"]'     # twice, the second after the extraction
 
 # 4. The report over every run of the pipeline (it finds them finished):
 .venv/bin/armada report /work/rep/runs/replicate-glue --out /work/rep/report/replicate-glue --config /work/rep/pipeline.toml
