@@ -67,7 +67,8 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
             continue
         job = job_from_config(cfg, name)
         say(f"== extract {name} with {cfg.extract.teacher} → {job.out}")
-        summary = run_extract(job)
+        summary = run_extract(job, when_busy=lambda: say("   another process is extracting it (another armada run of "
+                                                          "this pipeline): waiting for it, then resuming"))
         if summary.rows_written == 0:
             say(f"   the cache was already complete ({summary.shards_already_done} shards)")
         else:

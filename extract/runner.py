@@ -13,12 +13,22 @@ Identical teacher texts are encoded once. Within a shard the rows sharing a text
 first seen in an earlier shard is copied from that shard once it is done, and encoded again when
 it belongs to another process that has not finished it yet (a teacher row depends only on its text,
 so both give the same vector).
+
+One extraction writes a cache at a time: two would write the same shards at once, and Zarr loses
+rows silently when two writers share a shard. The extraction's main process holds a lock on the
+file `.NAME.lock` beside the cache (NAME.zarr) until it ends; a second one is refused at once, or
+waits and then resumes the finished cache (`armada run`, whose processes share a pipeline).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 from armada.errors import ArmadaError
 from armada.extract import processes
@@ -47,10 +57,14 @@ class Summary:
         return self.rows_written / max(self.seconds - self.loading_seconds, 1e-9)
 
 
-def run_extract(job: ExtractJob, show_progress: bool = True) -> Summary | None:
+def run_extract(job: ExtractJob, show_progress: bool = True,
+                when_busy: Callable[[], None] | None = None) -> Summary | None:
     """Extract `job`: here, in `job.num_processes` spawned workers, or as one of the processes a launcher
     (torchrun, accelerate launch) started. Returns the summary of every process; None in a launched
-    process other than the main one, which reports for all."""
+    process other than the main one, which reports for all.
+
+    Where another extraction is writing the same cache, `when_busy` is called and this one waits for it
+    to end, then resumes the cache; without `when_busy` it is refused at once."""
     started = time.perf_counter()
     launched = processes.launched()
     if job.num_processes > 1 and launched.world > 1:
@@ -60,10 +74,11 @@ def run_extract(job: ExtractJob, show_progress: bool = True) -> Summary | None:
         )
     progress = processes.TqdmProgress(show_progress and launched.rank == 0, job.num_processes)
     try:
-        if job.num_processes > 1:
-            records = processes.spawn(job, progress)
-        else:
-            records = launched.gather(run_process(job, launched, progress))
+        with writing_alone(job.out, when_busy) if launched.rank == 0 else nullcontext():
+            if job.num_processes > 1:
+                records = processes.spawn(job, progress)
+            else:
+                records = launched.gather(run_process(job, launched, progress))
     finally:
         progress.close()
         launched.close()
@@ -72,3 +87,24 @@ def run_extract(job: ExtractJob, show_progress: bool = True) -> Summary | None:
     ready = (progress.ready or time.perf_counter()) - started
     totals = {count: sum(getattr(p, count) for p in records) for count in COUNTS}
     return Summary(job.out, time.perf_counter() - started, ready, tuple(records), **totals)
+
+
+@contextmanager
+def writing_alone(out: str, when_busy: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the lock of the cache at `out` (the file `.NAME.lock` beside it, left in place) while the block
+    runs. The kernel drops it however the holder ends, so a killed extraction never leaves it held."""
+    cache = Path(out)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(cache.parent / f".{cache.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if when_busy is None:
+                raise ArmadaError(f"the cache at {cache} is being written by another extraction right now; wait for "
+                                  "it to end and run this again (it resumes the cache), or choose another --out") from None
+            when_busy()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)

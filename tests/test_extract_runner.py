@@ -13,6 +13,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from armada.cache_schema import CacheReader, CacheWriter
 from armada.cache_schema.layout import ROOT_KEY, all_keys
 from armada.errors import ArmadaError
 from armada.extract.job import ExtractJob
-from armada.extract.runner import run_extract
+from armada.extract.runner import run_extract, writing_alone
 import launched
 from extract_fake_teacher import vector
 
@@ -193,6 +194,40 @@ def test_other_teacher_settings_on_an_existing_cache_are_refused_unless_overwrit
         run_extract(make_job(teacher={"dim": 8}), show_progress=False)
     summary = run_extract(make_job(teacher={"dim": 8}, overwrite=True), show_progress=False)
     assert CacheReader(summary.path).manifest.teacher.dim == 8
+
+
+def test_a_second_extraction_of_a_cache_being_written_is_refused_at_once(make_job):
+    """Two writers on one shard lose rows silently: while one extraction holds the cache, another is refused."""
+    job = make_job()
+    with writing_alone(job.out):
+        with pytest.raises(ArmadaError, match=r"cache at .*cache\.zarr is being written by another extraction.*resumes"):
+            run_extract(job, show_progress=False)
+    assert calls_made(make_job.calls) == [] and not Path(job.out).exists()
+    assert run_extract(job, show_progress=False).rows_written == len(TRAIN) + len(VALIDATION)
+
+
+def test_an_extraction_that_may_wait_starts_only_when_the_other_has_ended(make_job):
+    """armada run's way: told that another process holds the cache, it waits for it, then extracts."""
+    job = make_job()
+    busy, held = threading.Event(), threading.Event()
+    encoded_when_told = []
+
+    def other_extraction():
+        with writing_alone(job.out):
+            held.set()
+            busy.wait(timeout=120)
+
+    def when_busy():
+        encoded_when_told.append(len(calls_made(make_job.calls)))
+        busy.set()
+
+    other = threading.Thread(target=other_extraction)
+    other.start()
+    assert held.wait(timeout=120)
+    summary = run_extract(job, show_progress=False, when_busy=when_busy)
+    other.join()
+    assert encoded_when_told == [0]         # told once, before a single text was encoded
+    assert summary.rows_written == len(TRAIN) + len(VALIDATION)
 
 
 def test_torchrun_processes_share_the_shards(make_job, tmp_path):
