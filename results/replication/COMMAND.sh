@@ -61,7 +61,13 @@ PY
 #     then (session 4) the ARMADA variants: the first process extracts the whole set with two processes (1,337 s),
 #     the second starts once the first prints its first "== distill", and they share the 9 runs:
 .venv/bin/armada run /work/rep/pipeline-full.toml --set 'run.tasks=["glue/cola"]'     # twice, the second after the extraction
-#     whole-training-set/ is the report the process that finished last wrote (/work/rep/report/replicate-glue-full).
+#     whole-training-set/pipeline.toml and provenance.json are the sitting of the process that finished last.
+#     STS-B's undistilled student on its whole training set (session 4; its resolved pipeline and sitting are
+#     whole-training-set/pipeline-stsb-undistilled.toml and provenance-stsb-undistilled.json), one process:
+.venv/bin/armada run /work/rep/pipeline-undistilled.toml --set run.name=replicate-glue-full --set data.train_limit=0 \
+  --set 'run.tasks=["glue/stsb"]' --set run.report_dir=/work/rep/report-stsb-full
+#     whole-training-set/results.* and the figures: the report over both tasks, the missing cells named:
+.venv/bin/armada report /work/rep/runs/replicate-glue-full --out /work/rep/report/replicate-glue-full-all --config /work/rep/pipeline-full.toml
 # 3e. MRPC's distilled variants (session 4, unfinished): its cache, then the runs, two processes:
 .venv/bin/armada run /work/rep/pipeline.toml --set 'run.tasks=["glue/mrpc"]'     # twice, the second after the extraction
 
