@@ -47,7 +47,16 @@ def input_hash(example) -> str:
 
 def write_sequences(run: str | Path, task: Task, split: Split, out: str | Path, *, max_new_tokens: int,
                     batch_size: int = 8, say=print) -> SequenceSummary:
-    """Greedy responses of the generative run `run` to every example of `split`, into the sequence cache `out`."""
+    """Greedy responses of the generative run `run` to every example of `split`, into the sequence cache `out`.
+    One writer at a time: while another writes `out`, this one is refused (two would interleave their lines)."""
+    from armada.extract.runner import writing_alone
+
+    with writing_alone(str(out)):
+        return _write_sequences(run, task, split, out, max_new_tokens=max_new_tokens, batch_size=batch_size, say=say)
+
+
+def _write_sequences(run: str | Path, task: Task, split: Split, out: str | Path, *, max_new_tokens: int,
+                     batch_size: int, say) -> SequenceSummary:
     from armada.distill.model import load_causal_student
     from armada.eval.generation import Decoding, generate
     from armada.extract.text import run_record

@@ -368,6 +368,7 @@ def seqkd(tmp_path_factory, lms, instruct):
 
 
 def test_a_generative_run_writes_its_greedy_responses_to_the_training_prompts(tmp_path, instruct, seqkd):
+    from armada.extract.runner import writing_alone
     from armada.extract.sequences import write_sequences
 
     task, _ = instruct
@@ -394,6 +395,10 @@ def test_a_generative_run_writes_its_greedy_responses_to_the_training_prompts(tm
     assert (copy / "responses.jsonl").read_text() == text
     with pytest.raises(ArmadaError, match=r"written with other settings .*\n  decoding: .*'max_new_tokens': 12.*→.*'max_new_tokens': 8"):
         write_sequences(teacher, task, split, copy, max_new_tokens=8, batch_size=5, say=lambda _: None)
+    with writing_alone(str(copy)):                          # another extraction is writing it: refused, nothing written
+        with pytest.raises(ArmadaError, match=r"cut\.seqkd is being written by another extraction right now"):
+            write_sequences(teacher, task, split, copy, max_new_tokens=12, batch_size=5, say=lambda _: None)
+    assert (copy / "responses.jsonl").read_text() == text
 
 
 def test_a_seqkd_student_learns_the_teachers_responses_not_the_references(tmp_path, lms, instruct, seqkd):
