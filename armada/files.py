@@ -1,5 +1,5 @@
-"""Files replaced whole, and names made safe for file names: the helpers both on-disk formats share
-(armada.cache_schema, armada.run_schema) and the stages that name folders.
+"""Files replaced whole, locks held while one process writes, and names made safe for file names: the
+helpers both on-disk formats share (armada.cache_schema, armada.run_schema) and the stages that name folders.
 
 A file or folder others read is built beside its final path under a hidden `.NAME.partial` name and
 renamed into place, so a reader sees the old one or the new one, never half of either. A partial
@@ -8,12 +8,13 @@ left by a killed writer is removed by the next writer of the same path.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 def partial_path(path: Path) -> Path:
@@ -44,6 +45,23 @@ def write_atomically(path: Path, content: str | bytes, *, sync: bool = False) ->
             if sync:
                 f.flush()
                 os.fsync(f.fileno())
+
+
+@contextmanager
+def held(path: Path, busy: Callable[[], None]) -> Iterator[None]:
+    """Hold the exclusive lock of `path` (a folder, or a lock file made if missing) while the block runs.
+    When another process holds it, `busy()` is called: it raises to refuse, or returns to wait for the
+    lock. The kernel drops the lock however the holder ends, so a killed process never leaves it held."""
+    handle = os.open(path, os.O_RDONLY if path.is_dir() else os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            busy()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
 
 
 def _remove(path: Path) -> None:

@@ -123,9 +123,9 @@ def plain_folder(location: Location) -> Location:
     """A GGUF student as a plain transformers folder (model and tokenizer), dequantised once per machine and file;
     any other location as it is.
 
-    transformers reads a GGUF file slowly: for SmolLM2-135M ~40 s on this machine's CPUs (bench/gguf_student_load.py) (its metadata parsed
-    once for the config and again for the weights, a tensor-name map rebuilt for every tensor, the tokenizer
-    converted), and a generative pipeline loads its student for every run and every scored set. The saved
+    transformers reads a GGUF file slowly: for SmolLM2-135M ~40 s on this machine's CPUs (bench/gguf_student_load.py;
+    its metadata parsed once for the config and again for the weights, a tensor-name map rebuilt for every tensor,
+    the tokenizer converted), and a generative pipeline loads its student for every run and every scored set. The saved
     folder loads in a second or two. It is named by the file's SHA-256 under cache_home()/gguf, written under
     another name and renamed into place, so a process never reads half of one and two processes converting at
     once both end with the same folder.

@@ -22,8 +22,6 @@ waits and then resumes the finished cache (`armada run`, whose processes share a
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -31,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from armada.errors import ArmadaError
+from armada.files import held
 from armada.extract import processes
 from armada.extract.job import ExtractJob, ProcessRecord
 from armada.extract.worker import run_process
@@ -92,19 +91,14 @@ def run_extract(job: ExtractJob, show_progress: bool = True,
 @contextmanager
 def writing_alone(out: str, when_busy: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the lock of the cache at `out` (the file `.NAME.lock` beside it, left in place) while the block
-    runs. The kernel drops it however the holder ends, so a killed extraction never leaves it held."""
+    runs; when another extraction holds it, `when_busy()` is called before waiting for it, or without one
+    this one is refused."""
     cache = Path(out)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(cache.parent / f".{cache.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if when_busy is None:
-                raise ArmadaError(f"the cache at {cache} is being written by another extraction right now; wait for "
-                                  "it to end and run this again (it resumes the cache), or choose another --out") from None
-            when_busy()
-            fcntl.flock(handle, fcntl.LOCK_EX)
+
+    def refuse() -> None:
+        raise ArmadaError(f"the cache at {cache} is being written by another extraction right now; wait for it to "
+                          "end and run this again (it resumes the cache), or choose another --out")
+
+    with held(cache.parent / f".{cache.name}.lock", when_busy or refuse):
         yield
-    finally:
-        os.close(handle)

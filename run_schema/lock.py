@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
 from armada.errors import ArmadaError
+from armada.files import held
 
 
 class RunBusy(ArmadaError):
@@ -25,15 +25,14 @@ def exclusive(out: Path):
         return
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    handle = os.open(out, os.O_RDONLY)
+
+    def refuse() -> None:
+        raise RunBusy(f"{out} is being trained by another process right now; wait for it to end "
+                      "(it resumes where it stops), or choose another --out")
+
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunBusy(f"{out} is being trained by another process right now; wait for it to end "
-                          "(it resumes where it stops), or choose another --out") from None
-        yield
+        with held(out, refuse):
+            yield
     finally:
-        os.close(handle)
         if made and not any(out.iterdir()):
             out.rmdir()
