@@ -68,8 +68,10 @@ PY
   --set 'run.tasks=["glue/stsb"]' --set run.report_dir=/work/rep/report-stsb-full
 #     whole-training-set/results.* and the figures: the report over both tasks, the missing cells named:
 .venv/bin/armada report /work/rep/runs/replicate-glue-full --out /work/rep/report/replicate-glue-full-all --config /work/rep/pipeline-full.toml
-# 3e. MRPC's distilled variants (session 4, unfinished): its cache, then the runs, two processes:
-.venv/bin/armada run /work/rep/pipeline.toml --set 'run.tasks=["glue/mrpc"]'     # twice, the second after the extraction
+# 3e. MRPC's distilled variants: its cache (session 4 wrote 6 of its 12 training shards and was stopped; session 5
+#     resumed it), then the 9 runs. Session 5 started both processes at once: the second waits for the first's
+#     extraction (the cache's lock), then they share the runs; the last to finish writes the report.
+.venv/bin/armada run /work/rep/pipeline.toml --set 'run.tasks=["glue/mrpc"]'     # twice, at once
 
 # 4. The report over every run of the pipeline (it finds them finished):
 .venv/bin/armada report /work/rep/runs/replicate-glue --out /work/rep/report/replicate-glue --config /work/rep/pipeline.toml
