@@ -72,6 +72,12 @@ PY
 #     resumed it), then the 9 runs. Session 5 started both processes at once: the second waits for the first's
 #     extraction (the cache's lock), then they share the runs; the last to finish writes the report.
 .venv/bin/armada run /work/rep/pipeline.toml --set 'run.tasks=["glue/mrpc"]'     # twice, at once
+# 3f. RTE's undistilled student at the paper's 10 epochs (session 5; rte-10-epochs/pipeline.toml is its resolved
+#     pipeline: pipeline-undistilled.toml with run.name = "replicate-rte-10-epochs", tasks = ["glue/rte"],
+#     distill.epochs = 10), two processes sharing the 3 runs; the last to finish wrote rte-10-epochs/results.*:
+.venv/bin/armada run /work/rep/pipeline-rte10.toml     # twice, at once
+#     then the same file with pipeline.toml's three ARMADA variants added: RTE's cache, then the 9 runs (unfinished):
+.venv/bin/armada run /work/rep/pipeline-rte10.toml
 
 # 4. The report over every run of the pipeline (it finds them finished):
 .venv/bin/armada report /work/rep/runs/replicate-glue --out /work/rep/report/replicate-glue --config /work/rep/pipeline.toml
