@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from armada.errors import ArmadaError
-from armada.files import held
 from armada.extract import processes
 from armada.extract.job import ExtractJob, ProcessRecord
 from armada.extract.worker import run_process
+from armada.files import held
 
 
 COUNTS = ("shards_written", "shards_already_done", "rows_written", "rows_deduplicated")   # ProcessRecord's counts
