@@ -126,6 +126,20 @@ prompt_style = "alpaca"
         config.load(write(tmp_path, '[[variants]]\nname = "seqkd"\nseqkd_cache = "cache/x.seqkd"\n'))
 
 
+def test_a_variant_that_trains_undistilled_may_not_set_what_only_the_teacher_reads(tmp_path):
+    """An undistilled run reads no manifold, β or aligner setting: a variant that sets one would be the baseline again
+    under another name. The default variants under [distill] undistilled = true are that mistake too."""
+    with pytest.raises(ConfigError, match=r"variant 'cos' trains undistilled, so its manifold, beta would change nothing"):
+        config.load(write(tmp_path, '[[variants]]\nname = "cos"\nundistilled = true\nmanifold = "cosine"\nbeta = 0.1\n'))
+    with pytest.raises(ConfigError, match=r"undistilled = true makes the default variant 'armada-euclid' undistilled too, "
+                                          r"so its manifold would change nothing .* declare the \[\[variants\]\]"):
+        config.load(write(tmp_path, "[distill]\nundistilled = true\n"))
+    # The usual form loads: ARMADA's settings in [distill], a baseline variant, a variant that turns the teacher back on.
+    cfg = config.load(write(tmp_path, '[distill]\nundistilled = true\naligner_lr = 3e-3\n[[variants]]\nname = "undistilled"\n'
+                                      '[[variants]]\nname = "cos"\nundistilled = false\nmanifold = "cosine"\n'))
+    assert [cfg.distill_for("glue/cola", v).undistilled for v in cfg.variants] == [True, False]
+
+
 def test_per_task_settings_are_checked(tmp_path):
     with pytest.raises(ConfigError, match=r"distill_per_task\.glue/cola\.batch_size = 0 is impossible"):
         config.load(write(tmp_path, '[distill_per_task."glue/cola"]\nbatch_size = 0\n'))
