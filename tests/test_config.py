@@ -17,8 +17,9 @@ def write(tmp_path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("path", sorted(ROOT.glob("*.toml")) + sorted((ROOT / "configs").glob("*.toml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(ROOT.glob("*.toml")) + sorted((ROOT / "configs").glob("*.toml"))
+                         + sorted((ROOT / "results").glob("**/pipeline*.toml")),   # the pipelines results were made with
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_shipped_toml_loads(path):
     if path.name == "pyproject.toml":
         return
