@@ -380,7 +380,6 @@ def _build_pipeline(raw: dict, origins: _Origins) -> PipelineConfig:
     values["teachers"] = {name: _table(t, f"teachers.{name}", origins) for name, t in teachers.items()}
     config = PipelineConfig(**values, source=origins.default)
     _check_references(config, origins)
-    _refuse_idle_variant_settings(config, declared="variants" in raw, origins=origins)
     return config
 
 
@@ -389,18 +388,15 @@ ARMADA_ONLY = ("manifold", "alpha", "beta", "gamma", "aligner", "teacher_noise",
                "projection_dim", "aligner_hidden", "aligner_lr")
 
 
-def _refuse_idle_variant_settings(config: PipelineConfig, declared: bool, origins: _Origins) -> None:
-    """A variant that trains undistilled and sets what only the teacher's terms read is a mistake, not a variant."""
+def refuse_idle_variants(config: PipelineConfig) -> None:
+    """Before a pipeline runs: a variant that trains undistilled yet sets what only the teacher's terms read would be
+    the baseline again under another name (as the default variants are under [distill] undistilled = true)."""
     for variant in config.variants:
         idle = [key for key in ARMADA_ONLY if key in variant.settings]
-        if not idle or not variant.settings.get("undistilled", config.distill.undistilled):
-            continue
-        if declared:
-            raise ConfigError(f"{origins('variants')}: variant {variant.name!r} trains undistilled, so its "
-                              f"{', '.join(idle)} would change nothing: remove them, or set undistilled = false in it")
-        raise ConfigError(f"{origins('distill.undistilled')}: [distill] undistilled = true makes the default variant "
-                          f"{variant.name!r} undistilled too, so its {', '.join(idle)} would change nothing and the same "
-                          'student would train twice: declare the [[variants]] (name = "undistilled" is the baseline)')
+        if idle and variant.settings.get("undistilled", config.distill.undistilled):
+            raise ConfigError(f"{config.source}: variant {variant.name!r} trains undistilled, so its {', '.join(idle)} "
+                              "would change nothing and it would train the baseline again: set undistilled = false in "
+                              "it, or declare the [[variants]] without it (name = \"undistilled\" is the baseline)")
 
 
 def _build_variants(items: Any, distill: Mapping[str, Any], origins: _Origins) -> tuple[Variant, ...]:

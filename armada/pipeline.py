@@ -50,7 +50,7 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     (pipeline.toml) and provenance.json: `command` (default: this process's argv), machine,
     library versions and this sitting's wall-clock (each run's own is in the report)."""
     from armada import provenance
-    from armada.config import to_dict, to_toml
+    from armada.config import refuse_idle_variants, to_dict, to_toml
     from armada.distill.inputs import rows_from
     from armada.distill.recipe import train
     from armada.reporting import write_report
@@ -58,6 +58,7 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     from armada.extract.runner import run_extract
 
     started = time.time()
+    refuse_idle_variants(cfg)
     runs = plan(cfg)
     caches: dict[str, str | None] = {}
     for name in cfg.run.tasks:

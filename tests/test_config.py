@@ -25,6 +25,7 @@ def test_every_shipped_toml_loads(path):
         return
     cfg = config.load(path)
     assert cfg.run.tasks and cfg.variants
+    config.refuse_idle_variants(cfg)                   # each is a pipeline for armada run
     for task in cfg.run.tasks:
         for variant in cfg.variants:
             cfg.distill_for(task, variant)   # every variant is a valid [distill] for every task
@@ -128,16 +129,18 @@ prompt_style = "alpaca"
 
 
 def test_a_variant_that_trains_undistilled_may_not_set_what_only_the_teacher_reads(tmp_path):
-    """An undistilled run reads no manifold, β or aligner setting: a variant that sets one would be the baseline again
-    under another name. The default variants under [distill] undistilled = true are that mistake too."""
+    """An undistilled run reads no manifold, β or aligner setting: a variant that sets one would train the baseline
+    again under another name. The default variants under [distill] undistilled = true are that mistake too."""
     with pytest.raises(ConfigError, match=r"variant 'cos' trains undistilled, so its manifold, beta would change nothing"):
-        config.load(write(tmp_path, '[[variants]]\nname = "cos"\nundistilled = true\nmanifold = "cosine"\nbeta = 0.1\n'))
-    with pytest.raises(ConfigError, match=r"undistilled = true makes the default variant 'armada-euclid' undistilled too, "
-                                          r"so its manifold would change nothing .* declare the \[\[variants\]\]"):
-        config.load(write(tmp_path, "[distill]\nundistilled = true\n"))
-    # The usual form loads: ARMADA's settings in [distill], a baseline variant, a variant that turns the teacher back on.
+        config.refuse_idle_variants(config.load(write(tmp_path, '[[variants]]\nname = "cos"\nundistilled = true\n'
+                                                                'manifold = "cosine"\nbeta = 0.1\n')))
+    with pytest.raises(ConfigError, match=r"variant 'armada-euclid' trains undistilled, so its manifold .* declare the "
+                                          r"\[\[variants\]\]"):
+        config.refuse_idle_variants(config.load(write(tmp_path, "[distill]\nundistilled = true\n")))
+    # The usual form passes: ARMADA's settings in [distill], a baseline variant, a variant that turns the teacher back on.
     cfg = config.load(write(tmp_path, '[distill]\nundistilled = true\naligner_lr = 3e-3\n[[variants]]\nname = "undistilled"\n'
                                       '[[variants]]\nname = "cos"\nundistilled = false\nmanifold = "cosine"\n'))
+    config.refuse_idle_variants(cfg)
     assert [cfg.distill_for("glue/cola", v).undistilled for v in cfg.variants] == [True, False]
 
 
