@@ -67,6 +67,9 @@ class ExtractConfig:
     teacher: str = "piper-whisper"              # a registered teacher (`armada teachers`), a [teachers.NAME] table or run:PATH
     splits: tuple[str, ...] = ("train", "validation")
     cache_dir: str = "cache"                    # `armada run` writes <cache_dir>/<task>--<teacher>.zarr
+    # Other cache folders (a team's, a smaller extraction's): where one holds a cache of the same name, made by the
+    # same teacher with the same settings, the rows it has already encoded are copied instead of encoded again.
+    reuse_from: tuple[str, ...] = ()
     batch_size: int = setting(8, low=1)
     shard_rows: int = setting(2048, low=1, doc="rows per shard: the unit of writing, resuming and verifying")
     dtype: Literal["float16", "float32"] = "float16"

@@ -73,7 +73,8 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
         if summary.rows_written == 0:
             say(f"   the cache was already complete ({summary.shards_already_done} shards)")
         else:
-            say(f"   {summary.rows_written} rows written in {summary.seconds:.0f} s")
+            say(f"   {summary.rows_written} rows written in {summary.seconds:.0f} s"
+                + (f", {summary.rows_reused} of them copied from {', '.join(job.reuse)}" if job.reuse else ""))
         caches[name] = job.out
 
     for i, run in enumerate(runs, start=1):

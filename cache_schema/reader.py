@@ -121,14 +121,17 @@ class CacheReader:
         _, unfinished = self.markers(layout)
         return SplitStatus(split, layout.rows, len(layout.shards), tuple(f.shard for f in unfinished))
 
-    def read_shards(self, split: str) -> Iterator[tuple[Shard, np.ndarray, list[str], list[str]]]:
-        """Every shard of a finished split, checked: (shard, features, example ids, text hashes)."""
+    def read_shards(self, split: str, done_only: bool = False) -> Iterator[tuple[Shard, np.ndarray, list[str], list[str]]]:
+        """Every shard of a finished split, checked: (shard, features, example ids, text hashes). With `done_only`
+        the split may be unfinished, and its done shards are read."""
         layout = self.layout(split)
         done, unfinished = self.markers(layout)
-        if unfinished:
+        if unfinished and not done_only:
             raise ArmadaError(f"cache {self.location}: split {split} is unfinished ({len(unfinished)} of "
                               f"{len(layout.shards)} shards are not done); finish the extraction first")
         for shard in layout.shards:
+            if shard.index not in done:
+                continue
             marker, ids = done[shard.index], None
             try:
                 ids = read_strings(self.source, layout, "example_id", shard, marker.example_ids_sha256)

@@ -34,27 +34,32 @@ class ExtractJob:
     teacher_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     file_tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [tasks.NAME] tables for file: tasks
     teacher_loader: str = TEACHER_LOADER
+    reuse: tuple[str, ...] = ()             # caches of the same teacher and settings whose rows are copied, not encoded
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "ExtractJob":
-        return cls(**{**data, "splits": tuple(data["splits"])})
+        return cls(**{**data, "splits": tuple(data["splits"]), "reuse": tuple(data.get("reuse", ()))})
 
 
-def job_from_config(cfg, task: str, *, out: str | None = None, overwrite: bool = False, test_limit: int = 0) -> ExtractJob:
+def job_from_config(cfg, task: str, *, out: str | None = None, overwrite: bool = False, test_limit: int = 0,
+                    reuse: tuple[str, ...] = ()) -> ExtractJob:
     """The extraction of `task` a pipeline config describes ([extract], [data], [teachers.*], [tasks.*]).
 
-    Unknown teacher or task names fail here, with the valid ones listed."""
+    It reuses the caches in `reuse` and, in each folder of [extract] reuse_from, the cache of the same name where
+    there is one. Unknown teacher or task names fail here, with the valid ones listed."""
     from armada.config import to_dict
     from armada.extract.registry import resolve
 
     teacher = cfg.extract.teacher
     resolve(teacher, cfg.teachers)
     get_task(task, cfg.tasks)
+    found = [path for folder in cfg.extract.reuse_from if Path(path := default_cache_path(folder, task, teacher)).exists()]
     return ExtractJob(
         teacher=teacher, task=task, out=out or default_cache_path(cfg.extract.cache_dir, task, teacher),
+        reuse=tuple(dict.fromkeys([*reuse, *found])),
         splits=cfg.extract.splits,
         limits={"train": cfg.data.train_limit, "validation": cfg.data.validation_limit, "test": test_limit},
         data_dir=cfg.data.dir_for(task), template=cfg.data.teacher_templates.get(task, ""),
@@ -79,3 +84,4 @@ class ProcessRecord:
     shards_already_done: int
     rows_written: int
     rows_deduplicated: int
+    rows_reused: int                        # copied from the caches in ExtractJob.reuse

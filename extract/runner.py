@@ -12,7 +12,9 @@ fingerprints follow exactly what it reads.
 Identical teacher texts are encoded once. Within a shard the rows sharing a text are grouped; a text
 first seen in an earlier shard is copied from that shard once it is done, and encoded again when
 it belongs to another process that has not finished it yet (a teacher row depends only on its text,
-so both give the same vector).
+so both give the same vector). For the same reason a text that another cache of the same teacher and
+settings holds (ExtractJob.reuse: a smaller extraction of the task, a team's shared cache) is copied
+from it: extending a cache to more rows encodes only the new texts.
 
 One extraction writes a cache at a time: two would write the same shards at once, and Zarr loses
 rows silently when two writers share a shard. The extraction's main process holds a lock on the
@@ -35,7 +37,7 @@ from armada.extract.worker import run_process
 from armada.files import held
 
 
-COUNTS = ("shards_written", "shards_already_done", "rows_written", "rows_deduplicated")   # ProcessRecord's counts
+COUNTS = ("shards_written", "shards_already_done", "rows_written", "rows_deduplicated", "rows_reused")   # ProcessRecord's
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Summary:
     shards_already_done: int
     rows_written: int
     rows_deduplicated: int
+    rows_reused: int
 
     @property
     def examples_per_second(self) -> float:

@@ -7,7 +7,7 @@ import dataclasses
 import importlib
 import os
 from dataclasses import dataclass
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol
 
 import numpy as np
 
@@ -103,22 +103,27 @@ class Counts:
     shards_already_done: int = 0
     rows_written: int = 0
     rows_deduplicated: int = 0
+    rows_reused: int = 0
 
 
 def extract_owned_shards(writer, splits: list[SplitRows], teacher, rank: int, world: int, batch_size: int,
-                         shard_rows: int, progress: Progress) -> Counts:
-    """Write every pending shard this process owns."""
+                         shard_rows: int, progress: Progress,
+                         reusable: Callable[[set[str]], Mapping[str, np.ndarray]] = lambda wanted: {}) -> Counts:
+    """Write every pending shard this process owns; `reusable(text hashes)` gives the vectors other caches hold."""
     counts = Counts()
     owned = [(split, shard) for split in splits for shard in writer.shards(split.name) if shard.index % world == rank]
     pending = [(split, shard) for split, shard in owned if not writer.is_done(split.name, shard.index)]
     counts.shards_already_done = len(owned) - len(pending)
     progress.start(len(owned), counts.shards_already_done, sum(shard.stop - shard.start for _, shard in pending))
+    reused = reusable({split.hashes[row] for split, shard in pending for row in range(shard.start, shard.stop)})
     first_rows = {split.name: first_row_of_each_text(split) for split in splits}
     for split, shard in pending:
-        encoded = extract_shard(writer, split, shard, first_rows[split.name], teacher, batch_size, shard_rows, progress)
+        encoded, copied = extract_shard(writer, split, shard, first_rows[split.name], teacher, batch_size, shard_rows,
+                                        progress, reused)
         counts.shards_written += 1
         counts.rows_written += shard.stop - shard.start
-        counts.rows_deduplicated += shard.stop - shard.start - encoded
+        counts.rows_reused += copied
+        counts.rows_deduplicated += shard.stop - shard.start - encoded - copied
     return counts
 
 
@@ -130,14 +135,19 @@ def first_row_of_each_text(split: SplitRows) -> dict[str, int]:
 
 
 def extract_shard(writer, split: SplitRows, shard, first_rows: Mapping[str, int], teacher, batch_size: int,
-                  shard_rows: int, progress: Progress) -> int:
-    """Fill and write one shard; returns how many texts were encoded for it."""
+                  shard_rows: int, progress: Progress, reused: Mapping[str, np.ndarray] = {}) -> tuple[int, int]:
+    """Fill and write one shard; returns how many texts were encoded for it, and how many rows `reused` gave."""
     start, stop_row = shard.start, shard.stop
     features = np.empty((stop_row - start, teacher.dim), dtype=np.float32)
     copies: list[tuple[int, int]] = []                  # (row in shard, earlier row of the split with its text)
     to_encode: dict[str, list[int]] = {}                # text hash → rows in shard, in order of first use
     done_shards: dict[int, bool] = {}
+    from_other_caches = 0
     for row in range(start, stop_row):
+        if split.hashes[row] in reused:
+            features[row - start] = reused[split.hashes[row]]
+            from_other_caches += 1
+            continue
         first = first_rows[split.hashes[row]]
         if first < start:
             earlier = first // shard_rows
@@ -147,9 +157,10 @@ def extract_shard(writer, split: SplitRows, shard, first_rows: Mapping[str, int]
                 copies.append((row - start, first))
                 continue
         to_encode.setdefault(split.hashes[row], []).append(row - start)
-    if copies:
-        features[[dst for dst, _ in copies]] = writer.read_rows(split.name, np.array([src for _, src in copies]))
-        progress.advance(len(copies))
+    if copies or from_other_caches:
+        if copies:
+            features[[dst for dst, _ in copies]] = writer.read_rows(split.name, np.array([src for _, src in copies]))
+        progress.advance(len(copies) + from_other_caches)
     groups = list(to_encode.values())
     for b in range(0, len(groups), batch_size):
         batch = groups[b:b + batch_size]
@@ -158,7 +169,7 @@ def extract_shard(writer, split: SplitRows, shard, first_rows: Mapping[str, int]
             features[rows] = vector
         progress.advance(sum(len(rows) for rows in batch))
     writer.write_shard(split.name, shard.index, features, split.ids[start:stop_row], split.hashes[start:stop_row])
-    return len(groups)
+    return len(groups), from_other_caches
 
 
 def encode_checked(teacher, split: SplitRows, start: int, batch: list[list[int]]) -> np.ndarray:
@@ -214,6 +225,38 @@ def build_manifest(job: ExtractJob, teacher, task: Task, splits: list[SplitRows]
     return Manifest(TeacherInfo.of(teacher), extraction, DatasetInfo(task.name, source, infos))
 
 
+# What decides a cached row's values besides its text (its hash): the teacher and the stored dtype; not the dataset,
+# the template that made the text, nor the shard sizes. Another cache that agrees on these holds the very rows this
+# one would encode.
+DECIDING = ("schema_version", "teacher.", "extraction.dtype", "extraction.settings")
+
+
+def refuse_other_settings(locations: tuple[str, ...], manifest) -> None:
+    """Refuse (naming the settings) a cache to reuse whose teacher or storage settings are not this cache's."""
+    from armada.cache_schema import CacheReader, manifest_diff
+
+    for location in locations:
+        with CacheReader(location) as other:
+            differences = [line for line in manifest_diff(other.manifest, manifest) if line.startswith(DECIDING)]
+        if differences:
+            raise ArmadaError(f"the cache at {location} was made with other teacher or storage settings, so its rows are "
+                              f"not the ones this extraction would write ({'; '.join(differences)}); do not reuse it")
+
+
+def rows_of_other_caches(locations: tuple[str, ...], wanted: set[str]) -> dict[str, np.ndarray]:
+    """The vectors of the `wanted` text hashes that the done shards of the caches at `locations` hold."""
+    from armada.cache_schema import CacheReader
+
+    found: dict[str, np.ndarray] = {}
+    for location in locations:
+        with CacheReader(location) as other:
+            for split in other.splits:
+                for _, values, _, hashes in other.read_shards(split, done_only=True):
+                    rows = [row for row, text_hash in enumerate(hashes) if text_hash in wanted and text_hash not in found]
+                    found.update(zip((hashes[row] for row in rows), values[rows].astype(np.float32)))
+    return found
+
+
 def run_process(job: ExtractJob, launched, progress: Progress) -> ProcessRecord:
     """One process's part: load the splits and the teacher, open the cache (the main process creates
     it before the others open it), write the pending shards this process owns."""
@@ -224,9 +267,10 @@ def run_process(job: ExtractJob, launched, progress: Progress) -> ProcessRecord:
     template = teacher_template(job, teacher)
     splits = [load_split(task, split, job, template) for split in dict.fromkeys(job.splits)]   # each split once
     manifest = build_manifest(job, teacher, task, splits, template)
+    refuse_other_settings(job.reuse, manifest)
     with launched.main_first():
         writer = CacheWriter.create(job.out, manifest, overwrite=job.overwrite and launched.rank == 0)
     counts = extract_owned_shards(writer, splits, teacher, launched.rank, launched.world, job.batch_size,
-                                  job.shard_rows, progress)
+                                  job.shard_rows, progress, lambda wanted: rows_of_other_caches(job.reuse, wanted))
     return ProcessRecord(launched.rank, os.getpid(), counts.shards_written, counts.shards_already_done,
-                         counts.rows_written, counts.rows_deduplicated)
+                         counts.rows_written, counts.rows_deduplicated, counts.rows_reused)

@@ -261,3 +261,40 @@ def test_started_processes_and_a_launcher_cannot_be_combined(make_job, monkeypat
     monkeypatch.setattr(processes, "launched", lambda: processes.Launched(rank=0, world=2))
     with pytest.raises(ArmadaError, match="use one or the other"):
         run_extract(make_job(num_processes=2), show_progress=False)
+
+
+def test_a_cache_extended_to_more_rows_encodes_only_the_texts_another_cache_lacks(make_job):
+    """The rows a smaller cache of the same teacher holds are copied, from any of its splits; the result is the
+    cache a fresh extraction writes, byte for byte, and two processes share the work as one does."""
+    small = run_extract(make_job(out="small.zarr", splits=("train",), limits={"train": 8}), show_progress=False)
+    make_job.calls.unlink()
+    extended = run_extract(make_job(out="extended.zarr", reuse=(small.path,), num_processes=2), show_progress=False)
+
+    held = set(TRAIN[:8])
+    encoded = [text for call in calls_made(make_job.calls) for text in call["texts"]]
+    assert sorted(encoded) == sorted([*set(TRAIN[8:]) - held, *set(VALIDATION) - held])
+    assert extended.rows_reused == sum(text in held for text in TRAIN + VALIDATION)
+    assert extended.rows_written == len(TRAIN) + len(VALIDATION)
+    assert_same_cache(extended.path, run_extract(make_job(out="fresh.zarr"), show_progress=False).path)
+
+
+def test_a_cache_of_other_teacher_settings_is_not_reused(make_job):
+    small = run_extract(make_job(out="small.zarr", teacher={"dim": 8}), show_progress=False)
+    make_job.calls.unlink()
+    job = make_job(reuse=(small.path,))
+    with pytest.raises(ArmadaError, match=r"small\.zarr was made with other teacher or storage settings.*teacher\.dim: 8 → 6"):
+        run_extract(job, show_progress=False)
+    assert calls_made(make_job.calls) == [] and not Path(job.out).exists()
+
+
+def test_a_pipeline_reuses_the_cache_of_the_same_name_in_its_reuse_from_folders(tmp_path):
+    from armada import config
+    from armada.extract.job import job_from_config
+
+    shared, empty = tmp_path / "team-cache", tmp_path / "empty"
+    (shared / "glue_cola--piper-whisper.zarr").mkdir(parents=True)
+    empty.mkdir()
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(f'[extract]\nteacher = "piper-whisper"\nreuse_from = ["{shared}", "{empty}"]\n')
+    job = job_from_config(config.load(pipeline), "glue/cola", reuse=("other.zarr",))
+    assert job.reuse == ("other.zarr", str(shared / "glue_cola--piper-whisper.zarr"))

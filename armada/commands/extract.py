@@ -24,6 +24,9 @@ def extract(
     config: str = typer.Option(None, "--config", "-c", help="a pipeline file"),
     sets: list[str] = typer.Option(None, "--set", help="override a pipeline setting: section.key=value"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing cache made with other settings"),
+    reuse: list[str] = typer.Option(None, "--reuse", help="a cache of the same teacher and settings (a folder, packed "
+                                                          "file or URL) whose rows are copied, not encoded again; "
+                                                          "repeat for several; also [extract] reuse_from"),
 ) -> None:
     """Encode a task's texts with a teacher into a resumable feature cache (run it again to resume).
 
@@ -31,6 +34,9 @@ def extract(
     responses to the training prompts instead: a SeqKD cache for distill.seqkd_cache.
 
     Example: armada extract --teacher piper-whisper --dataset bbc-news --limit 64
+
+    Example: armada extract --teacher piper-whisper --dataset bbc-news --reuse cache/bbc-news--piper-whisper.zarr
+    --out cache/bbc-news-all.zarr   (the whole set, the first 64 rows copied)
     """
     from armada.commands import load_pipeline
     from armada.extract.job import job_from_config
@@ -44,13 +50,15 @@ def extract(
     })
     if cfg.extract.teacher.startswith("run:") and get_task(dataset, cfg.tasks).kind == "generation":
         return extract_responses(cfg, dataset, split, out, limit)
-    job = job_from_config(cfg, dataset, out=out, overwrite=overwrite, test_limit=limit or 0)
+    job = job_from_config(cfg, dataset, out=out, overwrite=overwrite, test_limit=limit or 0, reuse=tuple(reuse or ()))
     summary = run_extract(job)
     if summary is None:                     # a launched process other than the main one, which reports
         return
     typer.echo(f"rows written: {summary.rows_written} ({summary.shards_written} shards; "
                f"{summary.shards_already_done} were already done)")
     typer.echo(f"rows deduplicated: {summary.rows_deduplicated}")
+    if job.reuse:
+        typer.echo(f"rows copied from {', '.join(job.reuse)}: {summary.rows_reused}")
     typer.echo(f"seconds: {summary.seconds:.1f} ({summary.loading_seconds:.1f} loading the data, teacher and cache; "
                f"then {summary.examples_per_second:.2f} examples/s)")
     typer.echo(f"cache: {summary.path}")
