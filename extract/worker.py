@@ -108,7 +108,7 @@ class Counts:
 
 def extract_owned_shards(writer, splits: list[SplitRows], teacher, rank: int, world: int, batch_size: int,
                          shard_rows: int, progress: Progress,
-                         reusable: Callable[[set[str]], Mapping[str, np.ndarray]] = lambda wanted: {}) -> Counts:
+                         reusable: Callable[[set[str]], Mapping[str, np.ndarray]]) -> Counts:
     """Write every pending shard this process owns; `reusable(text hashes)` gives the vectors other caches hold."""
     counts = Counts()
     owned = [(split, shard) for split in splits for shard in writer.shards(split.name) if shard.index % world == rank]
@@ -135,7 +135,7 @@ def first_row_of_each_text(split: SplitRows) -> dict[str, int]:
 
 
 def extract_shard(writer, split: SplitRows, shard, first_rows: Mapping[str, int], teacher, batch_size: int,
-                  shard_rows: int, progress: Progress, reused: Mapping[str, np.ndarray] = {}) -> tuple[int, int]:
+                  shard_rows: int, progress: Progress, reused: Mapping[str, np.ndarray]) -> tuple[int, int]:
     """Fill and write one shard; returns how many texts were encoded for it, and how many rows `reused` gave."""
     start, stop_row = shard.start, shard.stop
     features = np.empty((stop_row - start, teacher.dim), dtype=np.float32)
@@ -157,10 +157,9 @@ def extract_shard(writer, split: SplitRows, shard, first_rows: Mapping[str, int]
                 copies.append((row - start, first))
                 continue
         to_encode.setdefault(split.hashes[row], []).append(row - start)
-    if copies or from_other_caches:
-        if copies:
-            features[[dst for dst, _ in copies]] = writer.read_rows(split.name, np.array([src for _, src in copies]))
-        progress.advance(len(copies) + from_other_caches)
+    if copies:
+        features[[dst for dst, _ in copies]] = writer.read_rows(split.name, np.array([src for _, src in copies]))
+    progress.advance(len(copies) + from_other_caches)
     groups = list(to_encode.values())
     for b in range(0, len(groups), batch_size):
         batch = groups[b:b + batch_size]

@@ -76,8 +76,24 @@ PY
 #     pipeline: pipeline-undistilled.toml with run.name = "replicate-rte-10-epochs", tasks = ["glue/rte"],
 #     distill.epochs = 10), two processes sharing the 3 runs; the last to finish wrote rte-10-epochs/results.*:
 .venv/bin/armada run /work/rep/pipeline-rte10.toml     # twice, at once
-#     then the same file with pipeline.toml's three ARMADA variants added: RTE's cache, then the 9 runs (unfinished):
-.venv/bin/armada run /work/rep/pipeline-rte10.toml
+#     then the same file with pipeline.toml's three ARMADA variants added: RTE's cache, then the 9 runs (sessions 5
+#     and 6, two processes at once; session 6 resumed the two runs session 5 left by epoch):
+.venv/bin/armada run /work/rep/pipeline-rte10.toml     # twice, at once
+# 3g. The KD rows of MRPC and RTE (session 6): their teachers (teachers.toml, now with MRPC on its 3,668 rows and RTE on
+#     its 2,490 at 10 epochs), their KD caches, then the KD variant (pipeline.toml's for MRPC; for RTE the same variant
+#     added to pipeline-rte10.toml). Lanes /work/rep/laneK1.sh and laneK2.sh ran these one after another:
+.venv/bin/armada run /work/rep/teachers.toml --set 'run.tasks=["glue/mrpc","glue/rte"]'
+for task in glue/mrpc glue/rte; do
+  slug=${task//\//_}
+  .venv/bin/armada extract --teacher run:/work/rep/runs/kd-teachers/$slug/undistilled/seed-0 --dataset $task \
+      --split train --limit 3000 --data-dir ../shared/data/glue --num-processes 1 --batch-size 32 --out /work/rep/cache/$slug--kd-teacher.zarr
+done
+.venv/bin/armada run /work/rep/pipeline.toml --set 'run.tasks=["glue/mrpc"]'     # twice, at once
+.venv/bin/armada run /work/rep/pipeline-rte10.toml                              # twice, at once
+# 3h. STS-B's ARMADA variants on its whole training set (session 6 on): pipeline-full.toml with
+#     reuse_from = ["/work/rep/cache"], so the whole-set cache copies the 4,500 rows (3,000 train, 1,500 dev) the
+#     3,000-row cache holds and encodes the other 2,749; then the 9 runs.
+.venv/bin/armada run /work/rep/pipeline-full.toml --set 'run.tasks=["glue/stsb"]'     # two or three at once
 
 # 4. The report over every run of the pipeline (it finds them finished):
 .venv/bin/armada report /work/rep/runs/replicate-glue --out /work/rep/report/replicate-glue --config /work/rep/pipeline.toml
