@@ -90,7 +90,8 @@ def build_tables(runs: list[Run], plan: Plan | None = None) -> list[Table]:
                 views.append(view)
         columns_plan = {(variant, column): seeds for (variant, task), seeds in (plan or {}).items()
                         for column, trained in trained_on.items() if trained == task}
-        table = _build_table(student, views, columns_plan)
+        elsewhere = {r.variant for r in runs if r.student != student}     # planned variants another student trains
+        table = _build_table(student, views, columns_plan, elsewhere)
         if any(r.objective == "lm" for r in mine):
             table.notes.append(GENERATIVE_NOTE)
         unscored = [r for r in mine if r.objective == "lm" and r.finished and not r.evaluations]
@@ -117,8 +118,9 @@ def generative_columns(run: Run) -> list[Run]:
     return views
 
 
-def _build_table(student: str, runs: list[Run], plan: Plan) -> Table:
-    """`runs` one per column (generative runs as their views); `plan` keyed by those columns."""
+def _build_table(student: str, runs: list[Run], plan: Plan, elsewhere: set[str] = frozenset()) -> Table:
+    """`runs` one per column (generative runs as their views); `plan` keyed by those columns. A planned variant with
+    no run at all is a row of missing cells, unless its runs are another student's (`elsewhere`)."""
     notes: list[str] = []
     tasks = tuple(sorted({r.task for r in runs}))
     metrics = _metrics(runs)
@@ -128,7 +130,7 @@ def _build_table(student: str, runs: list[Run], plan: Plan) -> Table:
         notes.append(f"several undistilled variants ({', '.join(baselines)}): deltas are against {baseline}")
     if baseline is None:
         notes.append("no undistilled runs: no deltas and no t-tests")
-    variants = _order_variants({r.variant for r in runs}, baseline)
+    variants = _order_variants({r.variant for r in runs} | ({variant for variant, _ in plan} - elsewhere), baseline)
     _refuse_duplicates(runs)
 
     planned_tasks = {task for _, task in plan}

@@ -259,7 +259,8 @@ def test_the_aligner_alone_is_reported_at_each_runs_best_student_epoch(tmp_path)
 
 def test_a_plan_makes_coverage_exact(tmp_path):
     """With the pipeline's plan, a variant kept off a task is not missing, and planned seeds never
-    started are; tasks the plan does not name keep the seeds-that-ran rule."""
+    started are, even of a variant none of whose runs has started; tasks the plan does not name keep
+    the seeds-that-ran rule."""
     runs = tmp_path / "runs"
     for seed in (0, 1, 2):
         write_run(runs, "glue/rte", "undistilled", seed, [0.5])
@@ -269,10 +270,11 @@ def test_a_plan_makes_coverage_exact(tmp_path):
     write_run(runs, "glue/cola", "undistilled", 1, [0.3])
     write_run(runs, "glue/cola", "teacher-noise-1", 0, [0.3])
     plan = {("undistilled", "glue/rte"): [0, 1, 2, 3, 4], ("armada-euclid", "glue/rte"): [0, 1, 2, 3, 4],
-            ("undistilled", "glue/cola"): [0, 1], ("teacher-noise-1", "glue/cola"): [0]}
+            ("undistilled", "glue/cola"): [0, 1], ("teacher-noise-1", "glue/cola"): [0], ("kd", "glue/rte"): [0, 1, 2]}
     files = write_report([runs], tmp_path / "report", plan=plan)
     text = files.markdown.read_text()
     coverage = text.split("### Coverage")[1].split("##")[0]
+    assert "- kd × glue/rte: no runs (expected seeds 0, 1, 2)" in coverage    # planned, and not one run started
     assert "- undistilled × glue/rte: 3 of 5 seeds finished; no run for seed 3, 4" in coverage
     assert "teacher-noise-1 × glue/rte" not in coverage                # kept off RTE by the plan
     assert "teacher-noise-1 × glue/cola" not in coverage and "undistilled × glue/cola" not in coverage
