@@ -97,3 +97,8 @@ done
 
 # 4. The report over every run of the pipeline (it finds them finished):
 .venv/bin/armada report /work/rep/runs/replicate-glue --out /work/rep/report/replicate-glue --config /work/rep/pipeline.toml
+
+# 5. KD at τ = 1 and 2 on CoLA's first 3,000 rows (session 6; kd-tau-sweep/pipeline-source.toml is the file), one
+#    process, then its report beside replicate-glue's CoLA runs (undistilled, KD at τ = 5, the ARMADA variants):
+.venv/bin/armada run /work/rep/pipeline-kd-tau.toml
+.venv/bin/armada report /work/rep/runs/replicate-glue/glue_cola /work/rep/runs/kd-tau-sweep --out /work/rep/report/kd-tau
