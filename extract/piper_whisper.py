@@ -43,6 +43,7 @@ from faster_whisper import WhisperModel
 from piper import PiperVoice
 from piper.config import PiperConfig, SynthesisConfig
 from scipy.signal import resample_poly
+from threadpoolctl import threadpool_limits
 
 from armada.errors import ArmadaError
 from armada.extract.settings import PiperWhisperSettings
@@ -87,7 +88,9 @@ class PiperWhisperTeacher:
         self._provenance: dict[str, Any] | None = None
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        with ThreadPoolExecutor(self._workers) as pool:
+        # NumPy's OpenBLAS computes the log-mel product (mel filters @ |STFT|²) and rounds it differently with
+        # 1 and 2 threads (measured with its AVX2 kernels): one thread, as for the models, and texts in parallel.
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(self._workers) as pool:
             return np.stack(list(pool.map(self._vector, texts, range(len(texts)))))
 
     def _vector(self, text: str, position: int) -> np.ndarray:

@@ -87,6 +87,7 @@ def test_the_same_command_again_resumes(extracted, project):
     assert "rows written: 0 (0 shards; 3 were already done)" in result.stdout
 
 
+@pytest.mark.numerics
 def test_two_processes_write_what_one_did(extracted, project):
     _, path = extracted
     result = armada("extract", "--teacher", "piper-whisper", "--dataset", "file:tiny", "--config", "pipeline.toml",

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import sentencepiece
 import torch
+from threadpoolctl import threadpool_limits
 
 from armada.errors import ArmadaError
 from armada.extract import piper_whisper, speech
@@ -36,6 +37,7 @@ def test_piper_whisper_gives_384_finite_float32_values_per_text(piper):
     assert np.isfinite(vectors).all()
 
 
+@pytest.mark.numerics
 def test_piper_whisper_rows_are_the_same_alone_in_any_batch_and_in_a_new_teacher(piper, monkeypatch):
     alone = piper.encode([SHORT[1]])
     batch = piper.encode(["A different sentence first.", SHORT[1], SHORT[0]])
@@ -44,6 +46,16 @@ def test_piper_whisper_rows_are_the_same_alone_in_any_batch_and_in_a_new_teacher
     assert np.array_equal(load_teacher("piper-whisper").encode([SHORT[1]]), alone)
     monkeypatch.setattr(piper, "_workers", 1)          # as on a one-core machine
     assert np.array_equal(piper.encode(["A different sentence first.", SHORT[1], SHORT[0]]), batch)
+
+
+@pytest.mark.numerics
+def test_piper_whisper_rows_do_not_depend_on_numpys_blas_threads(piper):
+    """NumPy's OpenBLAS rounds the log-mel product differently on 1 and 2 threads (its AVX2 kernels did):
+    a process started with OMP_NUM_THREADS=1, as `--num-processes 2` starts its workers, wrote other bits."""
+    with threadpool_limits(1, user_api="blas"):
+        one = piper.encode(SHORT)
+    with threadpool_limits(2, user_api="blas"):
+        assert np.array_equal(piper.encode(SHORT), one)
 
 
 def test_piper_whisper_different_texts_give_different_vectors(piper):
@@ -182,6 +194,7 @@ def test_speecht5_gives_the_listeners_width_per_text(tiny_speecht5):
     assert vectors.shape == (2, 24) and vectors.dtype == np.float32 and np.isfinite(vectors).all()
 
 
+@pytest.mark.numerics
 def test_speecht5_rows_are_deterministic_and_the_same_alone_or_in_a_batch(tiny_speecht5):
     teacher = speecht5(tiny_speecht5)
     before = torch.random.get_rng_state()
