@@ -193,18 +193,7 @@ class CacheReader:
                 return np.arange(layout.rows, dtype=np.int64)
         except (UnicodeEncodeError, TypeError):
             pass
-        cached = self._decode(layout, parts)
-        position = {example_id: row for row, example_id in enumerate(cached)}
-        if len(position) != len(cached):
-            raise ArmadaError(f"cache {self.location}: split {layout.split} holds repeated example ids (the cache is damaged)")
-        missing = [i for i in ids if i not in position]
-        if missing:
-            named = ", ".join(map(str, missing[:5])) + (", …" if len(missing) > 5 else "")
-            raise ArmadaError(f"cache {self.location}: split {layout.split} has no features for {len(missing)} of the "
-                              f"{len(ids)} requested examples: {named}; it was extracted from other data "
-                              f"({layout.rows} rows, limit {self.manifest.dataset.splits[layout.split].limit}): "
-                              "re-extract with the same data and --limit, or with --overwrite")
-        return np.fromiter((position[i] for i in ids), dtype=np.int64, count=len(ids))
+        return rows_of(self.location, self.manifest, layout.split, self._decode(layout, parts), ids)
 
     def _check_texts(self, layout: SplitLayout, ids: list[str], hashes: list[str], rows: np.ndarray,
                      parts: list[memoryview]) -> None:
@@ -214,13 +203,7 @@ class CacheReader:
                 return
         except (UnicodeEncodeError, TypeError):
             pass
-        cached = self._decode(layout, parts)
-        changed = [ids[j] for j, row in enumerate(rows.tolist()) if cached[row] != hashes[j]]
-        if changed:
-            named = ", ".join(changed[:5]) + (", …" if len(changed) > 5 else "")
-            raise ArmadaError(f"teacher text changed for {len(changed)} examples: {named}; the cache at {self.location} "
-                              "was extracted from other teacher texts (another template or edited data): "
-                              "re-extract with --overwrite")
+        check_texts(self.location, ids, hashes, rows, self._decode(layout, parts))
 
     def _decode(self, layout: SplitLayout, parts: list[memoryview]) -> list[str]:
         values = []
@@ -239,6 +222,31 @@ class CacheReader:
                                f"infinite (example ids {named}); the cache is damaged: re-extract with --overwrite")
         return ArmadaError(f"cache {self.location}: {fault}; run `armada cache verify {self.location}` for a full "
                            "report, then re-extract with --overwrite or copy the cache again")
+
+
+def rows_of(location: str, manifest: Manifest, split: str, cached: list[str], ids: list[str]) -> np.ndarray:
+    """The row of every requested id among a split's `cached` ids; refuses ids the cache does not have."""
+    position = {example_id: row for row, example_id in enumerate(cached)}
+    if len(position) != len(cached):
+        raise ArmadaError(f"cache {location}: split {split} holds repeated example ids (the cache is damaged)")
+    missing = [i for i in ids if i not in position]
+    if missing:
+        named = ", ".join(map(str, missing[:5])) + (", …" if len(missing) > 5 else "")
+        raise ArmadaError(f"cache {location}: split {split} has no features for {len(missing)} of the "
+                          f"{len(ids)} requested examples: {named}; it was extracted from other data "
+                          f"({len(cached)} rows, limit {manifest.dataset.splits[split].limit}): "
+                          "re-extract with the same data and --limit, or with --overwrite")
+    return np.fromiter((position[i] for i in ids), dtype=np.int64, count=len(ids))
+
+
+def check_texts(location: str, ids: list[str], hashes: list[str], rows: np.ndarray, cached: list[str]) -> None:
+    """Refuse requested rows whose teacher-text hash is not the one the cache holds for them."""
+    changed = [ids[j] for j, row in enumerate(rows.tolist()) if cached[row] != hashes[j]]
+    if changed:
+        named = ", ".join(changed[:5]) + (", …" if len(changed) > 5 else "")
+        raise ArmadaError(f"teacher text changed for {len(changed)} examples: {named}; the cache at {location} "
+                          "was extracted from other teacher texts (another template or edited data): "
+                          "re-extract with --overwrite")
 
 
 class _InMemory:

@@ -22,9 +22,12 @@ class TeacherFeatures:
 
 
 def open_cache(path: str):
+    """A reader on a cache (directory, packed file, http(s) URL) or on one exported as a Hugging Face dataset
+    (hf:DIR, hf:org/name[@revision]): both check every id and teacher-text hash the same way."""
     from armada.cache_schema import CacheReader
+    from armada.cache_schema.hf_reader import PREFIX, open_hf
 
-    return CacheReader(path)
+    return open_hf(path) if path.startswith(PREFIX) else CacheReader(path)
 
 
 def split_settings(reader, split: str) -> tuple[int, str]:

@@ -103,8 +103,8 @@ def predict_aligner_alone(run_dir: str | Path, split: str = "validation", data_d
                           file_tasks: Mapping[str, FileTask] | None = None, head: str = "main") -> RunPredictions:
     """The run's TS Aligner on the teacher's vectors of a split, read from the cache the run trained with
     (logits of O_ts, or with `head` "aux" of O_aux_ts; p_ts as its embeddings)."""
-    from armada.cache_schema import CacheReader
     from armada.distill.model import aligner_projection, load_aligner, predict_aligner
+    from armada.distill.teacher_features import open_cache
 
     run_dir = Path(run_dir)
     record, settings = RunFolder(run_dir).read_finished()
@@ -116,7 +116,7 @@ def predict_aligner_alone(run_dir: str | Path, split: str = "validation", data_d
     task, examples = _load_split(record, settings, split, data_dir, file_tasks)
     aligner = load_aligner(run_dir).to(_device())
     try:
-        reader = CacheReader(cache)
+        reader = open_cache(cache)
     except ArmadaError as e:
         raise ArmadaError(f"{run_dir}: the cache it trained with cannot be opened: {e}") from None
     with reader:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 import typer
 
+from armada.commands import cache_hf
+from armada.commands.cache_hf import LABEL_OPTIONS
+from armada.errors import ArmadaError
+
 cache_app = typer.Typer(
-    help="Inspect, verify, pack and convert teacher-feature caches.\n\nExample: armada cache info cache/bbc-news--piper-whisper.zarr",
+    help="Inspect, verify, pack, convert and publish teacher-feature caches.\n\nExample: armada cache info cache/bbc-news--piper-whisper.zarr",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -16,6 +21,7 @@ cache_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
+    cache_app.command("publish")(cache_hf.publish)
     app.add_typer(cache_app, name="cache")
 
 
@@ -109,11 +115,21 @@ def pack(path: str = typer.Argument(..., help="a finished cache"),
 
 @cache_app.command("export")
 def export(path: str = typer.Argument(..., help="a finished cache"),
-           out: str = typer.Argument(..., help="the HDF5 file to write; must not exist")) -> None:
-    """Write a finished cache as HDF5: per split features, example_id, text_sha256; the manifest as JSON.
+           out: str = typer.Argument(..., help="the HDF5 file or (--format hf) the dataset folder to write; must not exist"),
+           format: str = typer.Option("hdf5", "--format", help="hdf5, or hf: a Hugging Face dataset (Parquet and a card)"),
+           data_dir: Optional[str] = LABEL_OPTIONS["data_dir"], config: Optional[str] = LABEL_OPTIONS["config"],
+           no_labels: bool = LABEL_OPTIONS["no_labels"], license: Optional[str] = LABEL_OPTIONS["license"]) -> None:
+    """Write a finished cache as HDF5 (per split features, example_id, text_sha256; the manifest as JSON) or, with
+    --format hf, as a Hugging Face dataset folder that datasets.load_dataset reads, with the task's labels.
 
     Example: armada cache export cache/bbc-news--piper-whisper.zarr bbc-news.h5
+
+    Example: armada cache export cache/bbc-news--piper-whisper.zarr --format hf exports/bbc-news--piper-whisper
     """
+    if _format(format) == "hf":
+        return cache_hf.export(path, out, data_dir, config, no_labels, license)
+    if data_dir or config or no_labels or license:
+        raise ArmadaError("--data-dir, --config, --no-labels and --license are for --format hf")
     from armada.cache_schema.share import export_hdf5
 
     written = export_hdf5(path, out)
@@ -121,13 +137,24 @@ def export(path: str = typer.Argument(..., help="a finished cache"),
 
 
 @cache_app.command("import")
-def import_(source: str = typer.Argument(..., help="an HDF5 file from `armada cache export`"),
-            out: str = typer.Argument(..., help="the cache directory to write")) -> None:
-    """Rebuild a cache (with its markers) from an HDF5 file written by `armada cache export`.
+def import_(source: str = typer.Argument(..., help="an HDF5 file or (--format hf) an export: DIR, hf:DIR or hf:org/name[@revision]"),
+            out: str = typer.Argument(..., help="the cache directory to write"),
+            format: str = typer.Option("hdf5", "--format", help="hdf5, or hf: a folder or Hub dataset from --format hf")) -> None:
+    """Rebuild a cache (with its markers) from what `armada cache export` wrote: the very cache it came from.
 
     Example: armada cache import bbc-news.h5 cache/bbc-news--piper-whisper.zarr
+
+    Example: armada cache import --format hf hf:my-team/bbc-news-piper-whisper cache/bbc-news--piper-whisper.zarr
     """
+    if _format(format) == "hf":
+        return cache_hf.import_(source, out)
     from armada.cache_schema.share import import_hdf5
 
     written = import_hdf5(source, out)
     typer.echo(f"imported {source} into {written}")
+
+
+def _format(name: str) -> str:
+    if name not in ("hdf5", "hf"):
+        raise ArmadaError(f"--format {name!r}: use hdf5 or hf")
+    return name

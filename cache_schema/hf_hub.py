@@ -1,0 +1,72 @@
+"""An exported cache on the Hugging Face Hub: published with huggingface_hub's upload_folder, downloaded with its
+snapshot_download. The endpoint, the token and the cache folder are huggingface_hub's own settings (HF_ENDPOINT,
+HF_TOKEN or `hf auth login`, HF_HOME); armada never reads, writes or logs the token itself."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from armada.errors import ArmadaError
+
+_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_repo(repo_id: str) -> str:
+    if not _REPO.fullmatch(repo_id) or ".." in repo_id:
+        raise ArmadaError(f"{repo_id!r} is not a Hub dataset name: give org/name (letters, digits, '.', '_', '-')")
+    return repo_id
+
+
+def download(target: str) -> tuple[Path, str]:
+    """The folder of `org/name[@revision]` in huggingface_hub's cache, and `org/name@<commit>` it resolved to."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    repo_id, _, revision = target.partition("@")
+    check_repo(repo_id)
+    try:
+        folder = Path(snapshot_download(repo_id, repo_type="dataset", revision=revision or None))
+    except RevisionNotFoundError:
+        raise ArmadaError(f"the Hub dataset {repo_id} has no revision {revision!r}") from None
+    except RepositoryNotFoundError:
+        raise ArmadaError(f"no Hub dataset {repo_id} (or it is private and no token was given: set HF_TOKEN or run "
+                          "`hf auth login`); a local export is read as hf:DIR") from None
+    except LocalEntryNotFoundError as e:
+        raise ArmadaError(f"cannot download the Hub dataset {target}: {e.args[0].splitlines()[0]} (offline, and not in "
+                          "huggingface_hub's cache)") from None
+    except HfHubHTTPError as e:
+        raise ArmadaError(f"cannot download the Hub dataset {target}: {e}") from None
+    return folder, f"{repo_id}@{folder.name}"       # a snapshot folder is named by its commit
+
+
+def publish(source: str, repo_id: str, *, labelled: dict | None = None, license: str | None = None,
+            private: bool = False, revision: str | None = None, command: str = "") -> str:
+    """Push a cache (exported into a temporary folder first) or an export (`hf:DIR`, checked first) to the Hub
+    dataset `repo_id`, one commit; files the export does not have are removed from its data/ folder. Returns the
+    commit's URL."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from armada.cache_schema.hf_export import export_hf
+    from armada.cache_schema.hf_reader import PREFIX, ExportReader
+
+    check_repo(repo_id)
+    api = HfApi()
+    with tempfile.TemporaryDirectory(prefix="armada-publish-") as scratch:
+        if source.startswith(PREFIX):
+            with ExportReader(source[len(PREFIX):], source) as export:
+                folder = export.folder
+        else:
+            folder = export_hf(source, Path(scratch) / "export", labelled=labelled, license=license, command=command)
+        try:
+            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+            commit = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder, revision=revision,
+                                       commit_message=f"armada cache publish: {repo_id}",
+                                       delete_patterns=["data/*"])
+        except HfHubHTTPError as e:
+            raise ArmadaError(f"cannot publish to the Hub dataset {repo_id}: {e} (a token with write access comes from "
+                              "HF_TOKEN or `hf auth login`)") from None
+    return commit.commit_url
