@@ -157,5 +157,8 @@ def open_hf(location: str, memory_budget: int = 2 * 2**30) -> ExportReader:
         return ExportReader(target, location, memory_budget)
     from armada.cache_schema.hf_hub import download
 
-    folder, pinned = download(target)
+    try:
+        folder, pinned = download(target)
+    except ArmadaError as e:
+        raise ArmadaError(f"{location}: no folder {target} here, and from the Hub: {e}") from None
     return ExportReader(folder, PREFIX + pinned, memory_budget)

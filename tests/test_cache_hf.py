@@ -132,10 +132,10 @@ def test_the_card_renders_from_the_manifest(exported, cache):
 
 
 def test_import_gives_back_the_very_same_cache(exported, cache, tmp_path):
-    result = subprocess.run([ARMADA, "cache", "import", "--format", "hf", f"hf:{exported}", str(tmp_path / "back.zarr")],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    import_hf(f"hf:{exported}", tmp_path / "back.zarr")
     assert _files(tmp_path / "back.zarr") == _files(cache)
+    with pytest.raises(ArmadaError, match="already exists: import into a new folder"):
+        import_hf(f"hf:{exported}", tmp_path / "back.zarr")
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -215,7 +215,7 @@ def hub():
     server.server_close()
 
 
-def test_publish_then_distil_from_the_hub_through_huggingface_hub(project, cache, exported, hub, tmp_path):
+def test_publish_then_import_from_the_hub_through_huggingface_hub(project, cache, exported, hub, tmp_path):
     endpoint, state = hub
     env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf-home"),
            "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
@@ -239,4 +239,4 @@ def test_publish_then_distil_from_the_hub_through_huggingface_hub(project, cache
     assert _files(tmp_path / "back.zarr") == _files(cache)
     missing = subprocess.run([ARMADA, "cache", "import", "--format", "hf", "hf:team/nothing", str(tmp_path / "x.zarr")],
                              env=env, capture_output=True, text=True)
-    assert missing.returncode == 2 and "no Hub dataset team/nothing" in missing.stderr
+    assert missing.returncode == 2 and "no folder team/nothing here, and from the Hub: no Hub dataset team/nothing" in missing.stderr
