@@ -1,7 +1,8 @@
 """`armada cache export --format hf`: seconds and peak RSS for a cache of N rows and one of 10·N, side by side.
 
-Memory must stay flat in the cache's size: the export holds one row group (at most 50,000 rows) at a time, so
-once N passes a row group the larger cache should cost about the same memory (target: ratio ≤ 1.2). Each cache
+Memory must stay flat in the cache's size: the export holds one row group at a time (21,845 rows of 384 values:
+hf_layout.GROUP_VALUES), so once N passes a row group the larger cache should cost about the same memory (target:
+ratio ≤ 1.2). Each cache
 has the default pipeline's shape (384 float16 values a row, as piper-whisper writes, shards of 2,048 rows) with
 synthetic values, and is exported with --no-labels (its rows belong to no task); each export runs in its own
 process, whose peak RSS the kernel reports (wait4). Seconds are the process's wall-clock, start-up included.

@@ -1,7 +1,7 @@
 """A finished cache to a Hugging Face dataset folder (hf_layout.py) and back.
 
 Export streams: the cache is read shard by shard and written one row group at a time, so memory holds one row
-group (at most GROUP_BYTES of vectors) whatever the cache's size (bench/hf_export.py measures it). The folder is
+group (hf_layout.GROUP_VALUES) whatever the cache's size (bench/hf_export.py measures it). The folder is
 built under a temporary name and renamed, so it is never half an export.
 
 Labels: a cache holds ids and teacher-text hashes, not labels; the task's data holds them. A team loading the

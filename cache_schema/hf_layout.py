@@ -5,8 +5,9 @@ does not match.
       README.md                             dataset card: a YAML header `datasets` reads (configs, features, splits),
                                             and a body made from the manifest (hf_card.py)
       armada.json                           the cache's manifest exactly, the label column's meaning, the command
-      data/<split>-NNNNN-of-MMMMM.parquet   per split, files of at most FILE_BYTES, row groups of at most
-                                            GROUP_ROWS rows, a page index and page checksums
+      data/<split>-NNNNN-of-MMMMM.parquet   per split, files of at most FILE_BYTES of vectors, row groups of at
+                                            most GROUP_ROWS rows and GROUP_VALUES values, a page index and page
+                                            checksums
 
 Columns, in this order: `example_id` (string), `text_sha256` (string: the sha256 of the row's teacher text),
 `label` (only when the export was given the task's labels: class or choice index, or the regression score; null
@@ -38,7 +39,9 @@ VERSION = 1
 ID, HASH, LABEL, VECTOR = "example_id", "text_sha256", "label", "vector"
 FILE_BYTES = 500 * 10**6                    # at most this many bytes of vectors per file (the Hub's advice: < 5 GB)
 GROUP_ROWS = 50_000                         # rows per row group at most: the dataset viewer reads one group at a time
-GROUP_BYTES = 128 * 2**20                   # and a group's vectors stay under this, whatever the dim
+# and values per group at most: pyarrow's writer holds ~18 bytes a value while it writes a group of fixed-size lists
+# (levels and pages), so this bounds an export's memory whatever the cache's size or dim (bench/hf_export.py)
+GROUP_VALUES = 2**23
 _FILE_NAME = re.compile(r"(?P<split>[A-Za-z0-9_-]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet")
 
 
@@ -152,11 +155,10 @@ class ExportInfo:
 
 
 def rows_for(dim: int, dtype: str) -> tuple[int, int]:
-    """(rows per row group, rows per file): GROUP_ROWS, fewer where a group's vectors would pass GROUP_BYTES (very
-    wide vectors); whole groups per file, as many as FILE_BYTES of vectors hold (at least one)."""
-    row_bytes = dim * np.dtype(dtype).itemsize
-    group = max(1, min(GROUP_ROWS, GROUP_BYTES // row_bytes))
-    return group, group * max(1, FILE_BYTES // (group * row_bytes))
+    """(rows per row group, rows per file): GROUP_ROWS or as many as GROUP_VALUES allows (21,845 rows of 384 values,
+    8,192 of 1,024); whole groups per file, as many as FILE_BYTES of vectors hold (at least one)."""
+    group = max(1, min(GROUP_ROWS, GROUP_VALUES // dim))
+    return group, group * max(1, FILE_BYTES // (group * dim * np.dtype(dtype).itemsize))
 
 
 def check_header(info: ExportInfo, header: Any, where: str) -> None:
