@@ -10,7 +10,8 @@ from armada.cache_schema.hf_layout import HASH, ID, LABEL, VECTOR, ExportInfo
 from armada.errors import ArmadaError
 
 
-def render(info: ExportInfo, file_bytes: dict[str, int], license: str | None) -> str:
+def render(info: ExportInfo, file_bytes: dict[str, int], license: str | None, load_as: str) -> str:
+    """The card; `load_as`: what `load_dataset` is given in its examples (the folder, or the Hub repository)."""
     import yaml
 
     m = info.manifest
@@ -66,13 +67,14 @@ def render(info: ExportInfo, file_bytes: dict[str, int], license: str | None) ->
         "",
         "```python",
         "from datasets import load_dataset",
-        "ds = load_dataset(\"PATH_OR_REPO\", split=\"train\")                  # streaming=True works too",
+        f"ds = load_dataset({json.dumps(load_as)}, split={json.dumps(next(iter(m.dataset.splits)))})   # streaming=True works too",
         f"vectors = ds.with_format(\"numpy\", dtype=\"{x.dtype}\")[:][\"{VECTOR}\"]   # (rows, {m.teacher.dim}), the stored values",
         "```",
         "",
         "`with_format(\"numpy\")` without a dtype widens float16 to float32 (exactly). With armada: "
-        "`armada distill --cache hf:PATH_OR_REPO ...` trains from it, checking every id and teacher-text hash "
-        "against the task's data; `armada cache import --format hf PATH cache.zarr` turns it back into the cache.",
+        f"`armada distill --cache hf:{load_as} ...` trains from it, checking every id and teacher-text hash "
+        f"against the task's data; `armada cache import --format hf hf:{load_as} cache.zarr` turns it back into "
+        "the cache.",
         "",
         "armada reads `armada.json` (the cache's manifest, exactly) and refuses an export whose card or files do "
         "not match it.",

@@ -28,9 +28,10 @@ from armada.files import replacing
 
 
 def export_hf(location, out: str | os.PathLike, *, labelled: dict | None = None, license: str | None = None,
-              command: str = "") -> Path:
+              command: str = "", load_as: str | None = None) -> Path:
     """Write the finished cache at `location` as a dataset folder `out`. `labelled`: {split: armada.tasks.Split}
-    read with the cache's limits and teacher template, for the label column (None: no label column)."""
+    read with the cache's limits and teacher template, for the label column (None: no label column); `load_as`:
+    the name the card loads it by (default `out`; a Hub repository when it is published)."""
     out = Path(out)
     if out.exists():
         raise ArmadaError(f"{out} already exists: remove it or choose another folder")
@@ -53,7 +54,7 @@ def export_hf(location, out: str | os.PathLike, *, labelled: dict | None = None,
             file_bytes = {split: _write_split(reader, info, split, partial, labels[split] if column else None)
                           for split in reader.splits}
             (partial / INFO).write_text(info.to_json(), encoding="utf-8")
-            (partial / CARD).write_text(render(info, file_bytes, license), encoding="utf-8")
+            (partial / CARD).write_text(render(info, file_bytes, license, load_as or str(out)), encoding="utf-8")
     return out
 
 

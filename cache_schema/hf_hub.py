@@ -60,7 +60,8 @@ def publish(source: str, repo_id: str, *, labelled: dict | None = None, license:
             with ExportReader(source[len(PREFIX):], source) as export:
                 folder = export.folder
         else:
-            folder = export_hf(source, Path(scratch) / "export", labelled=labelled, license=license, command=command)
+            folder = export_hf(source, Path(scratch) / "export", labelled=labelled, license=license, command=command,
+                               load_as=repo_id)
         try:
             api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
             commit = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder, revision=revision,

@@ -231,6 +231,7 @@ def test_publish_then_import_from_the_hub_through_huggingface_hub(project, cache
     commit, files = state.repos["team/bbc"][-1]
     assert sorted(files) == ["README.md", "armada.json", "data/train-00000-of-00001.parquet",
                              "data/validation-00000-of-00001.parquet"]
+    assert 'load_dataset("team/bbc", split="train")' in state.blobs[files["README.md"]].decode()
     assert "hf_test_token" not in "".join(p.read_text(errors="replace") for p in (tmp_path / "hf-home").rglob("*")
                                           if p.is_file())
     imported = subprocess.run([ARMADA, "cache", "import", "--format", "hf", f"hf:team/bbc@{commit}",

@@ -29,16 +29,14 @@ def labelled_splits(cache: str, data_dir: Optional[str], config: Optional[str]) 
     pipeline = load_pipeline(config)
     with CacheReader(cache) as reader:
         manifest = reader.manifest
-    task = get_task(manifest.dataset.task, pipeline.tasks)
-    folder = pipeline.data.dir_for(task.name) if data_dir is None else data_dir
-    splits = {}
-    for name, info in manifest.dataset.splits.items():
-        try:
-            splits[name] = task.load(name, data_dir=folder, limit=info.limit, template=manifest.extraction.teacher_template)
-        except ArmadaError as e:
-            raise ArmadaError(f"the label column needs {task.name}'s {name} rows: {e}; give --data-dir (or --config "
-                              "for a file task), or export without labels: --no-labels") from None
-    return splits
+    try:
+        task = get_task(manifest.dataset.task, pipeline.tasks)
+        folder = pipeline.data.dir_for(task.name) if data_dir is None else data_dir
+        return {name: task.load(name, data_dir=folder, limit=info.limit, template=manifest.extraction.teacher_template)
+                for name, info in manifest.dataset.splits.items()}
+    except ArmadaError as e:
+        raise ArmadaError(f"the label column needs {manifest.dataset.task}'s rows: {e}; give --data-dir (or --config "
+                          "for a file task), or export without labels: --no-labels") from None
 
 
 def export(cache: str, out: str, data_dir: Optional[str], config: Optional[str], no_labels: bool,
