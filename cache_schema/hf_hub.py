@@ -8,6 +8,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from armada.cache_schema.hf_layout import CARD, INFO
 from armada.errors import ArmadaError
 
 _REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -20,7 +21,8 @@ def check_repo(repo_id: str) -> str:
 
 
 def download(target: str) -> tuple[Path, str]:
-    """The folder of `org/name[@revision]` in huggingface_hub's cache, and `org/name@<commit>` it resolved to."""
+    """The folder of `org/name[@revision]` in huggingface_hub's cache (the export's files only), and
+    `org/name@<commit>` it resolved to."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
@@ -28,7 +30,8 @@ def download(target: str) -> tuple[Path, str]:
     repo_id, _, revision = target.partition("@")
     check_repo(repo_id)
     try:
-        folder = Path(snapshot_download(repo_id, repo_type="dataset", revision=revision or None))
+        folder = Path(snapshot_download(repo_id, repo_type="dataset", revision=revision or None,
+                                        allow_patterns=[CARD, INFO, "data/*"]))
     except RevisionNotFoundError:
         raise ArmadaError(f"the Hub dataset {repo_id} has no revision {revision!r}") from None
     except RepositoryNotFoundError:

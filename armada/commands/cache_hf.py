@@ -69,6 +69,11 @@ def publish(cache: str = typer.Argument(..., help="a finished cache, or an expor
     from armada.cache_schema.hf_hub import publish as publish_cache
     from armada.cache_schema.hf_reader import PREFIX
 
+    from armada.errors import ArmadaError
+
+    if cache.startswith(PREFIX) and (data_dir or config or no_labels or license):
+        raise ArmadaError(f"{cache} is an export: its labels and licence were settled when it was made; drop "
+                          "--data-dir, --config, --no-labels and --license, or publish the cache itself")
     labelled = None if no_labels or cache.startswith(PREFIX) else labelled_splits(cache, data_dir, config)
     url = publish_cache(cache, repo, labelled=labelled, license=license, private=private, revision=revision,
                         command=_command())
