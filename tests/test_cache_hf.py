@@ -215,29 +215,36 @@ def hub():
     server.server_close()
 
 
-def test_publish_then_import_from_the_hub_through_huggingface_hub(project, cache, exported, hub, tmp_path):
+def test_publish_then_import_from_the_hub_through_huggingface_hub(project, cache, hub, monkeypatch, tmp_path):
     endpoint, state = hub
     env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf-home"),
-           "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+           "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+           "HF_HUB_ETAG_TIMEOUT": "120", "HF_HUB_DOWNLOAD_TIMEOUT": "120"}       # a busy machine is no failure
     env.pop("HF_TOKEN", None)
-    refused = subprocess.run([ARMADA, "cache", "publish", f"hf:{exported}", "team/bbc"], env=env,
-                             capture_output=True, text=True)
+    monkeypatch.setattr(hf_layout, "GROUP_ROWS", 4)          # an earlier export in two files a split
+    monkeypatch.setattr(hf_layout, "FILE_BYTES", 8 * 384 * 2)
+    earlier = export_hf(cache, tmp_path / "earlier", labelled=None)
+    publish = [ARMADA, "cache", "publish", f"hf:{earlier}", "team/bbc"]
+    refused = subprocess.run(publish, env=env, capture_output=True, text=True)
     assert refused.returncode == 2 and "HF_TOKEN or `hf auth login`" in refused.stderr
     env["HF_TOKEN"] = "hf_test_token"
-    published = subprocess.run([ARMADA, "cache", "publish", str(cache), "team/bbc"], env=env, capture_output=True,
-                               text=True)
-    assert published.returncode == 0, published.stderr
+    outputs = [subprocess.run(command, env=env, capture_output=True, text=True)
+               for command in (publish, [ARMADA, "cache", "publish", str(cache), "team/bbc"])]
+    for output in outputs:
+        assert output.returncode == 0, output.stderr
+    assert len(state.repos["team/bbc"][1][1]) == 6                               # the earlier export's 4 files
     assert any(r.startswith("PUT /lfs-upload/") for r in state.requests)          # the Git LFS upload, not a shortcut
     commit, files = state.repos["team/bbc"][-1]
-    assert sorted(files) == ["README.md", "armada.json", "data/train-00000-of-00001.parquet",
+    assert sorted(files) == ["README.md", "armada.json", "data/train-00000-of-00001.parquet",   # the 2-file ones gone
                              "data/validation-00000-of-00001.parquet"]
     assert 'load_dataset("team/bbc", split="train")' in state.blobs[files["README.md"]].decode()
-    assert "hf_test_token" not in "".join(p.read_text(errors="replace") for p in (tmp_path / "hf-home").rglob("*")
-                                          if p.is_file())
     imported = subprocess.run([ARMADA, "cache", "import", "--format", "hf", f"hf:team/bbc@{commit}",
                                str(tmp_path / "back.zarr")], env=env, capture_output=True, text=True)
     assert imported.returncode == 0, imported.stderr
     assert _files(tmp_path / "back.zarr") == _files(cache)
+    written = [p.read_text(errors="replace") for folder in (tmp_path / "hf-home", tmp_path / "back.zarr")
+               for p in folder.rglob("*") if p.is_file()]
+    assert not any("hf_test_token" in text for text in written + [o.stdout + o.stderr for o in outputs])
     missing = subprocess.run([ARMADA, "cache", "import", "--format", "hf", "hf:team/nothing", str(tmp_path / "x.zarr")],
                              env=env, capture_output=True, text=True)
     assert missing.returncode == 2 and "no folder team/nothing here, and from the Hub: no Hub dataset team/nothing" in missing.stderr
