@@ -152,6 +152,10 @@ def test_distilling_from_the_export_equals_distilling_from_the_cache(project, ex
     assert metrics[0] == metrics[1]
     record = json.loads((tmp_path / "from-hf" / "run.json").read_text())
     assert record["cache"]["path"] == f"hf:{exported}"
+    from armada.eval.evaluate import predict_aligner_alone   # `armada eval --aligner` reopens the cache the run names
+
+    aligners = [predict_aligner_alone(tmp_path / run).logits for run in ("from-zarr", "from-hf")]
+    assert aligners[0].tobytes() == aligners[1].tobytes()
 
 
 def _copy(exported: Path, to: Path) -> Path:
@@ -197,6 +201,15 @@ def test_training_refuses_an_export_of_other_rows(exported, task, tmp_path):
         reader.load("validation", split.ids, [h[::-1] for h in split.teacher_hashes])
     with pytest.raises(ArmadaError, match="has no features for 1 of the 11 requested examples: nowhere"):
         reader.load("validation", split.ids + ["nowhere"], split.teacher_hashes + ["0" * 64])
+
+
+def test_a_hub_dataset_neither_here_nor_in_huggingface_hubs_cache_is_refused_offline(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ArmadaError, match=r"hf:team/nothing: no folder team/nothing here, and from the Hub: cannot "
+                                          r"download the Hub dataset team/nothing: .*\(offline, and not in huggingface_hub's cache\)"):
+        open_hf("hf:team/nothing")
+    with pytest.raises(ArmadaError, match="'team' is not a Hub dataset name: give org/name"):
+        open_hf("hf:team")
 
 
 def test_labels_from_other_rows_are_refused_at_export(cache, task, tmp_path):
@@ -245,6 +258,3 @@ def test_publish_then_import_from_the_hub_through_huggingface_hub(project, cache
     written = [p.read_text(errors="replace") for folder in (tmp_path / "hf-home", tmp_path / "back.zarr")
                for p in folder.rglob("*") if p.is_file()]
     assert not any("hf_test_token" in text for text in written + [o.stdout + o.stderr for o in outputs])
-    missing = subprocess.run([ARMADA, "cache", "import", "--format", "hf", "hf:team/nothing", str(tmp_path / "x.zarr")],
-                             env=env, capture_output=True, text=True)
-    assert missing.returncode == 2 and "no folder team/nothing here, and from the Hub: no Hub dataset team/nothing" in missing.stderr
