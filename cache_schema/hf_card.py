@@ -10,13 +10,13 @@ from armada.cache_schema.hf_layout import HASH, ID, LABEL, VECTOR, ExportInfo
 from armada.errors import ArmadaError
 
 
-def render(info: ExportInfo, file_bytes: dict[str, int], license: str | None, load_as: str) -> str:
+def render(info: ExportInfo, sizes: dict[str, tuple[int, int]], license: str | None, load_as: str) -> str:
     """The card; `load_as`: what `load_dataset` is given in its examples (the folder, or the Hub repository)."""
     import yaml
 
     m = info.manifest
     header = {"license": license or "unknown", "tags": ["armada", "teacher-features", m.teacher.kind],
-              **info.header(file_bytes)}
+              **info.header(sizes)}
     x = m.extraction
     lines = [
         f"# {m.dataset.task} — {m.teacher.name} teacher vectors",

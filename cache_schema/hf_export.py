@@ -51,10 +51,10 @@ def export_hf(location, out: str | os.PathLike, *, labelled: dict | None = None,
         out.parent.mkdir(parents=True, exist_ok=True)
         with replacing(out) as partial:
             (partial / "data").mkdir(parents=True)
-            file_bytes = {split: _write_split(reader, info, split, partial, labels[split] if column else None)
-                          for split in reader.splits}
+            sizes = {split: _write_split(reader, info, split, partial, labels[split] if column else None)
+                     for split in reader.splits}
             (partial / INFO).write_text(info.to_json(), encoding="utf-8")
-            (partial / CARD).write_text(render(info, file_bytes, license, load_as or str(out)), encoding="utf-8")
+            (partial / CARD).write_text(render(info, sizes, license, load_as or str(out)), encoding="utf-8")
     return out
 
 
@@ -76,18 +76,19 @@ def _labels(manifest, labelled: dict, location) -> dict[str, list]:
     return labels
 
 
-def _write_split(reader: CacheReader, info: ExportInfo, split: str, folder: Path, labels: list | None) -> int:
-    """Write one split's files, a row group at a time; the bytes written."""
+def _write_split(reader: CacheReader, info: ExportInfo, split: str, folder: Path,
+                 labels: list | None) -> tuple[int, int]:
+    """Write one split's files, a row group at a time; (bytes in Arrow, as `datasets` counts num_bytes; bytes on disk)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema, dim = info.schema(), info.dim
     group = _RowGroup(info.group_rows, dim, info.dtype)
     names, file_rows = info.files(split), info.file_rows
-    writer, written, total = None, 0, 0
+    writer, written, arrow_bytes, file_bytes = None, 0, 0, 0
 
     def flush() -> None:
-        nonlocal writer, written, total
+        nonlocal writer, written, arrow_bytes, file_bytes
         if writer is None:
             path = folder / names[written // file_rows]
             writer = pq.ParquetWriter(path, schema, compression={"example_id": "zstd", "text_sha256": "zstd",
@@ -99,11 +100,13 @@ def _write_split(reader: CacheReader, info: ExportInfo, split: str, folder: Path
         if labels is not None:
             columns.append(pa.array(labels[written: written + len(ids)], info.label.arrow_type()))
         columns.append(pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim))
-        writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=len(ids))
+        table = pa.Table.from_arrays(columns, schema=schema)
+        writer.write_table(table, row_group_size=len(ids))
+        arrow_bytes += table.nbytes
         written += len(ids)
         if written % file_rows == 0 or written == info.rows(split):
             writer.close()
-            total += (folder / names[(written - 1) // file_rows]).stat().st_size
+            file_bytes += (folder / names[(written - 1) // file_rows]).stat().st_size
             writer = None
 
     for shard, values, ids, hashes in reader.read_shards(split):
@@ -114,7 +117,7 @@ def _write_split(reader: CacheReader, info: ExportInfo, split: str, folder: Path
                 flush()
     if group.rows:
         flush()
-    return total
+    return arrow_bytes, file_bytes
 
 
 class _RowGroup:

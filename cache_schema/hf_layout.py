@@ -139,17 +139,18 @@ class ExportInfo:
         features.append({"name": VECTOR, "list": self.dtype.name, "length": self.dim})
         return features
 
-    def header(self, file_bytes: dict[str, int]) -> dict[str, Any]:
-        """The parts of the card's YAML header that `datasets` reads; `file_bytes`: each split's Parquet bytes."""
+    def header(self, sizes: dict[str, tuple[int, int]]) -> dict[str, Any]:
+        """The parts of the card's YAML header that `datasets` reads; `sizes`: each split's bytes in Arrow (what
+        `datasets` calls num_bytes) and in its Parquet files."""
         splits = list(self.manifest.dataset.splits)
         return {
             "configs": [{"config_name": "default",
                          "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}],
             "dataset_info": {
                 "features": self.features(),
-                "splits": [{"name": s, "num_bytes": file_bytes[s], "num_examples": self.rows(s)} for s in splits],
-                "download_size": sum(file_bytes.values()),
-                "dataset_size": sum(file_bytes.values()),
+                "splits": [{"name": s, "num_bytes": sizes[s][0], "num_examples": self.rows(s)} for s in splits],
+                "download_size": sum(size[1] for size in sizes.values()),
+                "dataset_size": sum(size[0] for size in sizes.values()),
             },
         }
 
@@ -165,7 +166,7 @@ def check_header(info: ExportInfo, header: Any, where: str) -> None:
     """Refuse a card whose YAML header declares other files, splits, row counts or features than armada.json."""
     if not isinstance(header, dict):
         raise ArmadaError(f"{where}: the card has no YAML header; `datasets` and armada both need it")
-    expected = info.header({s: 0 for s in info.manifest.dataset.splits})
+    expected = info.header({s: (0, 0) for s in info.manifest.dataset.splits})
     if header.get("configs") != expected["configs"]:
         raise ArmadaError(f"{where}: the card's configs are {canonical_json(header.get('configs'))}, armada.json's "
                           f"manifest needs {canonical_json(expected['configs'])}")
