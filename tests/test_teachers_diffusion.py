@@ -113,6 +113,7 @@ def test_long_non_ascii_and_control_character_texts_encode(small, small_rows):
     assert small.provenance()["text_max_tokens"] == {"tokenizer": CLIP_MAX_TOKENS}  # "the " × 400 is cut there
 
 
+@pytest.mark.numerics
 def test_a_row_is_the_same_alone_or_in_any_batch(small, small_rows):
     # Bit-identical on this CPU: each row has its own generator, and batched convolutions and
     # matmuls reduce each row in the same order whatever the batch size.
@@ -157,6 +158,7 @@ def test_latent_recipe_provenance_is_what_caches_made_before_hold(sd_folder):
     assert {key: found[key] for key in settings_then} == settings_then
 
 
+@pytest.mark.numerics
 def test_the_reference_recipe_flattens_a_4x16x16_img2img_latent_to_1024(sd_folder):
     reference = teacher(model=str(sd_folder), recipe="reference", **SMALL)   # img2img runs int(2 × 0.75) = 1 step
     assert reference.latent_shape == (4, 16, 16) and reference.dim == 1024
@@ -167,7 +169,8 @@ def test_the_reference_recipe_flattens_a_4x16x16_img2img_latent_to_1024(sd_folde
     assert "cv2.resize" in found["reference_resize"]
     rows = reference.encode(TEXTS[:2])
     assert rows.shape == (2, 1024) and np.isfinite(rows).all()
-    same_rows(reference.encode(TEXTS[1:2])[0], rows[1])
+    # Each text alone, so 8-bit rounding of its first image cannot turn a batch's last bits into pixel steps.
+    np.testing.assert_array_equal(reference.encode(TEXTS[1:2])[0], rows[1])
 
 
 def test_the_reference_latent_is_4_by_an_eighth_of_reference_size(sd_folder):
