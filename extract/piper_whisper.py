@@ -19,9 +19,11 @@ Choices, each measured on a 2-core CPU (numbers in tests/test_teachers_audio.py 
   every real frame (pooled vectors by up to 30 % relative); each text is encoded alone instead,
   which keeps a row bit-identical in any batch and costs ~0.01-0.03 s on top of ~0.1-0.3 s of speech.
 - Threads: onnxruntime and CTranslate2 both change the last bits of their output with their thread
-  count (up to 8e-7 and 2e-5 measured), so every model call runs on one thread and a batch's texts
-  run in parallel, one per core: rows are the same bits on any number of cores, and parallel texts
-  use two cores better than two threads inside one small call (330 vs 540 ms per short text).
+  count (up to 8e-7 and 2e-5 measured), and so does NumPy's OpenBLAS in the log-mel product, so every
+  model call and that product run on one thread and a batch's texts run in parallel, one per core:
+  rows are the same bits on any number of cores and processes, and parallel texts use two cores
+  better than two threads inside one small call (330 vs 540 ms per short text). Another CPU's kernels
+  move them a little (README, Reproducibility).
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ def test_encoding_is_deterministic_and_handles_long_and_non_ascii_texts(small, s
     assert len({row.tobytes() for row in small_rows}) == len(TEXTS)
 
 
+@pytest.mark.numerics
 def test_a_row_is_the_same_alone_or_in_any_batch(small, small_rows):
     # Bit-identical on this CPU, as for the image teacher: one generator per row, and batched
     # arithmetic that reduces each row in the same order.
