@@ -42,6 +42,8 @@ class RunConfig:
     # (paper Tables 4 and 11): {"instruct/dolly" = ["instruct/dolly-test", "instruct/sinst"]}.
     zero_shot: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     eval_limit: int = setting(0, low=0, doc="generative runs: score the first N rows of each zero-shot set (0 = all)")
+    processes: int = setting(1, low=1, doc="runs trained at once, each in its own process with its share of the "
+                                           "CPU cores (the runs are independent)")
 
 
 @dataclass(frozen=True)

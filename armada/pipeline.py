@@ -4,7 +4,8 @@ For each task: extract the teacher's features (a finished cache is checked and r
 interrupted one resumes), distil every variant × seed (a finished run is skipped, an interrupted
 one resumes from its newest complete checkpoint, one another process is training is left to it),
 score each run's best student and TS Aligner on the validation split, then write one report over
-every run of the pipeline. So several `armada run`s of one pipeline share its runs between them.
+every run of the pipeline. So several `armada run`s of one pipeline share its runs between them,
+and with `[run] processes = N` one `armada run` trains N runs at a time itself.
 
 Layout: <runs_dir>/<name>/<task>/<variant>/seed-<S>/ for runs, <report_dir>/<name>/ for the
 report, the caches where [extract] cache_dir says.
@@ -13,11 +14,14 @@ report, the caches where [extract] cache_dir says.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from armada.config import PipelineConfig, Variant
+from armada.errors import ArmadaError
 from armada.run_schema import RunBusy, RunFolder, pipeline_run_folder
 from armada.tasks import Task, get_task
 
@@ -51,8 +55,6 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     library versions and this sitting's wall-clock (each run's own is in the report)."""
     from armada import provenance
     from armada.config import refuse_idle_variants, to_dict, to_toml
-    from armada.distill.inputs import rows_from
-    from armada.distill.recipe import train
     from armada.reporting import write_report
     from armada.extract.job import job_from_config
     from armada.extract.runner import run_extract
@@ -77,16 +79,11 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
                 + (f", {summary.rows_reused} of them copied from {', '.join(job.reuse)}" if job.reuse else ""))
         caches[name] = job.out
 
-    for i, run in enumerate(runs, start=1):
-        settings = cfg.distill_for(run.task.name, run.variant, seed=run.seed)
-        say(f"== distill [{i}/{len(runs)}] {run.task.name} {run.variant.name} seed {run.seed} → {run.out}")
-        try:
-            train(settings, run.task, caches[run.task.name], cfg.data.dir_for(run.task.name), run.out, resume=True,
-                  variant=run.variant.name, **rows_from(cfg.data, run.task.name))
-        except RunBusy:
-            say("   another process is training it (another armada run of this pipeline): left to that one")
-            continue
-        evaluate(run, cfg, say)
+    if cfg.run.processes > 1 and len(runs) > 1:
+        train_in_processes(cfg, runs, caches, say)
+    else:
+        for i in range(len(runs)):
+            train_and_score(cfg, runs, i, caches, say)
 
     report = Path(cfg.run.report_dir) / cfg.run.name
     say(f"== report → {report}")
@@ -97,6 +94,91 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     (report / "provenance.json").write_text(json.dumps(provenance.record(command, started, finished), indent=2) + "\n")
     say(f"done in {finished - started:.0f} s: {files.markdown}")
     return report
+
+
+def train_and_score(cfg: PipelineConfig, runs: list[PlannedRun], i: int, caches: dict[str, str | None], say) -> None:
+    """Train the i-th run (or resume it, or find it finished) and score it."""
+    from armada.distill.inputs import rows_from
+    from armada.distill.recipe import train
+
+    run = runs[i]
+    settings = cfg.distill_for(run.task.name, run.variant, seed=run.seed)
+    say(f"== distill [{i + 1}/{len(runs)}] {run.task.name} {run.variant.name} seed {run.seed} → {run.out}")
+    try:
+        train(settings, run.task, caches[run.task.name], cfg.data.dir_for(run.task.name), run.out, resume=True,
+              variant=run.variant.name, **rows_from(cfg.data, run.task.name))
+    except RunBusy:
+        say("   another process is training it (another armada run of this pipeline): left to that one")
+        return
+    evaluate(run, cfg, say)
+
+
+def train_in_processes(cfg: PipelineConfig, runs: list[PlannedRun], caches: dict[str, str | None], say) -> None:
+    """`[run] processes` processes train the runs at once, each taking the next run from a queue, with its share of
+    the cores as torch threads: the runs are independent, and small runs use a core each better than they share
+    two (bench/trainer_parity.py). Each process's lines start with its number; progress bars are off (they would
+    draw over each other)."""
+    import multiprocessing
+
+    count = min(cfg.run.processes, len(runs))
+    threads = max(1, len(os.sched_getaffinity(0)) // count)
+    context = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pools in whatever state they are
+    queue = context.Queue()
+    for item in [*range(len(runs)), *[None] * count]:
+        queue.put(item)
+    say(f"== training {len(runs)} runs in {count} processes, {threads} torch thread{'s' * (threads > 1)} each")
+    workers = [context.Process(target=_train_from_queue, args=(cfg, caches, queue, threads, k), daemon=True)
+               for k in range(1, count + 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    failed = [(k, w.exitcode) for k, w in enumerate(workers, start=1) if w.exitcode != 0]
+    if failed:
+        named = ", ".join(f"[{k}] (exit code {code})" for k, code in failed)
+        raise ArmadaError(f"training process {named} failed: its messages are above, on the lines that start with its "
+                          f"number; fix what they say and run the same command again (finished runs are kept, "
+                          f"interrupted ones resume)")
+
+
+def _train_from_queue(cfg: PipelineConfig, caches: dict[str, str | None], queue, threads: int, number: int) -> None:
+    import torch
+
+    os.environ["TQDM_DISABLE"] = "1"
+    torch.set_num_threads(threads)
+    sys.stdout = _Marked(sys.stdout, f"[{number}] ")
+    sys.stderr = _Marked(sys.stderr, f"[{number}] ")
+    runs = plan(cfg)
+    try:
+        while (i := queue.get()) is not None:
+            train_and_score(cfg, runs, i, caches, print)
+    except ArmadaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+class _Marked:
+    """A text stream whose every line starts with `mark`: lines of processes that share one terminal."""
+
+    def __init__(self, stream, mark: str):
+        self._stream, self._mark, self._at_line_start = stream, mark, True
+
+    def write(self, text: str) -> int:
+        lines = text.split("\n")
+        marked = []
+        for j, line in enumerate(lines):
+            if line and self._at_line_start:
+                line = self._mark + line
+            marked.append(line)
+            self._at_line_start = j < len(lines) - 1 or (self._at_line_start and not line)
+        self._stream.write("\n".join(marked))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def evaluate(run: PlannedRun, cfg: PipelineConfig, say) -> None:

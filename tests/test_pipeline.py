@@ -8,10 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import tomli_w
 
 import distill_tiny as tiny
 from armada import config
+from armada.errors import ArmadaError
 from armada.pipeline import plan, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,3 +130,39 @@ def test_runs_another_process_is_training_are_left_to_it(tmp_path):
         holder.wait()
     run_pipeline(cfg, say=lambda line: None)                        # once it is free, it is trained
     assert _status(busy) == "finished"
+
+
+def test_runs_train_in_several_processes_each_run_once_and_a_failure_names_its_process(tmp_path, capfd):
+    name, tables = tiny.file_task(tmp_path / "data")
+    spec = tables[name]
+    student = str(tiny.make_encoder(tmp_path / "encoder"))
+
+    def pipeline(student: str) -> config.PipelineConfig:
+        path = tmp_path / "pipeline.toml"
+        path.write_text(tomli_w.dumps({
+            "run": {"name": "parallel", "tasks": [f"file:{name}"], "seeds": [0, 1, 2], "processes": 2,
+                    "runs_dir": str(tmp_path / "runs"), "report_dir": str(tmp_path / "report")},
+            "distill": {"student": student, "epochs": 1, "batch_size": 4, "max_length": 32, "lr": 1e-3},
+            "tasks": {name: {"train": spec.train, "validation": spec.validation, "labels": list(spec.labels),
+                             "id_field": "id", "metric": "accuracy"}},
+            "variants": [{"name": "undistilled", "undistilled": True}],
+        }))
+        return config.load(path)
+
+    with pytest.raises(ArmadaError, match=r"training process \[1\] \(exit code 2\), \[2\] \(exit code 2\) failed"):
+        run_pipeline(pipeline(str(tmp_path / "no-such-student")), say=lambda line: None)
+    assert "[1] error: " in capfd.readouterr().err
+
+    said = []
+    cfg = pipeline(student)
+    run_pipeline(cfg, say=said.append)
+    out = capfd.readouterr().out
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert f"== training 3 runs in 2 processes, {threads} torch thread{'s' * (threads > 1)} each" in said
+    for run in plan(cfg):
+        assert _status(run.out) == "finished" and (run.out / "eval" / "validation.json").is_file()
+        assert len((run.out / "metrics.jsonl").read_text().splitlines()) == 1
+        assert sum(f"seed {run.seed} → {run.out}" in line for line in out.splitlines()) == 1   # taken by one process
+    lines = [line for line in out.splitlines() if line]
+    assert all(line.startswith(("[1] ", "[2] ")) for line in lines), lines
+    assert (tmp_path / "report" / "parallel" / "results.md").is_file()
