@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 from armada.errors import ConfigError
+from armada.numbers import number_fault
 
 
 def setting(default, *, low=None, high=None, above=None, doc="", example=None):
@@ -482,13 +483,9 @@ def build(cls, table: Mapping[str, Any], where: str, origins: _Origins | str):
             raise ConfigError(f"{origins(dotted)}: unknown key {dotted}; the keys of [{where}] are {sorted(fields)}")
         values[key] = _coerce(value, hints[key], dotted, origins)
         meta = fields[key].metadata
-        low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
-        v = values[key]
-        if (low is not None and v < low) or (high is not None and v > high) or (above is not None and v <= above):
-            bounds = " and ".join(
-                s for s in (low is not None and f">= {low}", high is not None and f"<= {high}", above is not None and f"> {above}") if s
-            )
-            raise ConfigError(f"{origins(dotted)}: {dotted} = {v!r} is impossible: it must be {bounds}")
+        fault = number_fault(values[key], low=meta.get("low"), high=meta.get("high"), above=meta.get("above"))
+        if fault:
+            raise ConfigError(f"{origins(dotted)}: {dotted} = {values[key]!r} is impossible: {fault}")
     try:
         return cls(**values)
     except TypeError as e:

@@ -12,9 +12,12 @@ import fcntl
 import os
 import re
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
+
+from armada.errors import ArmadaError
 
 
 def partial_path(path: Path) -> Path:
@@ -62,6 +65,24 @@ def held(path: Path, busy: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         os.close(handle)
+
+
+def check_writable_folder(folder: str | os.PathLike, what: str) -> None:
+    """Refuse, before any work, an output folder (made later if missing) that cannot be written: one that is a
+    file or sits under one, or where this user may not write. `what` names the option it came from ("--out")."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == folder else f"sits under {existing}, which is a file"
+        raise ArmadaError(f"{what} {folder}: {where}, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise ArmadaError(f"{what} {folder}: {existing} cannot be written to ({e.strerror}); choose a folder you may "
+                          "write to, or change its permissions") from None
 
 
 def _remove(path: Path) -> None:

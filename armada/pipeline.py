@@ -55,6 +55,7 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     library versions and this sitting's wall-clock (each run's own is in the report)."""
     from armada import provenance
     from armada.config import refuse_idle_variants, to_dict, to_toml
+    from armada.preflight import check_before_work
     from armada.reporting import write_report
     from armada.extract.job import job_from_config
     from armada.extract.runner import run_extract
@@ -62,6 +63,7 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     started = time.time()
     refuse_idle_variants(cfg)
     runs = plan(cfg)
+    check_before_work(cfg, runs)
     caches: dict[str, str | None] = {}
     for name in cfg.run.tasks:
         distilled = [r for r in runs if r.task.name == name and not cfg.distill_for(name, r.variant).undistilled]

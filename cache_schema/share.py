@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -16,9 +17,13 @@ from armada.cache_schema.reader import CacheReader
 from armada.cache_schema.verify import verify
 from armada.cache_schema.writer import CacheWriter
 from armada.errors import ArmadaError
-from armada.files import replacing
+from armada.files import check_writable_folder, replacing
 
 HDF5_MANIFEST = "armada_cache_manifest"
+# Per split group: what export wrote, {"features": SHA-256 of the stored values row by row, "example_id" and
+# "text_sha256": their strings_digest}; import refuses a file that no longer matches it.
+HDF5_CHECKSUMS = "armada_sha256"
+_BLOCK_ROWS = 65536
 _EPOCH = (1980, 1, 1, 0, 0, 0)              # fixed entry times: packing a cache twice gives the same bytes
 
 
@@ -31,6 +36,7 @@ def pack(location, out: str | os.PathLike) -> Path:
     out = Path(out)
     if out.exists():
         raise ArmadaError(f"{out} already exists; packed caches are immutable: remove it or choose another name")
+    check_writable_folder(out.parent, f"cache pack {out}: its folder")
     report = verify(location)
     if not report.clean:
         raise ArmadaError(f"cannot pack {location}: it has {len(report.faults)} faults (first: {report.faults[0]}); "
@@ -54,19 +60,23 @@ def export_hdf5(location, out: str | os.PathLike) -> Path:
     out = Path(out)
     if out.exists():
         raise ArmadaError(f"{out} already exists: remove it or choose another name")
+    check_writable_folder(out.parent, f"cache export {out}: its folder")
     with replacing(out) as partial, CacheReader(location) as reader, h5py.File(partial, "w") as f:
         f.attrs[HDF5_MANIFEST] = json.dumps(reader.manifest.to_dict(), ensure_ascii=False)
         for split in reader.splits:
             layout = reader.layout(split)
             group = f.create_group(split)
             features = group.create_dataset("features", shape=(layout.rows, layout.dim), dtype=layout.dtype)
-            ids, hashes = [], []
+            ids, hashes, digest = [], [], hashlib.sha256()
             for shard, values, shard_ids, shard_hashes in reader.read_shards(split):
                 features[shard.start:shard.stop] = values
+                digest.update(np.ascontiguousarray(values).tobytes())
                 ids += shard_ids
                 hashes += shard_hashes
             group.create_dataset("example_id", data=ids, dtype=h5py.string_dtype())
             group.create_dataset("text_sha256", data=hashes, dtype=h5py.string_dtype())
+            group.attrs[HDF5_CHECKSUMS] = json.dumps({"features": digest.hexdigest(), "example_id": strings_digest(ids),
+                                                      "text_sha256": strings_digest(hashes)})
     return out
 
 
@@ -75,6 +85,7 @@ def import_hdf5(source: str | os.PathLike, out: str | os.PathLike) -> Path:
     import h5py
 
     source = Path(source)
+    check_writable_folder(out, "cache import OUT")
     try:
         f = h5py.File(source, "r")
     except OSError as e:
@@ -121,4 +132,26 @@ def _columns(f, source: Path, manifest: Manifest, split: str):
         strings.append(dataset.asstr()[...].tolist())
     if strings_digest(strings[0]) != manifest.dataset.splits[split].ids_sha256:
         raise ArmadaError(f"{source}: the example ids of {split} differ from those its manifest records")
+    _check_exported(group, source, split, features, strings)
     return features, strings[0], strings[1]
+
+
+def _check_exported(group, source: Path, split: str, features, strings: list[list[str]]) -> None:
+    """Refuse a split whose values differ from what export wrote (edited or damaged since); files exported before
+    export recorded checksums have only the manifest's checks."""
+    raw = group.attrs.get(HDF5_CHECKSUMS)
+    if raw is None:
+        return
+    try:
+        expected = json.loads(raw)
+        digest = hashlib.sha256()
+        for start in range(0, features.shape[0], _BLOCK_ROWS):
+            digest.update(np.ascontiguousarray(features[start:start + _BLOCK_ROWS]).tobytes())
+        found = {"features": digest.hexdigest(), "example_id": strings_digest(strings[0]),
+                 "text_sha256": strings_digest(strings[1])}
+        changed = [name for name in found if expected[name] != found[name]]
+    except (TypeError, ValueError, KeyError):
+        raise ArmadaError(f"{source}: {split}'s {HDF5_CHECKSUMS} attribute cannot be read; export the cache again") from None
+    if changed:
+        raise ArmadaError(f"{source}: {split}/{', '.join(changed)} differ from what `armada cache export` wrote (edited or "
+                          "damaged since); nothing was imported. Export the cache again from its source")

@@ -7,9 +7,11 @@ checkpoints/epoch-0003/
   optimizer-<name>.safetensors  each optimizer's per-parameter state tensors ...
   state.json                    ... its param_groups and scalar state, the schedulers' state, the
                                 epoch, the best epoch so far and its dev score
-  COMPLETE                      written last: file sizes; a checkpoint without it is ignored
+  COMPLETE                      written last: each file's size and SHA-256 (armada.checksums)
 
-A checkpoint is written in a temporary folder and renamed into place after its marker. No random
+A checkpoint is written in a temporary folder and renamed into place after its marker, so one whose files
+no longer match its marker is damaged: a resume refuses it, naming the file, rather than training on it
+or silently starting again. No random
 generator state is stored: every epoch reseeds all generators from (seed, epoch, process), so a
 resumed run draws exactly what an uninterrupted one draws.
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from armada.checksums import folder_checksums, folder_fault, refuse_damaged
 from armada.errors import ArmadaError
 
 MARKER = "COMPLETE"
@@ -73,8 +76,7 @@ def save(root: Path, epoch: int, student, aligner, optimizers: dict, schedulers:
     state = {"epoch": epoch, "progress": progress, "optimizers": optimizer_json,
              "schedulers": {name: _scheduler_state(s) for name, s in schedulers.items()}}
     (building / "state.json").write_text(json.dumps(state, indent=1))
-    sizes = {p.name: p.stat().st_size for p in sorted(building.iterdir())}
-    _write_synced(building / MARKER, json.dumps({"epoch": epoch, "files": sizes}, indent=1))
+    _write_synced(building / MARKER, json.dumps({"epoch": epoch, "files": folder_checksums(building)}, indent=1))
     shutil.rmtree(final, ignore_errors=True)
     os.rename(building, final)
     return final
@@ -92,25 +94,31 @@ def _write_synced(path: Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-def complete(directory: Path) -> bool:
+def damage(directory: Path) -> str | None:
+    """What is wrong with a checkpoint folder that has its marker, or None where every file matches it."""
     marker = directory / MARKER
-    if not marker.is_file():
-        return False
     try:
-        sizes = json.loads(marker.read_text())["files"]
-    except (ValueError, KeyError):
-        return False
-    return all((directory / name).is_file() and (directory / name).stat().st_size == size for name, size in sizes.items())
+        files = json.loads(marker.read_text())["files"]
+        if not isinstance(files, dict):
+            raise TypeError("files is not a table")
+    except (ValueError, KeyError, TypeError) as e:
+        return f"{marker} cannot be read ({e!r})"
+    return folder_fault(directory, files)
 
 
 def newest(root: Path) -> Path | None:
-    """The newest complete checkpoint under `root`, or None."""
+    """The newest checkpoint under `root`, checked whole; None where there is none. One without its marker was never
+    finished (passed over, and said); one whose files do not match its marker is damaged, and refused."""
     if not root.is_dir():
         return None
     found = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.fullmatch(p.name)) and p.is_dir())
     for _, path in reversed(found):
-        if complete(path):
-            return path
+        if not (path / MARKER).is_file():
+            print(f"{path} has no {MARKER} marker: an unfinished checkpoint, passed over", flush=True)
+            continue
+        refuse_damaged(damage(path), f"Remove {path} and resume again: the run goes on from the checkpoint before "
+                                     "it where one is left, else from epoch 1 (or train into another --out)")
+        return path
     return None
 
 

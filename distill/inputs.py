@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from armada.config import DataConfig, DistillConfig
+from armada.config import DataConfig, DistillConfig, to_dict
 from armada.run_schema import RunFolder
 from armada.distill.teacher_features import check_task, open_cache, split_settings
 from armada.errors import ArmadaError
@@ -37,6 +37,25 @@ def finished_run(folder: RunFolder, resume: bool) -> RunResult | None:
     print(f"{folder.path} is already finished ({kept})", flush=True)
     return RunResult(folder.path, finished.task, finished.metric, finished.best_epoch, finished.best_dev,
                      finished.epochs, finished.seconds, "finished")
+
+
+def check_resume(folder: RunFolder, config: DistillConfig) -> None:
+    """What `--resume` finds in `folder`, said before anything is done: nothing to resume (a mistyped --out would
+    look like a resume otherwise), or a finished run that the settings given would change (it is returned as it
+    is, so they would be ignored)."""
+    if not folder.trained():
+        print(f"--resume: {folder.path} holds no run to resume; starting a new one there", flush=True)
+        return
+    saved = folder.read_settings() if folder.finished_record() is not None else None
+    if saved is None:
+        return
+    ours = to_dict(config)
+    changed = [f"distill.{key}: {saved.distill[key]!r} → {ours[key]!r}" for key in ours
+               if key in saved.distill and saved.distill[key] != ours[key]]
+    if changed:
+        raise ArmadaError(f"{folder.path} is a finished run, trained with other settings than those given:\n  "
+                          + "\n  ".join(changed) + "\nit is kept as it is; to train with these settings, choose another "
+                          "--out (or drop --resume and remove the folder)")
 
 
 def rows_from(data: DataConfig, task: str, train_limit: int | None = None, validation_limit: int | None = None) -> dict:

@@ -30,6 +30,7 @@ import torch
 
 from armada.config import DistillConfig
 from armada.distill.data import Collator
+from armada.errors import ArmadaError
 
 SHARE = "share:"                # loss-dict keys that carry a term's gradient share, not a loss
 
@@ -87,9 +88,11 @@ class TrainingLoop:
                         for model in trained:
                             stack.enter_context(accelerator.no_sync(model))
                     losses = self._losses(batch, phase)
+                    values = {key: value.item() for key, value in losses.items()}
+                    _refuse_non_finite(values, label, start + i + 1, len(batches))
                     accelerator.backward(sum(losses[k] for k in self._optimised(phase)) / len(window))
-                for key, value in losses.items():
-                    sums[key] += value.item()
+                for key, value in values.items():
+                    sums[key] += value
                     counts[key] += 1
                 bar.update(1)
                 bar.set_postfix({k: f"{sums[k] / counts[k]:.3f}" for k in sums}, refresh=False)
@@ -139,6 +142,35 @@ class TrainingLoop:
             return losses
         losses.update(self.objective.student_losses(self.student, batch, aligner_out))
         return losses
+
+
+class NonFiniteTraining(ArmadaError):
+    """A loss or a weight became NaN or infinite: training stops before it spreads or is saved."""
+
+
+def _refuse_non_finite(values: dict[str, float], label: str, step: int, steps: int) -> None:
+    """Stop at the first step whose loss is NaN or infinite, before its gradient reaches a weight."""
+    bad = [key for key, value in values.items() if not math.isfinite(value)]
+    if bad:
+        raise NonFiniteTraining(
+            f"{label}, step {step} of {steps}: the {bad[0]} loss is {values[bad[0]]} (terms not finite: {', '.join(bad)}); "
+            "training stopped before that step changed any weight, and the student kept so far is untouched. "
+            f"{ADVICE}")
+
+
+ADVICE = ("Lower lr or aligner_lr, lower the term's weight, check the cache and the data for values that are not "
+          "finite (armada cache verify), or train with mixed_precision = \"no\"")
+
+
+def refuse_non_finite_weights(label: str, models: dict) -> None:
+    """Refuse to keep or checkpoint a model with a weight that is NaN or infinite (a step that overflowed)."""
+    for name, model in models.items():
+        if model is None:
+            continue
+        for parameter_name, parameter in model.named_parameters():
+            if not torch.isfinite(parameter.detach()).all():
+                raise NonFiniteTraining(f"{label}: the {name}'s {parameter_name} holds values that are not finite after "
+                                        f"the epoch's last step; nothing of the epoch was kept or checkpointed. {ADVICE}")
 
 
 def gradient_shares(terms: dict[str, torch.Tensor], states: torch.Tensor) -> dict[str, torch.Tensor]:

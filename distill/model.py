@@ -4,6 +4,8 @@ and the public API to use them.
 The student folder holds the best epoch's backbone (save_pretrained; LoRA merged), its tokenizer,
 armada_heads.safetensors (F̃_s, O_s, P_s, O_aux_s) and armada_heads.json (HeadsConfig); the aligner
 file the best epoch's TS Aligner, its config in the metadata (absent for an undistilled run).
+Both are checked before they load: student/armada_checksums.json holds every file's SHA-256, the
+aligner's metadata that of its tensors (armada.checksums); runs saved before that are loaded unchecked.
 
 Public API (eval and `armada run` use these):
   load_student(run_or_student_dir) -> (model, tokenizer, heads_config)
@@ -44,6 +46,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from armada.checksums import (folder_checksums, folder_fault, refuse_damaged, safetensors_bytes,
+                              safetensors_fault)
 from armada.distill.heads import HeadShape, ReconstructionAligner, StudentHeads, StudentProjection, TSAligner, plain_state_dict
 from armada.errors import ArmadaError
 from armada.run_schema import RunFolder
@@ -52,6 +56,7 @@ HEADS_FILE = "armada_heads.safetensors"
 HEADS_CONFIG = "armada_heads.json"
 PROJECTION_FILE = "armada_projection.safetensors"
 LM_INFO = "armada_lm.json"
+CHECKSUMS = "armada_checksums.json"
 OUTPUT_HEADS = ("main", "aux")
 
 
@@ -220,17 +225,16 @@ def save_best(folder: RunFolder, student, tokenizer, aligner, kind: str, predict
     where the aligner's regression scores are clipped when scored (the student's is in its heads config)."""
     with folder.publishing_student() as building:
         save_student(building, student, tokenizer)
+        (building / CHECKSUMS).write_text(json.dumps(folder_checksums(building), indent=1) + "\n")
     if aligner is not None:
         with folder.publishing_aligner() as building:
             save_aligner(building, aligner, kind, prediction_range)
 
 
 def save_aligner(path: Path, aligner: TSAligner | ReconstructionAligner, kind: str, prediction_range=None) -> None:
-    from safetensors.torch import save_file
-
     objective = "reconstruction" if isinstance(aligner, ReconstructionAligner) else "task"
     metadata = {**aligner.config(), "kind": kind, "objective": objective, "prediction_range": prediction_range}
-    save_file(plain_state_dict(aligner), str(path), metadata={"armada_aligner": json.dumps(metadata)})
+    path.write_bytes(safetensors_bytes(plain_state_dict(aligner), {"armada_aligner": json.dumps(metadata)}))
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -244,6 +248,26 @@ def _student_dir(path: str | Path) -> Path:
                       "give the --out directory of `armada distill`")
 
 
+# What to do about a damaged student or aligner of a run folder.
+_RESTORE = ("Copy it back from a backup, or train the run again (armada distill with a new --out, or remove the run "
+            "folder and rerun armada run)")
+
+
+def _checked(directory: Path) -> Path:
+    """`directory` (a saved student), refused where a file no longer matches its recorded checksum."""
+    recorded = directory / CHECKSUMS
+    if recorded.is_file():
+        try:
+            files = json.loads(recorded.read_text())
+        except ValueError as e:
+            raise ArmadaError(f"{recorded} cannot be read ({e}). {_RESTORE}") from None
+        refuse_damaged(folder_fault(directory, files), _RESTORE)
+    else:       # saved before students carried checksums: at least each safetensors file must be whole
+        for weights in sorted(directory.glob("*.safetensors")):
+            refuse_damaged(safetensors_fault(weights), _RESTORE)
+    return directory
+
+
 def heads_config(path: str | Path) -> HeadsConfig:
     """What the student of a run folder (or a student folder) is, without loading it."""
     return HeadsConfig(**json.loads((_student_dir(path) / HEADS_CONFIG).read_text()))
@@ -255,7 +279,7 @@ def load_student(path: str | Path):
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    directory = _student_dir(path)
+    directory = _checked(_student_dir(path))
     config = heads_config(directory)
     hf_logging.disable_progress_bar()
     backbone = AutoModel.from_pretrained(directory)
@@ -279,6 +303,7 @@ def load_causal_student(path: str | Path):
     if directory is None:
         raise ArmadaError(f"{path}: neither a generative run directory with student/ nor its student folder ({LM_INFO} is "
                           "missing); give the --out directory of `armada distill --objective lm`")
+    _checked(directory)
     info = LMInfo(**json.loads((directory / LM_INFO).read_text()))
     hf_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(directory)
@@ -306,6 +331,7 @@ def load_aligner(run_dir: str | Path) -> TSAligner | ReconstructionAligner:
     path = RunFolder(run_dir).aligner
     if not path.is_file():
         raise ArmadaError(f"{run_dir}: no {path.name}: the run is undistilled or unfinished")
+    refuse_damaged(safetensors_fault(path), _RESTORE)
     with safe_open(str(path), "pt") as f:
         config = json.loads(f.metadata()["armada_aligner"])
     kind, value_range = config.pop("kind"), config.pop("prediction_range", None)

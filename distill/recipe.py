@@ -39,11 +39,13 @@ from armada.distill.build import adamw, lr_schedule
 from armada.distill.data import epoch_batches, process_share
 from armada.distill.inputs import RunResult, finished_run, open_inputs, versions
 from armada.distill.health import training_warnings
-from armada.distill.loop import TrainingLoop, reseed, split_shares
+from armada.distill.loop import TrainingLoop, refuse_non_finite_weights, reseed, split_shares
 from armada.distill.model import save_best
 from armada.distill.objective import objective_for
+from armada.distill.students import refuse_long_inputs
 from armada.distill.teacher_features import load_teacher_features
 from armada.errors import ArmadaError
+from armada.files import check_writable_folder
 from armada.tasks import Task
 
 # The loss parts an epoch's line on stdout shows, in this order, where the objective has them.
@@ -60,6 +62,7 @@ def train(config: DistillConfig, task: Task, cache, data_dir: str, out_dir: str 
     checkpoint in `out_dir` (or starts, if there is none; a finished run is returned as it is).
     One process trains a run folder at a time: another that asks for it is refused (armada.run_schema.exclusive).
     """
+    check_writable_folder(out_dir, "--out")
     with run_schema.exclusive(Path(out_dir)):
         objective = objective_for(config, task)
         folder = run_schema.RunFolder(out_dir)
@@ -104,6 +107,7 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
                if not config.undistilled else None)
     reseed(config.seed, 0, 0)           # the same initial weights in every process
     student, tokenizer, aligner = objective.build(teacher.dim if teacher else None)
+    refuse_long_inputs(config.max_length, config.student, student.backbone.config, tokenizer)
     data = objective.data(tokenizer, student, splits, teacher)
     examples = len(data.train.encoded)
     if config.batch_size > examples:
@@ -169,10 +173,44 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
             print(f"resuming {folder.path} after epoch {done}", flush=True)
         folder.write_record(record("running"))
 
-    if pretraining and done == 0:
-        _pretrain_aligner(accelerator, config, objective, student, aligner, pretrain_optimizer, data.train, progress,
-                          steps_per_epoch, examples)
+    try:
+        if pretraining and done == 0:
+            _pretrain_aligner(accelerator, config, objective, student, aligner, pretrain_optimizer, data.train, progress,
+                              steps_per_epoch, examples)
+        _train_epochs(accelerator, config, objective, task, folder, data, teacher, student, aligner, optimizers,
+                      schedulers, progress, done, examples, tokenizer)
+    except KeyboardInterrupt:
+        if main:
+            folder.write_record(record("interrupted"))
+            kept = folder.read_epochs()
+            print(f"\ninterrupted: {folder.path} keeps {len(kept)} finished epoch(s); run the same command with --resume "
+                  "to go on from its last checkpoint (armada run resumes by itself)", flush=True)
+        raise
+    except ArmadaError:
+        if main:
+            folder.write_record(record("failed"))
+        raise
 
+    steps = accelerator.gather(torch.tensor([progress["steps"]], device=accelerator.device)).tolist()
+    if main:
+        warnings = training_warnings(folder.read_epochs(), progress["best_epoch"])
+        for warning in warnings:
+            print(f"warning: {warning}", flush=True)
+        folder.write_record(record("finished", steps, warnings))
+    accelerator.wait_for_everyone()
+    if reader is not None:
+        reader.close()
+    return RunResult(folder.path, task.name, objective.metric, progress["best_epoch"], progress["best_dev"],
+                     config.epochs, round(progress["seconds"], 3), "finished")
+
+
+def _train_epochs(accelerator, config: DistillConfig, objective, task: Task, folder: run_schema.RunFolder, data, teacher,
+                  student, aligner, optimizers: dict, schedulers: dict, progress: dict, done: int, examples: int,
+                  tokenizer) -> None:
+    """Epochs done + 1 … config.epochs: train, score, keep the best, record, checkpoint."""
+    main, processes = accelerator.is_main_process, accelerator.num_processes
+    plain_student = accelerator.unwrap_model(student)
+    plain_aligner = accelerator.unwrap_model(aligner) if aligner is not None else None
     loop = TrainingLoop(accelerator, config, objective, student, aligner, optimizers, schedulers, data.train)
     for epoch in range(done + 1, config.epochs + 1):
         started = time.time()
@@ -182,6 +220,7 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
                           data.train.encoded.lengths if config.group_by_length else None),
             accelerator.process_index, processes)
         parts, balance = split_shares(loop.epoch(epoch, batches))
+        refuse_non_finite_weights(f"epoch {epoch}/{config.epochs}", {"student": plain_student, "aligner": plain_aligner})
         dev, aligner_dev, diagnostics = objective.dev_scores(accelerator, student, aligner, teacher)
         progress["steps"] += len(batches)
         improved = _improved(objective, dev, progress)
@@ -198,18 +237,6 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
             checkpoint.prune(folder.checkpoints, keep=saved)
             print(_summary(epoch, config.epochs, parts, objective.metric, dev, aligner_dev, progress, seconds), flush=True)
         accelerator.wait_for_everyone()
-
-    steps = accelerator.gather(torch.tensor([progress["steps"]], device=accelerator.device)).tolist()
-    if main:
-        warnings = training_warnings(folder.read_epochs(), progress["best_epoch"])
-        for warning in warnings:
-            print(f"warning: {warning}", flush=True)
-        folder.write_record(record("finished", steps, warnings))
-    accelerator.wait_for_everyone()
-    if reader is not None:
-        reader.close()
-    return RunResult(folder.path, task.name, objective.metric, progress["best_epoch"], progress["best_dev"],
-                     config.epochs, round(progress["seconds"], 3), "finished")
 
 
 def _improved(objective, dev: dict, progress: dict) -> bool:

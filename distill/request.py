@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from armada.config import PipelineConfig
-from armada.distill.inputs import RunResult, rows_from
+from armada.distill.inputs import RunResult, check_resume, rows_from
 from armada.distill.recipe import train
 from armada.distill.teacher_features import open_cache
 from armada.errors import ArmadaError
-from armada.run_schema import default_run_folder
+from armada.run_schema import RunFolder, default_run_folder
 from armada.tasks import get_task
 
 
@@ -32,5 +32,7 @@ def train_requested(pipeline: PipelineConfig, *, cache: str | None, dataset: str
     config = pipeline.distill_for(task.name, pipeline.variant(variant) if variant else None, **settings)
     kind = variant or ("undistilled" if config.undistilled else "armada")
     folder = out or default_run_folder(task.name, config.student, kind, config.seed).path
+    if resume:
+        check_resume(RunFolder(folder), config)
     return train(config, task, reader, pipeline.data.dir_for(task.name) if data_dir is None else data_dir, folder,
                  resume=resume, variant=variant, **rows_from(pipeline.data, task.name, train_limit, validation_limit))

@@ -168,6 +168,20 @@ def move_into_place(partial: Path, folder: Path) -> None:
         shutil.rmtree(partial)
 
 
+def check_student(name: str) -> None:
+    """Refuse, before any work, a student that cannot be loaded: an unknown alias, a missing folder, a hub id that
+    cannot be reached (its config alone is read, not its weights)."""
+    from transformers import AutoConfig
+
+    location = locate(name)
+    if location.gguf_file:          # locate found the file; it becomes a plain folder when first loaded
+        return
+    try:
+        AutoConfig.from_pretrained(location.path)
+    except (OSError, ValueError) as e:
+        raise _unreachable(name, location, e) from None
+
+
 def _unreachable(name: str, location: Location, error: Exception) -> ArmadaError:
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return ArmadaError(
@@ -263,6 +277,23 @@ def resolve_pooling(requested: str, location: Location, model, missing_pooler: b
     if requested == "pooler" and not has_pooler:
         raise ArmadaError(f"student {location.path} has no trained pooler; use pooling = \"cls\", \"mean\" or \"max\"")
     return requested
+
+
+# Where a model's config says how many positions it has (architectures name it differently).
+POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "n_ctx")
+
+
+def refuse_long_inputs(max_length: int, student: str, model_config, tokenizer) -> None:
+    """Refuse, before training, a max_length past the student's positions (else a shape error mid-epoch at the
+    first long example). The tokenizer's own limit counts where it is a real one (RoBERTa: 514 positions, 512
+    tokens)."""
+    limits = [getattr(model_config, key) for key in POSITION_KEYS if isinstance(getattr(model_config, key, None), int)]
+    declared = getattr(tokenizer, "model_max_length", None)
+    if isinstance(declared, int) and declared < 1_000_000:      # transformers' "no limit" is a huge number
+        limits.append(declared)
+    if limits and max_length > min(limits):
+        raise ArmadaError(f"--max-length {max_length}: student {student!r} takes at most {min(limits)} tokens per input; "
+                          f"use --max-length {min(limits)} or less")
 
 
 def load_backbone(name: str, lm_head: bool = False, pooling: str = "auto") -> Backbone:

@@ -7,7 +7,9 @@ run-level checks: the cache is for this task and holds a training split.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from armada.errors import ArmadaError
 from armada.tasks import Split
@@ -28,6 +30,15 @@ def open_cache(path: str):
     from armada.cache_schema.hf_reader import PREFIX, open_hf
 
     return open_hf(path) if path.startswith(PREFIX) else CacheReader(path)
+
+
+def absolute_location(location: str) -> str:
+    """`location` as any folder finds it: a local path (or hf:DIR) made absolute; a URL or Hub id as it is."""
+    from armada.cache_schema.hf_reader import PREFIX
+
+    prefix = PREFIX if location.startswith(PREFIX) else ""
+    target = location[len(prefix):]
+    return prefix + os.path.abspath(target) if "://" not in target and Path(target).exists() else location
 
 
 def split_settings(reader, split: str) -> tuple[int, str]:
@@ -56,6 +67,8 @@ def load_teacher_features(reader, train: Split, validation: Split | None) -> Tea
     manifest = reader.manifest
     provenance = {
         "path": reader.location,
+        # where a later command finds it from another folder (`path` is as given, relative to where the run started)
+        "absolute_path": absolute_location(reader.location),
         "config_hash": manifest.config_hash,
         "teacher": {"name": manifest.teacher.name, "kind": manifest.teacher.kind, "dim": manifest.teacher.dim},
         "fingerprints": {name: info.fingerprint for name, info in splits.items()},

@@ -61,14 +61,19 @@ class EvalResult:
 
 
 def evaluate_run(run_dir: str | Path, split: str = "validation", data_dir: str | None = None, aligner: bool = False,
-                 file_tasks: Mapping[str, FileTask] | None = None) -> EvalResult:
+                 file_tasks: Mapping[str, FileTask] | None = None, cache: str | None = None) -> EvalResult:
     """Score the run's student (or aligner), write the scores and predictions under RUN/eval/.
 
-    `file_tasks`: the pipeline's [tasks.NAME] tables, for runs of `file:NAME` tasks."""
+    `file_tasks`: the pipeline's [tasks.NAME] tables, for runs of `file:NAME` tasks; `cache`: where the aligner's
+    teacher vectors are, where not where the run's record says."""
     run_dir = Path(run_dir)
     started = time.time()
-    predict_run = predict_aligner_alone if aligner else predict_student
-    result = predict_run(run_dir, split, data_dir, file_tasks)
+    if aligner:
+        result = predict_aligner_alone(run_dir, split, data_dir, file_tasks, cache=cache)
+    elif cache:
+        raise ArmadaError("--cache is where the TS Aligner's teacher vectors are: it goes with --aligner only")
+    else:
+        result = predict_student(run_dir, split, data_dir, file_tasks)
     labels = _labels(result.split)
     scores = None
     if labels is not None:
@@ -100,25 +105,20 @@ def predict_student(run_dir: str | Path, split: str = "validation", data_dir: st
 
 
 def predict_aligner_alone(run_dir: str | Path, split: str = "validation", data_dir: str | None = None,
-                          file_tasks: Mapping[str, FileTask] | None = None, head: str = "main") -> RunPredictions:
+                          file_tasks: Mapping[str, FileTask] | None = None, head: str = "main",
+                          cache: str | None = None) -> RunPredictions:
     """The run's TS Aligner on the teacher's vectors of a split, read from the cache the run trained with
-    (logits of O_ts, or with `head` "aux" of O_aux_ts; p_ts as its embeddings)."""
+    (logits of O_ts, or with `head` "aux" of O_aux_ts; p_ts as its embeddings): `cache` where given, else
+    where the run's record says it was (as given to the run, then as an absolute path)."""
     from armada.distill.model import aligner_projection, load_aligner, predict_aligner
-    from armada.distill.teacher_features import open_cache
 
     run_dir = Path(run_dir)
     record, settings = RunFolder(run_dir).read_finished()
     if record.undistilled or not record.cache:
         raise ArmadaError(f"{run_dir}: an undistilled run has no TS Aligner to score; drop --aligner, or give an ARMADA run")
-    cache = record.cache.get("path")
-    if not cache:
-        raise ArmadaError(f"{run_dir}: its record does not say which cache the run trained with (cache.path)")
     task, examples = _load_split(record, settings, split, data_dir, file_tasks)
     aligner = load_aligner(run_dir).to(_device())
-    try:
-        reader = open_cache(cache)
-    except ArmadaError as e:
-        raise ArmadaError(f"{run_dir}: the cache it trained with cannot be opened: {e}") from None
+    cache, reader = _open_recorded(run_dir, record.cache, cache)
     with reader:
         if reader.manifest.config_hash != record.cache.get("config_hash"):
             raise ArmadaError(f"the cache at {cache} is not the one {run_dir} trained with (its config hash differs); "
@@ -127,6 +127,26 @@ def predict_aligner_alone(run_dir: str | Path, split: str = "validation", data_d
         vectors = features[np.arange(len(examples))]
     predictions, logits = predict_aligner(aligner, vectors, head)
     return RunPredictions(task, examples, predictions, logits, aligner_projection(aligner, vectors))
+
+
+def _open_recorded(run_dir: Path, recorded: Mapping, given: str | None):
+    """(where, reader) of the run's cache: `given`, else the first place its record names that opens (as given to the
+    run, relative to where it ran; then absolute)."""
+    from armada.distill.teacher_features import open_cache
+
+    places = [given] if given else list(dict.fromkeys(p for p in (recorded.get("path"), recorded.get("absolute_path")) if p))
+    if not places:
+        raise ArmadaError(f"{run_dir}: its record does not say which cache the run trained with (cache.path); "
+                          "give it with --cache PATH")
+    faults = []
+    for place in places:
+        try:
+            return place, open_cache(place)
+        except ArmadaError as e:
+            faults.append(str(e))
+    raise ArmadaError(f"{run_dir}: the cache it trained with cannot be opened: {'; '.join(faults)}"
+                      + ("" if given else " (a path is recorded as given to armada distill, relative to where it ran)")
+                      + "; give its place with --cache PATH")
 
 
 def _load_split(record: RunRecord, settings: RunSettings, split: str, data_dir: str | None,
@@ -147,7 +167,7 @@ def _load_split(record: RunRecord, settings: RunSettings, split: str, data_dir: 
 
 def score_run(run_dir: str | Path, *, split: str | None = None, data_dir: str | None = None, aligner: bool = False,
               task: str | None = None, limit: int = 0, max_new_tokens: int | None = None,
-              file_tasks: Mapping[str, FileTask] | None = None) -> str:
+              file_tasks: Mapping[str, FileTask] | None = None, cache: str | None = None) -> str:
     """`armada eval`: a generative run scored by what it writes (evaluate_generative), any other by its outputs
     (evaluate_run); returns the line that says what was scored and where it went."""
     if is_generative_run(run_dir):
@@ -160,7 +180,7 @@ def score_run(run_dir: str | Path, *, split: str | None = None, data_dir: str | 
         raise ArmadaError(f"{run_dir} is not a generative run: --task, --limit and --max-new-tokens are for runs trained "
                           "with --objective lm")
     return evaluate_run(run_dir, split=split or "validation", data_dir=data_dir, aligner=aligner,
-                        file_tasks=file_tasks).summary()
+                        file_tasks=file_tasks, cache=cache).summary()
 
 
 def is_generative_run(run_dir: str | Path) -> bool:

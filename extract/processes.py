@@ -8,7 +8,8 @@ alone, and both would write every shard.
 
 Spawned workers are this module run as a script; they report progress and their result as JSON
 lines on a pipe of their own (stdout stays free for the libraries that print), and the spawning
-process shows one progress bar for all of them.
+process shows one progress bar for all of them. What a worker refuses (an ArmadaError) reaches the user
+whole, once: the spawning process stops the other workers, whose failures follow from it and are not shown.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,17 +172,16 @@ def spawn(job: ExtractJob, progress: TqdmProgress) -> list[ProcessRecord]:
 
 def _follow(workers: list[subprocess.Popen], events: queue.Queue, progress: TqdmProgress) -> list[ProcessRecord]:
     records: dict[int, ProcessRecord] = {}
+    refusals: dict[int, str] = {}           # ArmadaError messages: what the user must see
+    failures: dict[int, str] = {}           # anything else: shown only where no process refused
     ended = 0
     while ended < len(workers):
         rank, event = events.get()
         if event is None:                   # its pipe closed: the worker has ended
             ended += 1
             code = workers[rank].wait()
-            if rank not in records:
-                raise ArmadaError(
-                    f"extraction process {rank} of {len(workers)} ended (exit code {code}) before finishing; its "
-                    "messages are above. The shards written so far are kept: run the same command again to resume"
-                )
+            if rank not in records and rank not in refusals:
+                failures.setdefault(rank, f"ended (exit code {code}) before finishing")
         elif event["event"] == "start":
             progress.start(event["shards"], event["shards_done"], event["rows_pending"])
         elif event["event"] == "rows":
@@ -188,7 +189,19 @@ def _follow(workers: list[subprocess.Popen], events: queue.Queue, progress: Tqdm
         elif event["event"] == "done":
             records[rank] = ProcessRecord(**event["record"])
         elif event["event"] == "error":
-            raise ArmadaError(event["message"])
+            refusals[rank] = event["message"]
+            for worker in workers:          # the others would fail on the broken process group: stop them now
+                if worker.poll() is None:
+                    worker.kill()
+        elif event["event"] == "failure":
+            failures[rank] = event["traceback"]
+    if refusals:
+        raise ArmadaError(refusals[min(refusals)])
+    if failures:
+        for rank, text in sorted(failures.items()):
+            print(f"extraction process {rank} of {len(workers)}: {text.rstrip()}", file=sys.stderr)
+        raise ArmadaError(f"extraction process {min(failures)} of {len(workers)} ended before finishing; its messages are "
+                          "above. The shards written so far are kept: run the same command again to resume")
     return [records[rank] for rank in range(len(workers))]
 
 
@@ -208,15 +221,21 @@ def _free_port() -> int:
 def _worker(pipe_fd: int, job_json: str) -> int:
     with os.fdopen(pipe_fd, "w", encoding="utf-8") as pipe:
         progress = PipeProgress(pipe)
+        here = None
         try:
             here = launched()
-            try:
-                record = run_process(ExtractJob.from_json(json.loads(job_json)), here, progress)
-            finally:
-                here.close()
-        except ArmadaError as e:
+            record = run_process(ExtractJob.from_json(json.loads(job_json)), here, progress)
+        except ArmadaError as e:            # said before the group closes, so that it arrives before the others fail
             progress.send({"event": "error", "message": str(e)})
             return 2
+        except KeyboardInterrupt:           # Ctrl-C reaches every worker; the spawning process says what to do
+            return 130
+        except Exception:
+            progress.send({"event": "failure", "traceback": traceback.format_exc()})
+            return 1
+        finally:
+            if here is not None:
+                here.close()
         progress.send({"event": "done", "record": dataclasses.asdict(record)})
         return 0
 

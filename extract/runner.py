@@ -24,6 +24,7 @@ waits and then resumes the finished cache (`armada run`, whose processes share a
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -34,7 +35,7 @@ from armada.errors import ArmadaError
 from armada.extract import processes
 from armada.extract.job import ExtractJob, ProcessRecord
 from armada.extract.worker import run_process
-from armada.files import held
+from armada.files import check_writable_folder, held
 
 
 COUNTS = ("shards_written", "shards_already_done", "rows_written", "rows_deduplicated", "rows_reused")   # ProcessRecord's
@@ -81,6 +82,11 @@ def run_extract(job: ExtractJob, show_progress: bool = True,
                 records = processes.spawn(job, progress)
             else:
                 records = launched.gather(run_process(job, launched, progress))
+    except KeyboardInterrupt:
+        if launched.rank == 0:
+            print(f"\ninterrupted: the finished shards of {job.out} are kept; run the same command again to resume "
+                  "it (armada run resumes by itself)", file=sys.stderr, flush=True)
+        raise
     finally:
         progress.close()
         launched.close()
@@ -97,6 +103,7 @@ def writing_alone(out: str, when_busy: Callable[[], None] | None = None) -> Iter
     runs; when another extraction holds it, `when_busy()` is called before waiting for it, or without one
     this one is refused."""
     cache = Path(out)
+    check_writable_folder(cache, "the cache folder (--out)")
     cache.parent.mkdir(parents=True, exist_ok=True)
 
     def refuse() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from armada.config import FileTask
-from armada.files import file_slug
+from armada.files import check_writable_folder, file_slug
 from armada.run_schema import find_run_folders
 
 from armada.reporting.runs import SELECTIONS, BrokenRun, Run, load_run
@@ -45,6 +45,7 @@ def write_report(paths: list[str | Path], out: str | Path, analysis: bool = Fals
     `analysis` adds the paper's analyses (§6 embedding views, Tables 10, 13-15, Figures 3, 5, 6, 11),
     which load each student and read its dev split (`data_dir`, default each run's own; `file_tasks`
     for runs of `file:NAME` tasks)."""
+    check_writable_folder(out, "--out")
     loaded = [load_run(folder) for folder in find_run_folders(paths)]
     runs = [r for r in loaded if isinstance(r, Run)]
     broken = [r for r in loaded if isinstance(r, BrokenRun)]

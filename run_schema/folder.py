@@ -16,6 +16,7 @@ from typing import Iterable, Iterator, Mapping
 
 from armada.errors import ArmadaError
 from armada.files import file_slug, replacing, task_slug, write_atomically
+from armada.jsonl import json_text, read_jsonl
 from armada.run_schema.records import EpochRecord, GenerationRecord, RunRecord, ScoreRecord, UnreadableRecord
 from armada.run_schema.settings import RunSettings, differences
 
@@ -71,7 +72,12 @@ class RunFolder:
     def check_out(self, resume: bool, settings: str) -> None:
         """Refuse to train into a folder that holds another run, or to resume one with other settings."""
         saved = self.path / SETTINGS
-        if self.started():
+        if self.started() and not self.trained():
+            # A run that stopped before its first epoch ended (a bad setting, Ctrl-C) left nothing to lose:
+            # a corrected rerun takes the folder over rather than being sent to another --out.
+            print(f"{self.path} holds no finished epoch of an earlier attempt ({', '.join(self._leftovers())}): "
+                  "starting there afresh", flush=True)
+        elif self.started():
             if not resume:
                 raise ArmadaError(f"{self.path} already holds a run; pass --resume to continue it, or choose another --out")
             if saved.is_file() and saved.read_text() != settings:
@@ -79,24 +85,33 @@ class RunFolder:
                                   + "\n  ".join(differences(saved.read_text(), settings))
                                   + "\nresume with the same settings, or choose another --out")
 
+    def trained(self) -> bool:
+        """Whether the folder holds anything training made that would be lost by starting again: an epoch's
+        record or checkpoint, a kept student or aligner, an evaluation."""
+        return (bool(self.read_epochs()) or self.student.exists() or self.aligner.exists() or (self.path / EVAL).exists()
+                or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir())))
+
+    def _leftovers(self) -> list[str]:
+        return sorted(p.name for p in self.path.iterdir()) if self.path.is_dir() else []
+
     def write_settings(self, text: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         write_atomically(self.path / SETTINGS, text)
 
     def write_record(self, record: RunRecord) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.record_path, json.dumps(record.to_json(), indent=2) + "\n")
+        write_atomically(self.record_path, json_text(record.to_json(), indent=2) + "\n")
 
     def append_epoch(self, epoch: EpochRecord) -> None:
         with open(self.path / EPOCHS, "a") as f:
-            f.write(json.dumps(epoch.to_json()) + "\n")
+            f.write(json_text(epoch.to_json()) + "\n")
 
     def keep_epochs(self, last: int) -> None:
         """Keep the lines of epochs up to `last`: a resumed run writes the later ones again."""
         path = self.path / EPOCHS
         if path.is_file():
-            kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= last]
-            write_atomically(path, "".join(line + "\n" for line in kept))
+            kept = [epoch for epoch in self.read_epochs() if epoch.epoch <= last]
+            write_atomically(path, "".join(json_text(epoch.to_json()) + "\n" for epoch in kept))
 
     @contextmanager
     def publishing_student(self) -> Iterator[Path]:
@@ -123,9 +138,9 @@ class RunFolder:
         folder = self.path / EVAL
         folder.mkdir(exist_ok=True)
         lines = folder / f"predictions-{stem}.jsonl"
-        write_atomically(lines, "".join(json.dumps(dict(p)) + "\n" for p in predictions))
+        write_atomically(lines, "".join(json_text(dict(p)) + "\n" for p in predictions))
         scores = folder / f"{stem}.json"
-        write_atomically(scores, json.dumps(record, indent=2) + "\n")
+        write_atomically(scores, json_text(record, indent=2) + "\n")
         return scores, lines
 
     def scored_since_finished(self, scores: Path) -> bool:
@@ -188,13 +203,16 @@ class RunFolder:
         if not path.is_file():
             return ()
         epochs = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                epochs.append(EpochRecord.from_json(json.loads(line)))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-                raise UnreadableRecord(f"{EPOCHS} line {number} is not an epoch record: {e}") from None
+        try:
+            for where, row in read_jsonl(path):
+                try:
+                    epochs.append(EpochRecord.from_json(row))
+                except (KeyError, TypeError, ValueError, AttributeError) as e:
+                    raise UnreadableRecord(f"{where}: not an epoch record: {e!r}") from None
+        except UnreadableRecord:
+            raise
+        except ArmadaError as e:
+            raise UnreadableRecord(str(e)) from None
         return tuple(epochs)
 
     def variant(self, record: RunRecord) -> str:

@@ -147,3 +147,15 @@ def test_teachers_lists_every_teacher_with_its_family_and_size(project):
     assert rows["piper-whisper"] == ["piper-whisper", "384"]
     assert rows["speecht5"] == ["speecht5", "?"]    # wav2vec2-base's config is neither local nor cached
     assert "http://127.0.0.1:9/encode" in result.stdout and "prompthero/openjourney-lora" in result.stdout
+
+
+def test_a_refusal_on_one_of_two_processes_reaches_the_user_whole(extracted, project):
+    """The main process refuses the existing cache; its message is what the user sees, once, and the other process
+    stops without a traceback of its own."""
+    result = armada("extract", "--teacher", "piper-whisper", "--dataset", "file:tiny", "--config", "pipeline.toml",
+                    "--set", "teachers.piper-whisper.length_scale=1.25", "--num-processes", "2", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "teacher.provenance.length_scale: 1.0 → 1.25" in result.stderr
+    assert "--overwrite" in result.stderr
+    assert "Traceback" not in result.stderr and "Connection closed" not in result.stderr
+    assert result.stderr.count("error: ") == 1

@@ -137,20 +137,23 @@ def test_runs_train_in_several_processes_each_run_once_and_a_failure_names_its_p
     spec = tables[name]
     student = str(tiny.make_encoder(tmp_path / "encoder"))
 
-    def pipeline(student: str) -> config.PipelineConfig:
+    def pipeline(student: str, max_length: int = 32) -> config.PipelineConfig:
         path = tmp_path / "pipeline.toml"
         path.write_text(tomli_w.dumps({
             "run": {"name": "parallel", "tasks": [f"file:{name}"], "seeds": [0, 1, 2], "processes": 2,
                     "runs_dir": str(tmp_path / "runs"), "report_dir": str(tmp_path / "report")},
-            "distill": {"student": student, "epochs": 1, "batch_size": 4, "max_length": 32, "lr": 1e-3},
+            "distill": {"student": student, "epochs": 1, "batch_size": 4, "max_length": max_length, "lr": 1e-3},
             "tasks": {name: {"train": spec.train, "validation": spec.validation, "labels": list(spec.labels),
                              "id_field": "id", "metric": "accuracy"}},
             "variants": [{"name": "undistilled", "undistilled": True}],
         }))
         return config.load(path)
 
-    with pytest.raises(ArmadaError, match=r"training process \[1\] \(exit code 2\), \[2\] \(exit code 2\) failed"):
+    with pytest.raises(ArmadaError, match=r"no-such-student'?: no such folder"):     # refused before any process starts
         run_pipeline(pipeline(str(tmp_path / "no-such-student")), say=lambda line: None)
+    # What only training can refuse (a max_length past the student's 128 positions) fails in every process.
+    with pytest.raises(ArmadaError, match=r"training process \[1\] \(exit code 2\), \[2\] \(exit code 2\) failed"):
+        run_pipeline(pipeline(student, max_length=200), say=lambda line: None)
     assert "[1] error: " in capfd.readouterr().err
 
     said = []
@@ -166,3 +169,20 @@ def test_runs_train_in_several_processes_each_run_once_and_a_failure_names_its_p
     lines = [line for line in out.splitlines() if line]
     assert all(line.startswith(("[1] ", "[2] ")) for line in lines), lines
     assert (tmp_path / "report" / "parallel" / "results.md").is_file()
+
+
+def test_every_name_and_path_is_checked_before_any_work(tmp_path):
+    """An unknown student (or teacher, or a missing path) in the last run is refused before the first extraction."""
+    base = ["run.seeds=[0]", f'run.runs_dir="{tmp_path / "runs"}"', f'run.report_dir="{tmp_path / "report"}"',
+            f'extract.cache_dir="{tmp_path / "cache"}"']
+    cases = [
+        ('distill.student="no-such-student-27"', r"student 'no-such-student-27' .* cannot be loaded"),
+        ('extract.teacher="no-such-teacher"', r"unknown teacher 'no-such-teacher'"),
+        (f'data.data_dir="{tmp_path / "missing"}"', r"the data folder of bbc-news, .*missing, does not exist"),
+        (f'extract.reuse_from=["{tmp_path / "nowhere"}"]', r"extract.reuse_from names .*nowhere"),
+    ]
+    for setting, message in cases:
+        cfg = config.load(ROOT / "configs" / "debug.toml", [*base, setting])
+        with pytest.raises(ArmadaError, match=message):
+            run_pipeline(cfg, say=lambda line: None)
+        assert not (tmp_path / "cache").exists() and not (tmp_path / "runs").exists()

@@ -58,7 +58,7 @@ def test_a_run_folder_of_the_first_format_reads(tmp_path):
     ({"run.json": '{"task": "glue/cola"}'}, "run.json has no 'student'"),
     ({"metrics.jsonl": '{"epoch": 1}\n'}, r"no run.json yet: running, or stopped before the end \(1 epoch\(s\)"),
     ({"run.json": json.dumps(_record().to_json()), "metrics.jsonl": '{"epoch": "one"}\n'},
-     "metrics.jsonl line 1 is not an epoch record"),
+     "metrics.jsonl:1: not an epoch record"),
     ({"run.json": json.dumps(_record().to_json()), "metrics.jsonl": '{"epoch": 1, "dev": {"accuracy": 0.5}}\n'},
      r"best_epoch 2 is not among the epochs of metrics.jsonl \[1\]"),
     ({"run.json": json.dumps(_record(variant=None).to_json())}, "run.json names no variant and there is no config.toml"),

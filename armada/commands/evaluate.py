@@ -17,6 +17,8 @@ def evaluate(
                                         "predictions only); generative runs: any split of the task"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="where the task's files are (default: the run's data.data_dir)"),
     aligner: bool = typer.Option(False, "--aligner", help="score the TS Aligner alone on the cache's teacher features (paper Table 6)"),
+    cache: Optional[str] = typer.Option(None, "--cache", help="with --aligner: the cache the run trained with, where it "
+                                        "is not at the place the run recorded (it is checked to be the same cache)"),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="a pipeline file, for runs of file:NAME tasks ([tasks.NAME])"),
     task: Optional[str] = typer.Option(None, "--task", help="generative runs: score zero-shot on this generation task "
                                        "(default: the run's own, on its validation split)"),
@@ -35,7 +37,7 @@ def evaluate(
     from armada.eval.evaluate import score_run
 
     typer.echo(score_run(run, split=split, data_dir=data_dir, aligner=aligner, task=task, limit=limit,
-                         max_new_tokens=max_new_tokens, file_tasks=_file_tasks(config)))
+                         max_new_tokens=max_new_tokens, file_tasks=_file_tasks(config), cache=cache))
 
 
 def _file_tasks(config: str | None) -> dict:

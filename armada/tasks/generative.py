@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Callable, Iterator, Literal, Mapping, Sequence
 
 from armada.errors import ArmadaError
+from armada.jsonl import read_jsonl
 from armada.tasks.model import Example, Reader, Row, Task
-from armada.tasks.readers import FileReader, _jsonl_rows, load_hub_dataset
+from armada.tasks.readers import FileReader, load_hub_dataset
 
 AnswerFormat = Literal["text", "option", "number"]   # RougeL against references; the first option word; the last number
 PromptStyle = Literal["alpaca", "chat"]
@@ -151,7 +152,7 @@ def _require(task: str, data_dir: str, candidates: Sequence[str], what: str) -> 
 def _instruction_rows(path: Path, names: Mapping[str, str] | None = None) -> Iterator[Row]:
     """JSONL rows with (or mapped onto) instruction, input and output fields."""
     names = names or {}
-    for position, (where, record) in enumerate(_jsonl_rows(path)):
+    for position, (where, record) in enumerate(read_jsonl(path)):
         fields = {ours: record.get(names.get(ours, ours)) for ours in ("instruction", "input", "output")}
         fields["input"] = fields["input"] or ""
         yield Row(position, fields, None, where)

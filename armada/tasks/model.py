@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import string
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal, Mapping
@@ -110,9 +111,17 @@ class Task:
             return None                     # unlabeled (test split; the hub writes -1)
         if self.kind == "regression":
             try:
-                return float(raw)
+                if isinstance(raw, bool):
+                    raise TypeError("a boolean")
+                value = float(raw)
             except (TypeError, ValueError):
                 raise ArmadaError(f"{self.name}: label {raw!r} at {row.where} is not a number") from None
+            if not math.isfinite(value):
+                raise ArmadaError(f"{self.name}: label {raw!r} at {row.where} is not a finite number")
+            return value
+        if isinstance(raw, (list, dict)):
+            raise ArmadaError(f"{self.name}: label {raw!r} at {row.where} is a list or a table, not one of the task's "
+                              f"labels {list(self.labels)}")
         for key in (raw, str(raw)):
             if key in self.label_values:
                 return self.label_values[key]
@@ -190,6 +199,9 @@ def split_fingerprint(task: str, split: str, rows: Iterable[tuple[str, str, int 
 def _text(value: object, name: str, where: str) -> str:
     if value is None:
         raise ArmadaError(f"row at {where} has no text field {name!r}; check the file's columns or the task's field mapping")
+    if isinstance(value, (list, dict, bool)):      # str() would make "['a', 'b']" or "True" of it, silently
+        raise ArmadaError(f"row at {where}: its text field {name!r} is {value!r}, not text; fix the row or the task's "
+                          "field mapping")
     return str(value)
 
 

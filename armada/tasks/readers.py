@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
 from armada.errors import ArmadaError
+from armada.jsonl import read_jsonl
 from armada.tasks.model import Reader, Row, Task
 
 # Published file names per split; the hub's split names where they differ from ours.
@@ -68,7 +68,7 @@ class SuiteReader(Reader):
         if not path.is_file():
             raise ArmadaError(f"{path}: no such file; the {split} split of {self.folder} is read from {self.files[split]}")
         lines = _tsv_rows(path, header=self.tsv_header and not (split != "test" and self.folder == "CoLA")) \
-            if path.suffix == ".tsv" else _jsonl_rows(path)
+            if path.suffix == ".tsv" else read_jsonl(path)
         for position, (where, raw) in enumerate(lines):
             try:
                 fields, label, index = self.parse(raw, split)
@@ -109,17 +109,6 @@ def _tsv_rows(path: Path, header: bool) -> Iterator[tuple[str, dict | list[str]]
                 yield where, cells
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield f"{path}:{line_no}", json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ArmadaError(f"{path}:{line_no}: not valid JSON: {e}") from None
-
-
 @dataclass(frozen=True)
 class FileReader(Reader):
     """A `file:NAME` task: CSV, TSV or JSONL files named in [tasks.NAME]."""
@@ -136,7 +125,7 @@ class FileReader(Reader):
         if not path.is_file():
             raise ArmadaError(f"{task.name}: {path}: no such file (the {split} split in [tasks.{task.name[5:]}])")
         if path.suffix in (".jsonl", ".json"):
-            rows = _jsonl_rows(path)
+            rows = read_jsonl(path)
         elif path.suffix in (".csv", ".tsv"):
             rows = _delimited_rows(path, "," if path.suffix == ".csv" else "\t")
         else:
@@ -147,7 +136,11 @@ class FileReader(Reader):
                 raise ArmadaError(f"{where}: no field {missing[0]!r}; the row has {sorted(record)}")
             label = record.get(self.label_field)
             fields = {k: v for k, v in record.items() if k != self.label_field}
-            idx = str(record[self.id_field]).strip() if self.id_field else position
+            raw_id = record[self.id_field] if self.id_field else position
+            if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
+                raise ArmadaError(f"{where}: the id field {self.id_field!r} is {raw_id!r}; an id is a string or a whole "
+                                  "number")
+            idx = str(raw_id).strip() if self.id_field else position
             if idx == "":
                 raise ArmadaError(f"{where}: the id field {self.id_field!r} is empty; every row needs its id")
             yield Row(idx, fields, label, where)
