@@ -68,8 +68,17 @@ def train(config: DistillConfig, task: Task, cache, data_dir: str, out_dir: str 
         folder = run_schema.RunFolder(out_dir)
         result = finished_run(folder, resume)
         if result is None:
-            result = _train(objective, config, task, data_dir, folder, resume, variant,
-                            open_inputs(config, task, cache, train_limit, validation_limit, template))
+            try:
+                result = _train(objective, config, task, data_dir, folder, resume, variant,
+                                open_inputs(config, task, cache, train_limit, validation_limit, template))
+            except KeyboardInterrupt:
+                if folder.stopped("interrupted"):
+                    print(f"\ninterrupted: {folder.path} keeps {len(folder.read_epochs())} finished epoch(s); run the "
+                          "same command with --resume to go on from there (armada run resumes by itself)", flush=True)
+                raise
+            except ArmadaError:
+                folder.stopped("failed")
+                raise
     _leave_process_group()
     return result
 
@@ -173,44 +182,10 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
             print(f"resuming {folder.path} after epoch {done}", flush=True)
         folder.write_record(record("running"))
 
-    try:
-        if pretraining and done == 0:
-            _pretrain_aligner(accelerator, config, objective, student, aligner, pretrain_optimizer, data.train, progress,
-                              steps_per_epoch, examples)
-        _train_epochs(accelerator, config, objective, task, folder, data, teacher, student, aligner, optimizers,
-                      schedulers, progress, done, examples, tokenizer)
-    except KeyboardInterrupt:
-        if main:
-            folder.write_record(record("interrupted"))
-            kept = folder.read_epochs()
-            print(f"\ninterrupted: {folder.path} keeps {len(kept)} finished epoch(s); run the same command with --resume "
-                  "to go on from its last checkpoint (armada run resumes by itself)", flush=True)
-        raise
-    except ArmadaError:
-        if main:
-            folder.write_record(record("failed"))
-        raise
+    if pretraining and done == 0:
+        _pretrain_aligner(accelerator, config, objective, student, aligner, pretrain_optimizer, data.train, progress,
+                          steps_per_epoch, examples)
 
-    steps = accelerator.gather(torch.tensor([progress["steps"]], device=accelerator.device)).tolist()
-    if main:
-        warnings = training_warnings(folder.read_epochs(), progress["best_epoch"])
-        for warning in warnings:
-            print(f"warning: {warning}", flush=True)
-        folder.write_record(record("finished", steps, warnings))
-    accelerator.wait_for_everyone()
-    if reader is not None:
-        reader.close()
-    return RunResult(folder.path, task.name, objective.metric, progress["best_epoch"], progress["best_dev"],
-                     config.epochs, round(progress["seconds"], 3), "finished")
-
-
-def _train_epochs(accelerator, config: DistillConfig, objective, task: Task, folder: run_schema.RunFolder, data, teacher,
-                  student, aligner, optimizers: dict, schedulers: dict, progress: dict, done: int, examples: int,
-                  tokenizer) -> None:
-    """Epochs done + 1 … config.epochs: train, score, keep the best, record, checkpoint."""
-    main, processes = accelerator.is_main_process, accelerator.num_processes
-    plain_student = accelerator.unwrap_model(student)
-    plain_aligner = accelerator.unwrap_model(aligner) if aligner is not None else None
     loop = TrainingLoop(accelerator, config, objective, student, aligner, optimizers, schedulers, data.train)
     for epoch in range(done + 1, config.epochs + 1):
         started = time.time()
@@ -237,6 +212,18 @@ def _train_epochs(accelerator, config: DistillConfig, objective, task: Task, fol
             checkpoint.prune(folder.checkpoints, keep=saved)
             print(_summary(epoch, config.epochs, parts, objective.metric, dev, aligner_dev, progress, seconds), flush=True)
         accelerator.wait_for_everyone()
+
+    steps = accelerator.gather(torch.tensor([progress["steps"]], device=accelerator.device)).tolist()
+    if main:
+        warnings = training_warnings(folder.read_epochs(), progress["best_epoch"])
+        for warning in warnings:
+            print(f"warning: {warning}", flush=True)
+        folder.write_record(record("finished", steps, warnings))
+    accelerator.wait_for_everyone()
+    if reader is not None:
+        reader.close()
+    return RunResult(folder.path, task.name, objective.metric, progress["best_epoch"], progress["best_dev"],
+                     config.epochs, round(progress["seconds"], 3), "finished")
 
 
 def _improved(objective, dev: dict, progress: dict) -> bool:

@@ -60,6 +60,9 @@ class EvalResult:
         return head + f"{scores} → {self.scores_path}"
 
 
+CACHE_WITHOUT_ALIGNER = "--cache is where the TS Aligner's teacher vectors are: it goes with --aligner only"
+
+
 def evaluate_run(run_dir: str | Path, split: str = "validation", data_dir: str | None = None, aligner: bool = False,
                  file_tasks: Mapping[str, FileTask] | None = None, cache: str | None = None) -> EvalResult:
     """Score the run's student (or aligner), write the scores and predictions under RUN/eval/.
@@ -71,7 +74,7 @@ def evaluate_run(run_dir: str | Path, split: str = "validation", data_dir: str |
     if aligner:
         result = predict_aligner_alone(run_dir, split, data_dir, file_tasks, cache=cache)
     elif cache:
-        raise ArmadaError("--cache is where the TS Aligner's teacher vectors are: it goes with --aligner only")
+        raise ArmadaError(CACHE_WITHOUT_ALIGNER)
     else:
         result = predict_student(run_dir, split, data_dir, file_tasks)
     labels = _labels(result.split)
@@ -171,6 +174,8 @@ def score_run(run_dir: str | Path, *, split: str | None = None, data_dir: str | 
     """`armada eval`: a generative run scored by what it writes (evaluate_generative), any other by its outputs
     (evaluate_run); returns the line that says what was scored and where it went."""
     if is_generative_run(run_dir):
+        if cache:
+            raise ArmadaError(CACHE_WITHOUT_ALIGNER)
         if aligner:
             raise ArmadaError(f"{run_dir}: a generative run's TS Aligner learnt to reconstruct the teacher's vectors and "
                               "has no task outputs to score; drop --aligner")

@@ -3,7 +3,8 @@ objective through the same calls); `armada eval`, `armada report` and `armada ru
 
     <run>/
       run.json                  RunRecord: task, student, variant, seed, objective, best epoch and dev score,
-                                status ("running", then "finished"), the cache's provenance, versions
+                                status ("running", then "finished"; "failed" or "interrupted" where it stopped), the
+                                cache's provenance, versions
       config.toml               the [data] and [distill] settings it trained with (settings.py)
       metrics.jsonl             one EpochRecord per line: training losses, dev scores, and whatever else the
                                 objective records per epoch

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
@@ -46,6 +46,7 @@ class RunFolder:
         self.student = self.path / STUDENT          # the best epoch's student (armada.distill.model: what is inside)
         self.aligner = self.path / ALIGNER          # the best epoch's TS Aligner (absent for an undistilled run)
         self.checkpoints = self.path / CHECKPOINTS  # epoch checkpoints (armada.distill.checkpoint owns what is inside)
+        self._written: RunRecord | None = None      # the record this process last wrote
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -101,6 +102,15 @@ class RunFolder:
     def write_record(self, record: RunRecord) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         write_atomically(self.record_path, json_text(record.to_json(), indent=2) + "\n")
+        self._written = record
+
+    def stopped(self, status: str) -> bool:
+        """Record that the run this process started stopped before its end ("failed", "interrupted"), so that no
+        later command takes it for one still running; whether this process had started one."""
+        if self._written is None or self._written.status != "running":
+            return False
+        self.write_record(replace(self._written, status=status))
+        return True
 
     def append_epoch(self, epoch: EpochRecord) -> None:
         with open(self.path / EPOCHS, "a") as f:

@@ -28,7 +28,7 @@ class RunRecord:
     student: str
     seed: int
     metric: str                         # the dev score the best epoch is chosen by ("" where there is none)
-    status: str                         # "running" or "finished"
+    status: str                         # "running", "finished", or where it stopped: "failed", "interrupted"
     undistilled: bool | None = None     # None: not recorded (the first run folders)
     objective: str = "task"             # which training objective made it (armada.distill.objective)
     variant: str | None = None          # None in run folders made before variants were recorded

@@ -106,9 +106,12 @@ def test_the_aligner_is_scored_only_on_the_cache_it_trained_with(runs, tmp_path,
     moved = tmp_path / "moved-cache"
     shutil.copytree(runs["armada-euclid"], moved)
     record = json.loads((moved / "run.json").read_text())
-    (moved / "run.json").write_text(json.dumps({**record, "cache": {**record["cache"], "path": str(tmp_path / "gone.zarr")}}))
-    with pytest.raises(ArmadaError, match="the cache it trained with cannot be opened: no cache at"):
+    gone = str(tmp_path / "gone.zarr")
+    (moved / "run.json").write_text(json.dumps({**record, "cache": {**record["cache"], "path": gone, "absolute_path": gone}}))
+    with pytest.raises(ArmadaError, match=r"the cache it trained with is not at .*gone.zarr \(.*\); give its place with --cache PATH"):
         evaluate_run(moved, aligner=True)
+    with pytest.raises(ArmadaError, match="the cache it trained with cannot be opened: no cache at"):
+        evaluate_run(moved, aligner=True, cache=gone)
     task = get_task("glue/rte")
     other = tiny.write_cache(tmp_path / "other.zarr", task, {"validation": task.load("validation", data_dir=str(task_files / "glue"), limit=LIMIT)}, dim=4)
     (moved / "run.json").write_text(json.dumps({**record, "cache": {**record["cache"], "path": str(other)}}))
