@@ -31,7 +31,7 @@ from armada.tasks import get_task
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """A tiny encoder, a file task, its cache, and one finished 2-epoch run trained from its own folder with the
+    """A tiny encoder, a file task, its cache, and one finished 1-epoch run trained from its own folder with the
     cache given by a relative path (as a user in that folder would)."""
     root = tmp_path_factory.mktemp("bad-training")
     encoder = tiny.make_encoder(root / "encoder")
@@ -42,7 +42,7 @@ def setup(tmp_path_factory):
     here = os.getcwd()
     os.chdir(root / "work")
     try:
-        train(tiny.tiny_config(encoder), task, "cache.zarr", "", root / "finished")
+        train(tiny.tiny_config(encoder, epochs=1), task, "cache.zarr", "", root / "finished")
     finally:
         os.chdir(here)
     return {"root": root, "encoder": encoder, "task": task, "tables": tables, "cache": root / "work" / "cache.zarr",
@@ -96,13 +96,13 @@ def _flip_a_byte(path: Path) -> None:
 @pytest.mark.parametrize("damage", ["flipped", "truncated"])
 def test_a_resume_refuses_a_damaged_checkpoint_naming_the_file(setup, tmp_path, damage):
     run = _copy_run(setup, tmp_path, status="running")      # as a run killed after its last checkpoint leaves it
-    weights = run / "checkpoints" / "epoch-0002" / "student.safetensors"
+    weights = run / "checkpoints" / "epoch-0001" / "student.safetensors"
     if damage == "flipped":
         _flip_a_byte(weights)
     else:
         weights.write_bytes(weights.read_bytes()[:-100])
-    with pytest.raises(ArmadaError, match=rf"{weights}.*(SHA-256|bytes where).*it was not used. Remove .*epoch-0002"):
-        train(tiny.tiny_config(setup["encoder"]), setup["task"], str(setup["cache"]), "", run, resume=True)
+    with pytest.raises(ArmadaError, match=rf"{weights}.*(SHA-256|bytes where).*it was not used. Remove .*epoch-0001"):
+        train(tiny.tiny_config(setup["encoder"], epochs=1), setup["task"], str(setup["cache"]), "", run, resume=True)
 
 
 @pytest.mark.parametrize("damage", ["flipped", "truncated"])
@@ -147,8 +147,8 @@ def test_resume_says_when_there_is_nothing_to_resume(setup, tmp_path, capsys):
 
 def test_resume_of_a_finished_run_with_new_settings_is_refused_naming_them(setup, capsys):
     folder = RunFolder(setup["finished"])
-    check_resume(folder, tiny.tiny_config(setup["encoder"]))       # the same settings: returned as it is
-    with pytest.raises(ArmadaError, match=r"finished run, trained with other settings.*\n  distill.epochs: 2 → 5\n"
+    check_resume(folder, tiny.tiny_config(setup["encoder"], epochs=1))      # the same settings: returned as it is
+    with pytest.raises(ArmadaError, match=r"finished run, trained with other settings.*\n  distill.epochs: 1 → 5\n"
                                           r"  distill.lr: 0.001 → 0.0003\n.*choose another --out"):
         check_resume(folder, tiny.tiny_config(setup["encoder"], epochs=5, lr=3e-4))
 
