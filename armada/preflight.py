@@ -29,13 +29,18 @@ def check_before_work(cfg: PipelineConfig, runs) -> None:
     for s in settings:
         for key in ("kd_cache", "seqkd_cache"):
             path = getattr(s, key, "")
-            if path and "://" not in path and not Path(path).exists():
+            if path and _local(path) and not Path(path).exists():
                 raise ArmadaError(f"{cfg.source}: distill.{key} = {path!r} does not exist; write it first (armada "
                                   "extract --teacher run:PATH) or correct the path")
     for folder in cfg.extract.reuse_from:
-        if "://" not in folder and not Path(folder).is_dir():
+        if _local(folder) and not Path(folder).is_dir():
             raise ArmadaError(f"{cfg.source}: extract.reuse_from names {folder!r}, which is not a folder")
     for key, folder in (("extract.cache_dir", cfg.extract.cache_dir), ("run.runs_dir", cfg.run.runs_dir),
                         ("run.report_dir", cfg.run.report_dir)):
-        if "://" not in folder:
+        if _local(folder):
             check_writable_folder(folder, f"{cfg.source}: {key}")
+
+
+def _local(path: str) -> bool:
+    """Whether `path` is on this machine's disk (not a URL, an object store or a Hub dataset)."""
+    return "://" not in path and not path.startswith("hf:")

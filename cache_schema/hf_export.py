@@ -24,7 +24,7 @@ from armada.cache_schema.hf_reader import ExportReader
 from armada.cache_schema.reader import CacheReader
 from armada.cache_schema.writer import CacheWriter
 from armada.errors import ArmadaError
-from armada.files import replacing
+from armada.files import check_writable_folder, replacing
 
 
 def export_hf(location, out: str | os.PathLike, *, labelled: dict | None = None, license: str | None = None,
@@ -35,6 +35,7 @@ def export_hf(location, out: str | os.PathLike, *, labelled: dict | None = None,
     out = Path(out)
     if out.exists():
         raise ArmadaError(f"{out} already exists: remove it or choose another folder")
+    check_writable_folder(out, "cache export OUT")
     with CacheReader(location) as reader:
         manifest = reader.manifest
         labels = _labels(manifest, labelled, location) if labelled is not None else None
@@ -156,6 +157,7 @@ def import_hf(location: str, out: str | os.PathLike) -> Path:
 
     if Path(out).exists():
         raise ArmadaError(f"{out} already exists: import into a new folder")
+    check_writable_folder(out, "cache import OUT")
     with open_hf(location) as export:
         for split in export.splits:             # ids, labels and vectors checked before anything is written
             export.read_split(split, keep_vectors=False)

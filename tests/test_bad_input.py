@@ -149,6 +149,7 @@ def test_every_command_that_writes_refuses_an_output_it_cannot_write(project, mo
         ["report", str(project / "data"), "--out", str(bad)],
         ["cache", "pack", "c.zarr", str(bad / "c.zarr.zip")],
         ["cache", "export", "c.zarr", str(bad / "c.h5")],
+        ["cache", "export", "c.zarr", "--format", "hf", "--no-labels", str(bad / "c-hf")],
     ]
     for command in commands:
         result = CliRunner().invoke(app, command)

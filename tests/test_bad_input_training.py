@@ -166,7 +166,7 @@ def test_eval_aligner_finds_the_cache_from_another_folder_and_takes_cache_where_
     record = json.loads((run / "run.json").read_text())
     record["cache"]["absolute_path"] = str(tmp_path / "gone.zarr")
     (run / "run.json").write_text(json.dumps(record))
-    with pytest.raises(ArmadaError, match=r"cannot be opened: no cache at cache.zarr.*; no cache at .*gone.zarr .*; give its place with --cache PATH"):
+    with pytest.raises(ArmadaError, match=r"cannot be opened: no cache at cache.zarr.*; no cache at .*gone.zarr.*; give its place with --cache PATH"):
         evaluate_run(run, aligner=True, file_tasks=setup["tables"])
     assert evaluate_run(run, aligner=True, file_tasks=setup["tables"], cache=str(moved)).scores is not None
     with pytest.raises(ArmadaError, match="--cache .* with --aligner only"):
