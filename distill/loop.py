@@ -144,6 +144,11 @@ class TrainingLoop:
         return losses
 
 
+# What to try when training stops on a value that is not finite.
+ADVICE = ("Lower lr or aligner_lr, lower the term's weight, check the cache and the data for values that are not "
+          "finite (armada cache verify), or train with mixed_precision = \"no\"")
+
+
 class NonFiniteTraining(ArmadaError):
     """A loss or a weight became NaN or infinite: training stops before it spreads or is saved."""
 
@@ -156,10 +161,6 @@ def _refuse_non_finite(values: dict[str, float], label: str, step: int, steps: i
             f"{label}, step {step} of {steps}: the {bad[0]} loss is {values[bad[0]]} (terms not finite: {', '.join(bad)}); "
             "training stopped before that step changed any weight, and the student kept so far is untouched. "
             f"{ADVICE}")
-
-
-ADVICE = ("Lower lr or aligner_lr, lower the term's weight, check the cache and the data for values that are not "
-          "finite (armada cache verify), or train with mixed_precision = \"no\"")
 
 
 def refuse_non_finite_weights(label: str, models: dict) -> None:

@@ -5,7 +5,8 @@ The student folder holds the best epoch's backbone (save_pretrained; LoRA merged
 armada_heads.safetensors (F̃_s, O_s, P_s, O_aux_s) and armada_heads.json (HeadsConfig); the aligner
 file the best epoch's TS Aligner, its config in the metadata (absent for an undistilled run).
 Both are checked before they load: student/armada_checksums.json holds every file's SHA-256, the
-aligner's metadata that of its tensors (armada.checksums); runs saved before that are loaded unchecked.
+aligner's metadata that of its tensors (armada.checksums); in runs saved before that, each safetensors
+file is checked against the length its own header gives.
 
 Public API (eval and `armada run` use these):
   load_student(run_or_student_dir) -> (model, tokenizer, heads_config)
