@@ -298,3 +298,27 @@ def test_a_pipeline_reuses_the_cache_of_the_same_name_in_its_reuse_from_folders(
     pipeline.write_text(f'[extract]\nteacher = "piper-whisper"\nreuse_from = ["{shared}", "{empty}"]\n')
     job = job_from_config(config.load(pipeline), "glue/cola", reuse=("other.zarr",))
     assert job.reuse == ("other.zarr", str(shared / "glue_cola--piper-whisper.zarr"))
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_ctrl_c_keeps_the_finished_shards_and_says_how_to_resume(make_job, processes):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) mid-extraction: one message saying how to
+    resume, no worker's traceback, and the same command then finishes the cache as an uninterrupted run writes it."""
+    job = make_job(teacher={"hang_at": 5}, num_processes=processes)
+    code = "import json, sys; from armada.extract.job import ExtractJob; from armada.extract.runner import run_extract\n" \
+           "try:\n    run_extract(ExtractJob.from_json(json.loads(sys.argv[1])), show_progress=False)\n" \
+           "except KeyboardInterrupt:\n    sys.exit(130)"
+    process = subprocess.Popen([sys.executable, "-c", code, json.dumps(job.to_json())], stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(calls_made(make_job.calls)) < 5 and process.poll() is None:
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert f"interrupted: the finished shards of {job.out} are kept; run the same command again to resume" in stderr
+    assert "Traceback" not in stderr, stderr
+
+    summary = run_extract(make_job(), show_progress=False)
+    assert_same_cache(summary.path, run_extract(make_job(out="uninterrupted.zarr"), show_progress=False).path)
