@@ -46,7 +46,19 @@ from armada.cache_schema.manifest import (DatasetInfo, Extraction, Manifest, Spl
 from armada.cache_schema.reader import CacheReader, Features, SplitStatus
 from armada.cache_schema.writer import CacheWriter
 
+
+def open_writer(location, manifest: Manifest, overwrite: bool = False):
+    """A CacheWriter for a local path, a BucketWriter (bucket_writer.py) for an s3:// (gs://, az://) URL."""
+    from armada.cache_schema.bucket import is_url
+
+    if is_url(location):
+        from armada.cache_schema.bucket_writer import BucketWriter
+
+        return BucketWriter.create(str(location), manifest, overwrite)
+    return CacheWriter.create(location, manifest, overwrite)
+
 __all__ = [
     "CacheReader", "CacheWriter", "DatasetInfo", "Extraction", "Features", "Manifest", "Shard", "SplitInfo",
-    "SplitStatus", "TeacherInfo", "TeacherLogits", "check_kd_cache", "chunk_rows_for", "manifest_diff", "strings_digest",
+    "SplitStatus", "TeacherInfo", "TeacherLogits", "check_kd_cache", "chunk_rows_for", "manifest_diff", "open_writer",
+    "strings_digest",
 ]

@@ -22,6 +22,7 @@ from armada.cache_schema.hf_card import render
 from armada.cache_schema.hf_layout import CARD, INFO, ExportInfo, LabelColumn, rows_for
 from armada.cache_schema.hf_reader import ExportReader
 from armada.cache_schema.reader import CacheReader
+from armada.cache_schema.bucket import refuse_url
 from armada.cache_schema.writer import CacheWriter
 from armada.errors import ArmadaError
 from armada.files import check_writable_folder, replacing
@@ -32,6 +33,7 @@ def export_hf(location, out: str | os.PathLike, *, labelled: dict | None = None,
     """Write the finished cache at `location` as a dataset folder `out`. `labelled`: {split: armada.tasks.Split}
     read with the cache's limits and teacher template, for the label column (None: no label column); `load_as`:
     the name the card loads it by (default `out`; a Hub repository when it is published)."""
+    refuse_url(out, "a Hugging Face dataset export (the folder to write)")
     out = Path(out)
     if out.exists():
         raise ArmadaError(f"{out} already exists: remove it or choose another folder")
@@ -155,6 +157,7 @@ def import_hf(location: str, out: str | os.PathLike) -> Path:
     """A cache at `out` (markers and all) from an export: the one it was made from, file for file."""
     from armada.cache_schema.hf_reader import open_hf
 
+    refuse_url(out, "the cache a Hugging Face dataset is imported into")
     if Path(out).exists():
         raise ArmadaError(f"{out} already exists: import into a new folder")
     check_writable_folder(out, "cache import OUT")

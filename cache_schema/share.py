@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from armada.cache_schema import open_writer
+from armada.cache_schema.bucket import is_url, refuse_url
 from armada.cache_schema.encoding import strings_digest
 from armada.cache_schema.layout import all_keys
 from armada.cache_schema.manifest import Manifest
 from armada.cache_schema.reader import CacheReader
 from armada.cache_schema.verify import verify
-from armada.cache_schema.writer import CacheWriter
 from armada.errors import ArmadaError
 from armada.files import check_writable_folder, replacing
 
@@ -33,6 +34,7 @@ def pack(location, out: str | os.PathLike) -> Path:
     zarr's ZipStore and CacheReader read the file as it is. Written under a temporary name and
     renamed, so `out` is never half a file.
     """
+    refuse_url(out, "a packed cache (the file to write)")
     out = Path(out)
     if out.exists():
         raise ArmadaError(f"{out} already exists; packed caches are immutable: remove it or choose another name")
@@ -57,6 +59,7 @@ def export_hdf5(location, out: str | os.PathLike) -> Path:
     """The cache as HDF5: per split a group with `features`, `example_id`, `text_sha256`; the manifest as JSON."""
     import h5py
 
+    refuse_url(out, "an HDF5 export (the file to write)")
     out = Path(out)
     if out.exists():
         raise ArmadaError(f"{out} already exists: remove it or choose another name")
@@ -84,6 +87,7 @@ def import_hdf5(source: str | os.PathLike, out: str | os.PathLike) -> Path:
     """A normal cache (markers and all) at `out` from an HDF5 file written by export_hdf5."""
     import h5py
 
+    refuse_url(source, "an HDF5 file to import")
     source = Path(source)
     check_writable_folder(out, "cache import OUT")
     try:
@@ -100,12 +104,20 @@ def import_hdf5(source: str | os.PathLike, out: str | os.PathLike) -> Path:
             raise ArmadaError(f"{source}: its {HDF5_MANIFEST} attribute is not JSON") from None
         manifest = Manifest.from_dict(data, str(source))
         columns = {split: _columns(f, source, manifest, split) for split in manifest.dataset.splits}
-        writer = CacheWriter.create(out, manifest)
-        for split, (features, ids, hashes) in columns.items():
-            for shard in writer.pending(split):
-                writer.write_shard(split, shard.index, features[shard.start:shard.stop],
-                                   ids[shard.start:shard.stop], hashes[shard.start:shard.stop])
-    return Path(out)
+        writer = open_writer(out, manifest)
+        try:
+            for split, (features, ids, hashes) in columns.items():
+                for shard in writer.pending(split):
+                    if getattr(writer, "claims_shards", False) and not writer.claim(split, shard.index):
+                        raise ArmadaError(f"{out}: {split} {shard} is being written by another process; run the "
+                                          "import again once it has ended")
+                    writer.write_shard(split, shard.index, features[shard.start:shard.stop],
+                                       ids[shard.start:shard.stop], hashes[shard.start:shard.stop])
+            if getattr(writer, "claims_shards", False):
+                writer.consolidate()
+        finally:
+            writer.close()
+    return out if is_url(out) else Path(out)
 
 
 def _columns(f, source: Path, manifest: Manifest, split: str):

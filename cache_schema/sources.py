@@ -1,4 +1,4 @@
-"""Read-only access to a cache's keys: a directory, a packed zip file, or an http(s) URL.
+"""Read-only access to a cache's keys: a directory, a packed zip file, an http(s) URL or object storage (bucket.py).
 
 Every key is known from the manifest and the layout, so nothing here lists directories. Keys
 are built by the layout from checked split names, never taken from the store itself.
@@ -235,9 +235,13 @@ class HttpSource(Source):
 
 
 def open_source(location: str | os.PathLike) -> Source:
+    from armada.cache_schema.bucket import Bucket, BucketSource, is_url
+
     text = str(location)
     if text.startswith(("http://", "https://")):
         return HttpSource(text)
+    if is_url(text):
+        return BucketSource(Bucket(text))
     path = Path(location)
     if path.is_dir():
         return DirectorySource(path)
@@ -248,4 +252,4 @@ def open_source(location: str | os.PathLike) -> Source:
             return ZipSource(path)
         except zipfile.BadZipFile as e:
             raise ArmadaError(f"packed cache {path} is not a readable zip: {e}") from None
-    raise ArmadaError(f"no cache at {path}: give a cache directory, a packed cache file or an http(s) URL")
+    raise ArmadaError(f"no cache at {path}: give a cache directory, a packed cache file, an http(s) URL or an s3:// URL")

@@ -103,23 +103,16 @@ class CacheWriter:
         return [s for s in self.shards(split) if not self.is_done(split, s.index)]
 
     def write_shard(self, split: str, shard_index: int, features: np.ndarray,
-                    example_ids: Sequence[str], text_hashes: Sequence[str]) -> None:
-        """Write one whole shard (rows shard.start..shard.stop), then its marker.
+                    example_ids: Sequence[str], text_hashes: Sequence[str]) -> bool:
+        """Write one whole shard (rows shard.start..shard.stop), then its marker; True (this process owns the
+        shard: BucketWriter, where claims decide, may return False).
 
         Whatever an earlier, interrupted writer left of this shard is removed first. Rows that are
         not finite are refused before anything is written: such a shard is never marked done.
         """
         layout = self._layout(split)
         shard = self._shard(layout, shard_index)
-        ids = _check_strings(layout, shard, example_ids, "example ids")
-        hashes = _check_strings(layout, shard, text_hashes, "teacher-text hashes")
-        bad_hashes = [h for h in hashes if not is_sha256_hex(h)]
-        if bad_hashes:
-            raise ArmadaError(f"{split} {shard}: {bad_hashes[0]!r} is not a teacher-text hash "
-                              "(armada.tasks.sha256_text gives 64 lowercase hex digits)")
-        if len(set(ids)) != len(ids):
-            raise ArmadaError(f"{split} {shard}: example ids repeat within the shard; every row needs its own id")
-        data = _check_features(layout, shard, features, ids)
+        data, ids, hashes = checked_shard(layout, shard, features, example_ids, text_hashes)
 
         marker_path = self.path / layout.marker_key(shard)
         # The marker goes first: it must never vouch for data that is being replaced.
@@ -135,27 +128,11 @@ class CacheWriter:
         arrays["text_sha256"][shard.start:shard.stop] = np.array(hashes, dtype=object)
         for key in layout.shard_keys(shard):
             _fsync(self.path / key)
-        marker = Marker(shard.index, shard.start, shard.stop, shard.rows,
-                        features_crc32c=crc32c(data),
-                        example_ids_sha256=hashlib.sha256(strings_payload(ids)).hexdigest(),
-                        text_sha256_sha256=hashlib.sha256(strings_payload(hashes)).hexdigest(),
-                        nonfinite_rows=0, config_hash=self.manifest.config_hash)
-        self._check_written(layout, shard, marker, data)
+        marker = marker_for(layout, shard, data, ids, hashes, self.manifest.config_hash)
+        check_written(self._source, str(self.path), layout, shard, marker, data)
         marker_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(marker_path, marker.to_json(), sync=True)
-
-    def _check_written(self, layout: SplitLayout, shard: Shard, marker: Marker, data: np.ndarray) -> None:
-        """Read the shard back the way the reader will: only a shard it accepts gets a marker."""
-        back = np.empty_like(data)
-        try:
-            read_features(self._source, layout, shard, marker, back, check_chunks=True)
-            read_strings(self._source, layout, "example_id", shard, marker.example_ids_sha256)
-            read_strings(self._source, layout, "text_sha256", shard, marker.text_sha256_sha256)
-        except ShardFault as e:
-            raise ArmadaError(f"cache {self.path}: {e} right after writing it; the disk or the zarr version "
-                              "does not store what armada expects") from None
-        if back.tobytes() != data.tobytes():
-            raise ArmadaError(f"cache {self.path}: {layout.split} {shard} reads back different values than were written")
+        return True
 
     def _remove_leftovers(self, layout: SplitLayout, shard: Shard) -> None:
         for key in layout.shard_keys(shard):
@@ -174,6 +151,9 @@ class CacheWriter:
             self._arrays[split] = {name: zarr.open_array(store=store, path=f"{split}/{name}", mode="r+")
                                    for name in ("features", "example_id", "text_sha256")}
         return self._arrays[split]
+
+    def close(self) -> None:
+        """Nothing to release: the arrays hold no open files."""
 
     def read_rows(self, split: str, rows: np.ndarray) -> np.ndarray:
         """float32 [len(rows), dim]: rows (split row numbers) of shards that are already done."""
@@ -194,6 +174,43 @@ class CacheWriter:
             wanted = np.flatnonzero(rows // layout.shard_rows == index)
             out[wanted] = data[rows[wanted] - shard.start]
         return out
+
+
+def checked_shard(layout: SplitLayout, shard: Shard, features: np.ndarray, example_ids: Sequence[str],
+                  text_hashes: Sequence[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """A shard's rows as they will be stored (features in the stored dtype, ids, hashes), or the error that
+    refuses them before anything is written."""
+    ids = _check_strings(layout, shard, example_ids, "example ids")
+    hashes = _check_strings(layout, shard, text_hashes, "teacher-text hashes")
+    bad_hashes = [h for h in hashes if not is_sha256_hex(h)]
+    if bad_hashes:
+        raise ArmadaError(f"{layout.split} {shard}: {bad_hashes[0]!r} is not a teacher-text hash "
+                          "(armada.tasks.sha256_text gives 64 lowercase hex digits)")
+    if len(set(ids)) != len(ids):
+        raise ArmadaError(f"{layout.split} {shard}: example ids repeat within the shard; every row needs its own id")
+    return _check_features(layout, shard, features, ids), ids, hashes
+
+
+def marker_for(layout: SplitLayout, shard: Shard, data: np.ndarray, ids: list[str], hashes: list[str],
+               config_hash: str) -> Marker:
+    return Marker(shard.index, shard.start, shard.stop, shard.rows, features_crc32c=crc32c(data),
+                  example_ids_sha256=hashlib.sha256(strings_payload(ids)).hexdigest(),
+                  text_sha256_sha256=hashlib.sha256(strings_payload(hashes)).hexdigest(),
+                  nonfinite_rows=0, config_hash=config_hash)
+
+
+def check_written(source, location: str, layout: SplitLayout, shard: Shard, marker: Marker, data: np.ndarray) -> None:
+    """Read the shard back the way the reader will: only a shard it accepts gets a marker."""
+    back = np.empty_like(data)
+    try:
+        read_features(source, layout, shard, marker, back, check_chunks=True)
+        read_strings(source, layout, "example_id", shard, marker.example_ids_sha256)
+        read_strings(source, layout, "text_sha256", shard, marker.text_sha256_sha256)
+    except ShardFault as e:
+        raise ArmadaError(f"cache {location}: {e} right after writing it; the store or the zarr version "
+                          "does not keep what armada expects") from None
+    if back.tobytes() != data.tobytes():
+        raise ArmadaError(f"cache {location}: {layout.split} {shard} reads back different values than were written")
 
 
 def _check_strings(layout: SplitLayout, shard: Shard, values: Sequence[str], what: str) -> list[str]:

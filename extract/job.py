@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
+from armada.cache_schema.bucket import exists, join
 from armada.files import task_slug
 from armada.tasks import get_task
 
@@ -56,7 +56,7 @@ def job_from_config(cfg, task: str, *, out: str | None = None, overwrite: bool =
     teacher = cfg.extract.teacher
     resolve(teacher, cfg.teachers)
     get_task(task, cfg.tasks)
-    found = [path for folder in cfg.extract.reuse_from if Path(path := default_cache_path(folder, task, teacher)).exists()]
+    found = [path for folder in cfg.extract.reuse_from if exists(path := default_cache_path(folder, task, teacher))]
     return ExtractJob(
         teacher=teacher, task=task, out=out or default_cache_path(cfg.extract.cache_dir, task, teacher),
         reuse=tuple(dict.fromkeys([*reuse, *found])),
@@ -70,8 +70,9 @@ def job_from_config(cfg, task: str, *, out: str | None = None, overwrite: bool =
 
 
 def default_cache_path(cache_dir: str, task: str, teacher: str) -> str:
-    """<cache_dir>/<task>--<teacher>.zarr, the "/" and ":" of both names (glue/cola, run:runs/x) made safe for a file name."""
-    return str(Path(cache_dir) / f"{task_slug(task)}--{task_slug(teacher)}.zarr")
+    """<cache_dir>/<task>--<teacher>.zarr (cache_dir a folder or an s3:// URL), the "/" and ":" of both names
+    (glue/cola, run:runs/x) made safe for a file name."""
+    return join(cache_dir, f"{task_slug(task)}--{task_slug(teacher)}.zarr")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from armada.cache_schema.bucket import is_url
 from armada.errors import ArmadaError
 from armada.extract import processes
 from armada.extract.job import ExtractJob, ProcessRecord
@@ -77,7 +78,9 @@ def run_extract(job: ExtractJob, show_progress: bool = True,
         )
     progress = processes.TqdmProgress(show_progress and launched.rank == 0, job.num_processes)
     try:
-        with writing_alone(job.out, when_busy) if launched.rank == 0 else nullcontext():
+        # In object storage, shard claims keep writers apart instead of a lock file (bucket_writer.py).
+        alone = launched.rank == 0 and not is_url(job.out)
+        with writing_alone(job.out, when_busy) if alone else nullcontext():
             if job.num_processes > 1:
                 records = processes.spawn(job, progress)
             else:

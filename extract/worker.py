@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol
+from typing import Callable, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -115,16 +116,45 @@ def extract_owned_shards(writer, splits: list[SplitRows], teacher, rank: int, wo
     pending = [(split, shard) for split, shard in owned if not writer.is_done(split.name, shard.index)]
     counts.shards_already_done = len(owned) - len(pending)
     progress.start(len(owned), counts.shards_already_done, sum(shard.stop - shard.start for _, shard in pending))
+    # Looked up for the shards this process owns; shards it takes over from a dead writer are encoded.
     reused = reusable({split.hashes[row] for split, shard in pending for row in range(shard.start, shard.stop)})
+    if getattr(writer, "claims_shards", False):
+        pending = claimed_shards(writer, splits, rank, world)
     first_rows = {split.name: first_row_of_each_text(split) for split in splits}
     for split, shard in pending:
-        encoded, copied = extract_shard(writer, split, shard, first_rows[split.name], teacher, batch_size, shard_rows,
-                                        progress, reused)
+        encoded, copied, written = extract_shard(writer, split, shard, first_rows[split.name], teacher, batch_size,
+                                                 shard_rows, progress, reused)
+        if not written:
+            continue
         counts.shards_written += 1
         counts.rows_written += shard.stop - shard.start
         counts.rows_reused += copied
         counts.rows_deduplicated += shard.stop - shard.start - encoded - copied
     return counts
+
+
+def claimed_shards(writer, splits: list[SplitRows], rank: int, world: int) -> Iterator[tuple[SplitRows, object]]:
+    """Every shard of the cache not yet done, each claimed by this process before it is yielded (a writer of
+    object storage, where nodes share nothing but the bucket): the shards this process owns first, then any other
+    whose claim is free or expired (its writer died). Returns once every shard is done, waiting meanwhile on
+    shards that live writers hold."""
+    from armada.cache_schema.claims import claim_lifetime
+
+    everything = [(split, shard) for split in splits for shard in writer.shards(split.name)]
+    everything.sort(key=lambda pair: pair[1].index % world != rank)
+    pause = min(5.0, claim_lifetime() / 4)
+    while True:
+        held_elsewhere = False
+        for split, shard in everything:
+            if writer.is_done(split.name, shard.index):
+                continue
+            if writer.claim(split.name, shard.index):
+                yield split, shard
+            else:
+                held_elsewhere = True
+        if not held_elsewhere:
+            return
+        time.sleep(pause)
 
 
 def first_row_of_each_text(split: SplitRows) -> dict[str, int]:
@@ -135,8 +165,9 @@ def first_row_of_each_text(split: SplitRows) -> dict[str, int]:
 
 
 def extract_shard(writer, split: SplitRows, shard, first_rows: Mapping[str, int], teacher, batch_size: int,
-                  shard_rows: int, progress: Progress, reused: Mapping[str, np.ndarray]) -> tuple[int, int]:
-    """Fill and write one shard; returns how many texts were encoded for it, and how many rows `reused` gave."""
+                  shard_rows: int, progress: Progress, reused: Mapping[str, np.ndarray]) -> tuple[int, int, bool]:
+    """Fill and write one shard; returns how many texts were encoded for it, how many rows `reused` gave, and
+    whether it was marked done (not when another writer took its claim over meanwhile)."""
     start, stop_row = shard.start, shard.stop
     features = np.empty((stop_row - start, teacher.dim), dtype=np.float32)
     copies: list[tuple[int, int]] = []                  # (row in shard, earlier row of the split with its text)
@@ -167,8 +198,8 @@ def extract_shard(writer, split: SplitRows, shard, first_rows: Mapping[str, int]
         for vector, rows in zip(vectors, batch):
             features[rows] = vector
         progress.advance(sum(len(rows) for rows in batch))
-    writer.write_shard(split.name, shard.index, features, split.ids[start:stop_row], split.hashes[start:stop_row])
-    return len(groups), from_other_caches
+    written = writer.write_shard(split.name, shard.index, features, split.ids[start:stop_row], split.hashes[start:stop_row])
+    return len(groups), from_other_caches, written
 
 
 def encode_checked(teacher, split: SplitRows, start: int, batch: list[list[int]]) -> np.ndarray:
@@ -259,7 +290,7 @@ def rows_of_other_caches(locations: tuple[str, ...], wanted: set[str]) -> dict[s
 def run_process(job: ExtractJob, launched, progress: Progress) -> ProcessRecord:
     """One process's part: load the splits and the teacher, open the cache (the main process creates
     it before the others open it), write the pending shards this process owns."""
-    from armada.cache_schema import CacheWriter
+    from armada.cache_schema import open_writer
 
     task = task_for(job)
     teacher = load_teacher(job)         # first: it decides what the splits are read as (teacher_template)
@@ -268,8 +299,13 @@ def run_process(job: ExtractJob, launched, progress: Progress) -> ProcessRecord:
     manifest = build_manifest(job, teacher, task, splits, template)
     refuse_other_settings(job.reuse, manifest)
     with launched.main_first():
-        writer = CacheWriter.create(job.out, manifest, overwrite=job.overwrite and launched.rank == 0)
-    counts = extract_owned_shards(writer, splits, teacher, launched.rank, launched.world, job.batch_size,
-                                  job.shard_rows, progress, lambda wanted: rows_of_other_caches(job.reuse, wanted))
+        writer = open_writer(job.out, manifest, overwrite=job.overwrite and launched.rank == 0)
+    try:
+        counts = extract_owned_shards(writer, splits, teacher, launched.rank, launched.world, job.batch_size,
+                                      job.shard_rows, progress, lambda wanted: rows_of_other_caches(job.reuse, wanted))
+        if getattr(writer, "claims_shards", False):
+            writer.consolidate()
+    finally:
+        writer.close()
     return ProcessRecord(launched.rank, os.getpid(), counts.shards_written, counts.shards_already_done,
                          counts.rows_written, counts.rows_deduplicated, counts.rows_reused)

@@ -32,3 +32,26 @@ def task_files() -> Path:
     """A few rows of each published layout (GLUE, SuperGLUE, Dolly, the reasoning sets), committed with the tests:
     the folders mirror the real data folder, file for file (tests/fixtures/data/README.md says which rows)."""
     return TASK_FILES
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A SeaweedFS S3 server on loopback ports, started once per session (tests/s3_server.py)."""
+    from s3_server import start
+
+    server = start(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """The server's AWS settings in this test's environment (none of the machine's own)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    return s3_server

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 
 @cache_app.command("info")
-def info(path: str = typer.Argument(..., help="a cache directory, packed cache file or http(s) URL"),
+def info(path: str = typer.Argument(..., help="a cache directory, packed cache file, or http(s) or s3:// URL"),
          as_json: bool = typer.Option(False, "--json", help="print the summary as JSON")) -> None:
     """Summarise a cache: task, teacher, dim, dtype, splits and their progress, size, config hash.
 
@@ -83,7 +83,7 @@ def _size(n: float) -> str:
 
 
 @cache_app.command("verify")
-def verify(path: str = typer.Argument(..., help="a cache directory, packed cache file or http(s) URL")) -> None:
+def verify(path: str = typer.Argument(..., help="a cache directory, packed cache file, or http(s) or s3:// URL")) -> None:
     """Re-hash every shard and list every fault (exit code 1 on any fault, 0 when clean).
 
     Example: armada cache verify cache/bbc-news--piper-whisper.zarr
@@ -101,7 +101,7 @@ def verify(path: str = typer.Argument(..., help="a cache directory, packed cache
 
 
 @cache_app.command("pack")
-def pack(path: str = typer.Argument(..., help="a finished cache"),
+def pack(path: str = typer.Argument(..., help="a finished cache (a directory, packed file, or http(s) or s3:// URL)"),
          out: str = typer.Argument(..., help="the file to write (e.g. cache.zarr.zip); must not exist")) -> None:
     """Verify a finished cache and pack it into one immutable file that CacheReader and zarr's ZipStore read directly.
 
@@ -114,7 +114,7 @@ def pack(path: str = typer.Argument(..., help="a finished cache"),
 
 
 @cache_app.command("export")
-def export(path: str = typer.Argument(..., help="a finished cache"),
+def export(path: str = typer.Argument(..., help="a finished cache (a directory, packed file, or http(s) or s3:// URL)"),
            out: str = typer.Argument(..., help="the HDF5 file or (--format hf) the dataset folder to write; must not exist"),
            format: str = typer.Option("hdf5", "--format", help="hdf5, or hf: a Hugging Face dataset (Parquet and a card)"),
            data_dir: Optional[str] = LABEL_OPTIONS["data_dir"], config: Optional[str] = LABEL_OPTIONS["config"],

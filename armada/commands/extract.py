@@ -16,7 +16,7 @@ def extract(
     dataset: str = typer.Option(..., "--dataset", "-d", help="the task to encode (`armada tasks`)"),
     teacher: str = typer.Option(None, "--teacher", "-t", help="the teacher (`armada teachers`); default: [extract] teacher"),
     split: list[str] = typer.Option(None, "--split", help="a split to encode; repeat for several; default: [extract] splits"),
-    out: str = typer.Option(None, "--out", "-o", help="the cache folder; default: <[extract] cache_dir>/<task>--<teacher>.zarr"),
+    out: str = typer.Option(None, "--out", "-o", help="the cache folder or s3:// URL; default: <[extract] cache_dir>/<task>--<teacher>.zarr"),
     data_dir: str = typer.Option(None, "--data-dir", help="local task files (GLUE/SuperGLUE layouts); default: [data] data_dir"),
     limit: int = typer.Option(None, "--limit", min=0, help="encode the first N rows of each split (0 = all)"),
     batch_size: int = typer.Option(None, "--batch-size", help="texts per teacher call; default: [extract] batch_size"),
@@ -66,8 +66,7 @@ def extract(
 
 def extract_responses(cfg, dataset: str, splits: list[str] | None, out: str | None, limit: int | None) -> None:
     """SeqKD: the generative run's greedy responses to `dataset`'s training prompts (armada.extract.sequences)."""
-    from pathlib import Path
-
+    from armada.cache_schema.bucket import join, refuse_url
     from armada.errors import ArmadaError
     from armada.extract.sequences import write_sequences
     from armada.files import task_slug
@@ -78,7 +77,8 @@ def extract_responses(cfg, dataset: str, splits: list[str] | None, out: str | No
     teacher = cfg.extract.teacher
     task = get_task(dataset, cfg.tasks)
     split = task.load("train", data_dir=cfg.data.dir_for(dataset), limit=cfg.data.train_limit)
-    out = out or str(Path(cfg.extract.cache_dir) / f"{task_slug(dataset)}--{task_slug(teacher)}.seqkd")
+    out = out or join(cfg.extract.cache_dir, f"{task_slug(dataset)}--{task_slug(teacher)}.seqkd")
+    refuse_url(out, "a SeqKD cache (--out, or [extract] cache_dir for a SeqKD teacher)")
     summary = write_sequences(teacher.removeprefix("run:"), task, split, out, max_new_tokens=task.max_new_tokens,
                               batch_size=cfg.extract.batch_size, say=typer.echo)
     typer.echo(f"responses written: {summary.written} ({summary.already_done} were already written)")
