@@ -24,11 +24,11 @@ MARK = "ARMADA_TEST_COMMAND"
 
 
 class Started:
-    def __init__(self, command: list[str], log: Path, env: dict | None):
+    def __init__(self, command: list[str], log: Path, env: dict | None, cwd: Path | None = None):
         self.mark, self.log = uuid.uuid4().hex, log
         with open(log, "w") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                            env={**os.environ, **(env or {}), MARK: self.mark})
+                                            env={**os.environ, **(env or {}), MARK: self.mark}, cwd=cwd)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
