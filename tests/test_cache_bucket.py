@@ -213,3 +213,32 @@ def test_the_server_going_away_mid_shard_is_named_and_a_rerun_resumes(make_job, 
 def test_a_url_where_only_a_path_makes_sense_is_refused(s3):
     with pytest.raises(ArmadaError, match=f"s3://{s3.bucket}/x.h5: an HDF5 file to import must be a local path"):
         import_hdf5(f"s3://{s3.bucket}/x.h5", "out.zarr")
+
+
+def test_a_student_trains_from_a_bucket_exactly_as_from_a_folder(s3, tmp_path):
+    """The reader reads a bucket's shards into memory as it reads a folder's (no copy on disk): same features, so
+    the same run, weight for weight."""
+    import distill_tiny as tiny
+    from safetensors.numpy import load_file
+
+    from armada.distill.recipe import train
+    from armada.tasks import get_task
+
+    name, tables = tiny.file_task(tmp_path / "data", kind="classification")
+    task = get_task(f"file:{name}", tables)
+    splits = {s: task.load(s) for s in ("train", "validation")}
+    folder = tiny.write_cache(tmp_path / "cache.zarr", task, splits)
+    url = s3.url(f"{tmp_path.name}/cache.zarr")
+    bucket = Bucket(url)
+    for key, blob in folder_objects(str(folder)).items():
+        bucket.put(key, blob)
+    student = tiny.make_encoder(tmp_path / "student")
+    runs = {}
+    for label, cache in (("folder", str(folder)), ("bucket", url)):
+        runs[label] = tmp_path / f"run-{label}"
+        train(tiny.tiny_config(student, epochs=1), task, cache, "", runs[label], variant="armada-cosine")
+    record = json.loads((runs["bucket"] / "run.json").read_text())
+    assert record["cache"]["path"] == url
+    weights = {label: load_file(next(run.rglob("model.safetensors"))) for label, run in runs.items()}
+    assert weights["folder"].keys() == weights["bucket"].keys()
+    assert all(np.array_equal(weights["folder"][k], weights["bucket"][k]) for k in weights["folder"])
