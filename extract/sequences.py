@@ -129,6 +129,9 @@ def _resume(out: Path, manifest: dict) -> int:
 def read_sequences(path: str | Path, task: Task, split: Split) -> tuple[Split, dict]:
     """(`split` with each example's references replaced by the teacher's response, the cache's manifest), after
     refusing a cache for another task, an unfinished one, and examples it lacks or wrote for another prompt."""
+    from armada.cache_schema.bucket import refuse_url
+
+    refuse_url(path, "a SeqKD cache (distill.seqkd_cache)")
     path = Path(path)
     where = f"the SeqKD cache {path} (distill.seqkd_cache)"
     if not (path / MANIFEST).is_file():
