@@ -102,19 +102,6 @@ def s3_settings() -> dict[str, str]:
     return {key: value for key, value in settings.items() if value}
 
 
-def _secrets() -> list[str]:
-    keys = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
-    return [v for v in (os.environ.get(k) for k in keys) if v] + [v for k, v in _profile_quietly().items()
-                                                                   if k.startswith("aws_") and v]
-
-
-def _profile_quietly() -> dict[str, str]:
-    try:
-        return _profile()
-    except ArmadaError:
-        return {}
-
-
 class Bucket:
     """The objects under one cache URL, by key relative to it. A missing object reads as None; every
     other failure is an ArmadaError naming the URL and saying what to do."""
@@ -156,56 +143,41 @@ class Bucket:
             return ArmadaError(f"access to {where} was refused ({code or 'forbidden'}): check the credentials "
                                "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and the bucket's permissions")
         reason = code or _short_reason(text)
-        for secret in _secrets():
-            reason = reason.replace(secret, "***")
         return ArmadaError(f"cannot {doing} {where}: {reason}; check AWS_ENDPOINT_URL and that the server is up. "
                            "What was written is kept: run the same command again to resume")
+
+    def _call(self, doing: str, key: str, request):
+        """request()'s result; None for an object that does not exist."""
+        try:
+            return request()
+        except FileNotFoundError as e:
+            if "NoSuchBucket" in str(e):
+                raise self._error(e, doing, key) from None
+            return None
+        except Exception as e:
+            if "<Code>InvalidRange</Code>" in str(e):       # a range from past the object's end: nothing there
+                return b""
+            raise self._error(e, doing, key) from None
 
     def get(self, key: str) -> bytes | None:
         import obstore
 
-        try:
-            return bytes(obstore.get(self.store, key).bytes())
-        except FileNotFoundError as e:
-            if "NoSuchBucket" in str(e):
-                raise self._error(e, "read", key) from None
-            return None
-        except Exception as e:
-            raise self._error(e, "read", key) from None
+        return self._call("read", key, lambda: bytes(obstore.get(self.store, key).bytes()))
 
     def get_range(self, key: str, offset: int, length: int) -> bytes | None:
         import obstore
 
-        try:
-            return bytes(obstore.get_range(self.store, key, start=offset, length=length))
-        except FileNotFoundError as e:
-            if "NoSuchBucket" in str(e):
-                raise self._error(e, "read", key) from None
-            return None
-        except Exception as e:
-            if "<Code>InvalidRange</Code>" in str(e):      # from past the object's end: nothing there
-                return b""
-            raise self._error(e, "read", key) from None
+        return self._call("read", key, lambda: bytes(obstore.get_range(self.store, key, start=offset, length=length)))
 
     def size(self, key: str) -> int | None:
         import obstore
 
-        try:
-            return obstore.head(self.store, key)["size"]
-        except FileNotFoundError as e:
-            if "NoSuchBucket" in str(e):
-                raise self._error(e, "read", key) from None
-            return None
-        except Exception as e:
-            raise self._error(e, "read", key) from None
+        return self._call("read", key, lambda: obstore.head(self.store, key)["size"])
 
     def put(self, key: str, data: bytes) -> None:
         import obstore
 
-        try:
-            obstore.put(self.store, key, data)
-        except Exception as e:
-            raise self._error(e, "write", key) from None
+        self._call("write", key, lambda: obstore.put(self.store, key, data))
 
     def create(self, key: str, data: bytes) -> bool:
         """Write the object only if none is there (If-None-Match: *): True if this call made it."""
@@ -223,21 +195,16 @@ class Bucket:
     def delete(self, key: str) -> None:
         import obstore
 
-        try:
-            obstore.delete(self.store, key)
-        except FileNotFoundError:
-            pass
-        except Exception as e:
-            raise self._error(e, "delete", key) from None
+        self._call("delete", key, lambda: obstore.delete(self.store, key))
 
     def keys(self, under: str = "") -> list[tuple[str, int]]:
         """(key, size) of every object under `under` (a key prefix relative to the cache)."""
         import obstore
 
-        try:
-            return [(meta["path"], meta["size"]) for batch in obstore.list(self.store, prefix=under or None) for meta in batch]
-        except Exception as e:
-            raise self._error(e, "list", under) from None
+        found = self._call("list", under, lambda: [(meta["path"], meta["size"])
+                                                   for batch in obstore.list(self.store, prefix=under or None)
+                                                   for meta in batch])
+        return found or []
 
 
 def _short_reason(text: str) -> str:

@@ -16,6 +16,7 @@ the lifetime (NTP does; the default lifetime is 10 minutes, ARMADA_CLAIM_SECONDS
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import threading
@@ -37,7 +38,7 @@ def claim_lifetime() -> float:
         seconds = float(text)
     except ValueError:
         seconds = 0.0
-    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+    if not (math.isfinite(seconds) and seconds > 0):
         raise ArmadaError(f"ARMADA_CLAIM_SECONDS={text!r} is not a positive number of seconds")
     return seconds
 
@@ -74,7 +75,6 @@ class Claims:
                 float(newest["expires"])
             except (ValueError, TypeError, KeyError):
                 newest = {"owner": "?", "expires": 0.0}      # unreadable: treated as expired
-            # A claim abandoned between generations is as good as expired; keep reading to the newest.
 
     def claim(self, layout: SplitLayout, shard: Shard) -> bool:
         """Claim the shard for this writer: True when it now holds it, False while another's claim is alive."""
