@@ -242,3 +242,18 @@ def test_a_student_trains_from_a_bucket_exactly_as_from_a_folder(s3, tmp_path):
     weights = {label: load_file(next(run.rglob("model.safetensors"))) for label, run in runs.items()}
     assert weights["folder"].keys() == weights["bucket"].keys()
     assert all(np.array_equal(weights["folder"][k], weights["bucket"][k]) for k in weights["folder"])
+
+
+def test_a_pipeline_may_keep_its_caches_in_a_bucket_and_reuse_caches_from_one(s3, tmp_path):
+    from armada import config
+    from armada.extract.job import job_from_config
+
+    shared, empty = s3.url(f"{tmp_path.name}/team"), s3.url(f"{tmp_path.name}/empty")
+    found = f"{shared}/glue_cola--piper-whisper.zarr"
+    Bucket(found).put(ROOT_KEY, b"{}")                  # job_from_config looks for the root object only
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(f'[extract]\nteacher = "piper-whisper"\ncache_dir = "{s3.url("caches")}/"\n'
+                        f'reuse_from = ["{shared}", "{empty}"]\n')
+    job = job_from_config(config.load(pipeline), "glue/cola")
+    assert job.out == s3.url("caches/glue_cola--piper-whisper.zarr")
+    assert job.reuse == (found,)
