@@ -30,8 +30,11 @@ uncompressed: float16 teacher latents barely compress, and raw chunks let the re
 shards and read single rows at memcpy speed (bench/cache_io.py).
 
 Writers (writer.CacheWriter) create the arrays up front, write whole shards from one process
-each, and read every shard back before marking it. Readers (reader.CacheReader) open a
-directory, a packed zip (`armada cache pack`) or an http(s) URL of a served directory; they check
+each, and read every shard back before marking it. In object storage (s3://, bucket.py) the
+same keys are objects, written by bucket_writer.BucketWriter from any number of nodes, one writer
+per shard by claims (claims.py); open_writer picks the writer for a location. Readers
+(reader.CacheReader) open a directory, a packed zip (`armada cache pack`), an http(s) URL of a
+served directory or an s3:// URL; they check
 the manifest, the markers and every id and teacher-text hash against the dataset, and never
 return a fill value for data that is not there. `verify`, `pack` and the HDF5 round trip live in
 share.py; a cache as a Hugging Face dataset (Parquet and a dataset card, read back by hf:DIR or

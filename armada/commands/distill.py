@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 @with_settings_of(DistillConfig)
 def distill(
-    cache: Optional[str] = typer.Option(None, "--cache", help="the teacher-feature cache: a directory, packed file, http(s) URL, or a Hugging Face dataset export as hf:DIR or hf:org/name[@revision]; the task comes from it"),
+    cache: Optional[str] = typer.Option(None, "--cache", help="the teacher-feature cache: a directory, packed file, http(s) or s3:// URL, or a Hugging Face dataset export as hf:DIR or hf:org/name[@revision]; the task comes from it"),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="the task, for --undistilled without a cache (armada tasks)"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="local task files (GLUE/SuperGLUE as published)"),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="a pipeline file whose [distill] settings apply"),
