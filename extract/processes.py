@@ -54,7 +54,14 @@ class Launched:
         # Counts travel as a tensor: gathering Python objects would pickle them.
         mine = torch.tensor(dataclasses.astuple(record), dtype=torch.int64, device=self.state.device)
         everyone = [torch.empty_like(mine) for _ in range(self.world)]
-        dist.all_gather(everyone, mine)
+        try:
+            dist.all_gather(everyone, mine)
+        except (RuntimeError, dist.DistError) as e:     # gloo: "Connection closed by peer"
+            raise ArmadaError(
+                f"another of the {self.world} extraction processes ended before the end (a node lost, a process "
+                f"killed: {str(e).splitlines()[0][:200]}). The shards written are kept: start the same job again to "
+                "finish the cache (`armada cache info` shows what is done)"
+            ) from None
         if self.rank != 0:
             return None
         return [ProcessRecord(*(int(v) for v in t.tolist())) for t in everyone]
