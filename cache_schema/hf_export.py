@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from armada.cache_schema.bucket import refuse_url
 from armada.cache_schema.hf_card import render
 from armada.cache_schema.hf_layout import CARD, INFO, ExportInfo, LabelColumn, rows_for
 from armada.cache_schema.hf_reader import ExportReader
 from armada.cache_schema.reader import CacheReader
-from armada.cache_schema.bucket import refuse_url
 from armada.cache_schema.writer import CacheWriter
 from armada.errors import ArmadaError
 from armada.files import check_writable_folder, replacing
