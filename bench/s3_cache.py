@@ -97,13 +97,13 @@ def extraction(root: Path, server, limit: int, rounds: int) -> None:
                                      "--set", "extract.shard_rows=16"],
                                     env=env, capture_output=True, text=True, check=True)
             rates[name].append(float(re.search(r"then ([\d.]+) examples/s", result.stdout).group(1)))
-            print(f"   round {round_} {name}: {rates[name][-1]:.2f} examples/s", flush=True)
+            print(f"   round {round_} {name}: {rates[name][-1]:.3f} examples/s", flush=True)
     folder, s3 = statistics.median(rates["folder"]), statistics.median(rates["s3"])
     print(f"\n2. extraction: piper-whisper, bbc-news train, {limit} rows, shards of 16 rows; median of {rounds} runs each")
     print("| cache written to | examples/s |")
     print("|------------------|------------|")
-    print(f"| folder           | {folder:10.2f} |")
-    print(f"| s3://            | {s3:10.2f} |")
+    print(f"| folder           | {folder:10.3f} |")
+    print(f"| s3://            | {s3:10.3f} |")
     print(f"S3 / disk: {s3 / folder:.3f} (target ≥ 0.9)")
 
 
