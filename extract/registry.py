@@ -60,6 +60,8 @@ TEACHERS: dict[str, Registered] = {
     "modelscope-t2v": Registered("text-to-video", {}, "ModelScope text-to-video 1.7B"),
     "speecht5": Registered("speecht5", {}, "SpeechT5 TTS + HiFi-GAN, wav2vec2-base → 768 (paper §4)"),
     "piper-whisper": Registered("piper-whisper", {}, "Piper en_US-joe-medium, Whisper tiny.en encoder → 384 (offline)"),
+    "piper-whisper-base": Registered("piper-whisper", {"whisper": "base"},
+                                     "Piper en_US-joe-medium, Whisper base encoder → 512 (offline)"),
     "http": Registered("http", {}, "a black-box service; set url and dim in [teachers.http]"),
 }
 

