@@ -11,7 +11,7 @@ import typer
 from armada.errors import ArmadaError
 
 # The order commands are listed in `armada --help`.
-COMMANDS = ["run", "catalog", "extract", "distill", "evaluate", "report", "cache"]
+COMMANDS = ["run", "catalog", "extract", "probe", "distill", "evaluate", "report", "cache"]
 
 app = typer.Typer(
     name="armada",

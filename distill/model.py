@@ -103,22 +103,7 @@ class ArmadaStudent(nn.Module):
         self.backbone, self.heads, self.config = backbone, heads, config
 
     def pool(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        output = self.backbone(**inputs)
-        if self.config.pooling == "pooler":
-            return output.pooler_output
-        states = output.last_hidden_state
-        if self.config.pooling == "cls":
-            return states[:, 0]
-        mask = inputs["attention_mask"]
-        if self.config.pooling == "mean":       # sentence-transformers' mean over the real tokens
-            weights = mask.unsqueeze(-1).to(states.dtype)
-            return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-        if self.config.pooling == "max":        # sentence-transformers' max: padding set to -1e9 first
-            return states.masked_fill(mask.unsqueeze(-1) == 0, -1e9).max(dim=1).values
-        # The last position whose mask is 1: right for left padding, right padding and none.
-        positions = torch.arange(mask.shape[1], device=mask.device)
-        last = (mask * positions).argmax(dim=1)
-        return states[torch.arange(states.shape[0], device=states.device), last]
+        return pooled(self.backbone, self.config.pooling, inputs)
 
     def forward(self, inputs: dict[str, torch.Tensor], choices: int = 1, project: bool = False) -> StudentOutputs:
         states = self.pool(inputs)
@@ -130,6 +115,26 @@ class ArmadaStudent(nn.Module):
             if project:
                 aux, projection = aux.view(n, choices), projection.view(n, choices, -1).mean(dim=1)
         return StudentOutputs(outputs, projection, aux, pooled, states)
+
+
+def pooled(backbone: nn.Module, pooling: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The backbone's pooled embedding of each sequence of `inputs` (`pooling` as Backbone.pooling)."""
+    output = backbone(**inputs)
+    if pooling == "pooler":
+        return output.pooler_output
+    states = output.last_hidden_state
+    if pooling == "cls":
+        return states[:, 0]
+    mask = inputs["attention_mask"]
+    if pooling == "mean":                   # sentence-transformers' mean over the real tokens
+        weights = mask.unsqueeze(-1).to(states.dtype)
+        return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    if pooling == "max":                    # sentence-transformers' max: padding set to -1e9 first
+        return states.masked_fill(mask.unsqueeze(-1) == 0, -1e9).max(dim=1).values
+    # The last position whose mask is 1: right for left padding, right padding and none.
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    last = (mask * positions).argmax(dim=1)
+    return states[torch.arange(states.shape[0], device=states.device), last]
 
 
 @dataclass(frozen=True)
