@@ -68,6 +68,9 @@ class ExtractConfig:
     """Stage 1: teacher latents into the cache."""
 
     teacher: str = "piper-whisper"              # a registered teacher (`armada teachers`), a [teachers.NAME] table or run:PATH
+    # Several teachers compared in one pipeline (`teacher` is then the first): each is extracted once per task, and
+    # every distilled variant runs once per teacher, as VARIANT@TEACHER (the report puts them side by side per task).
+    teachers: tuple[str, ...] = ()
     splits: tuple[str, ...] = ("train", "validation")
     cache_dir: str = "cache"                    # `armada run` writes <cache_dir>/<task>--<teacher>.zarr
     # Other cache folders (a team's, a smaller extraction's): where one holds a cache of the same name, made by the
@@ -219,6 +222,7 @@ class Variant:
     name: str
     settings: Mapping[str, Any] = field(default_factory=dict)
     tasks: tuple[str, ...] = ()                 # () = every task of [run]; else only these (ablations on a few)
+    teacher: str = ""                           # "" = the pipeline's ([extract] teacher or teachers); else this one
 
 
 @dataclass(frozen=True)
@@ -267,6 +271,15 @@ class PipelineConfig:
 
             merged["kd_cache"] = merged["kd_cache"].replace("{task}", task_slug(task))
         return build(DistillConfig, merged, "distill", _Origins(self.source))
+
+    def teachers_of(self, variant: Variant) -> tuple[str, ...]:
+        """The teachers a distilled variant runs with: its own, else [extract] teachers, else [extract] teacher."""
+        return (variant.teacher,) if variant.teacher else (self.extract.teachers or (self.extract.teacher,))
+
+    def all_teachers(self) -> tuple[str, ...]:
+        """Every teacher some variant of the pipeline distils from, in the order they are named."""
+        named = [t for v in self.variants if not self.distill_for("", v).undistilled for t in self.teachers_of(v)]
+        return tuple(dict.fromkeys(named))
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -373,6 +386,14 @@ def _build_pipeline(raw: dict, origins: _Origins) -> PipelineConfig:
     values: dict[str, Any] = {}
     for name, cls in (("run", RunConfig), ("data", DataConfig), ("extract", ExtractConfig), ("distill", DistillConfig)):
         values[name] = build(cls, _table(raw.get(name, {}), name, origins), name, origins)
+    extract = values["extract"]
+    if extract.teachers:
+        # `teacher` is the first of several (what `armada extract` takes by default); a resolved file names both.
+        if "teacher" in raw.get("extract", {}) and extract.teacher not in extract.teachers:
+            raise ConfigError(f"{origins('extract.teacher')}: [extract] teacher = {extract.teacher!r} is not among "
+                              f"teachers = {list(extract.teachers)}; give teachers alone to compare several")
+        if "teacher" not in raw.get("extract", {}):
+            values["extract"] = dataclasses.replace(extract, teacher=extract.teachers[0])
     if "variants" in raw:
         values["variants"] = _build_variants(raw["variants"], _table(raw.get("distill", {}), "distill", origins), origins)
     tasks = _table(raw.get("tasks", {}), "tasks", origins)
@@ -421,8 +442,12 @@ def _build_variants(items: Any, distill: Mapping[str, Any], origins: _Origins) -
             raise ConfigError(f"{origins('variants')}: two variants are named {name!r}")
         seen.add(name)
         tasks = _coerce(item.pop("tasks", []), tuple[str, ...], f"{where}.tasks", origins)
+        teacher = _coerce(item.pop("teacher", ""), str, f"{where}.teacher", origins)
         build(DistillConfig, {**distill, **item}, f"{where} ({name})", origins)  # reject unknown keys and bad values now
-        variants.append(Variant(name, item, tasks))
+        if "@" in name:
+            raise ConfigError(f"{origins('variants')}: {where}: {name!r}: @ is kept for the runs of a variant with "
+                              f"each teacher (VARIANT@TEACHER); rename it")
+        variants.append(Variant(name, item, tasks, teacher))
     return tuple(variants)
 
 
@@ -537,7 +562,8 @@ def _coerce(value: Any, hint: Any, key: str, origins: _Origins) -> Any:
 def to_dict(obj) -> Any:
     """A plain, TOML-writable form of a config (the `source` bookkeeping left out)."""
     if isinstance(obj, Variant):
-        return {"name": obj.name, **obj.settings, **({"tasks": list(obj.tasks)} if obj.tasks else {})}
+        return {"name": obj.name, **obj.settings, **({"tasks": list(obj.tasks)} if obj.tasks else {}),
+                **({"teacher": obj.teacher} if obj.teacher else {})}
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "source"}
     if isinstance(obj, (tuple, list)):

@@ -7,8 +7,13 @@ score each run's best student and TS Aligner on the validation split, then write
 every run of the pipeline. So several `armada run`s of one pipeline share its runs between them,
 and with `[run] processes = N` one `armada run` trains N runs at a time itself.
 
-Layout: <runs_dir>/<name>/<task>/<variant>/seed-<S>/ for runs, <report_dir>/<name>/ for the
-report, the caches where [extract] cache_dir says.
+Several teachers ([extract] teachers, or a variant's own `teacher`): each is extracted once per
+task and probed (armada.eval.probe: how much of the task its vectors carry, beside the student's own
+embedding); every distilled variant runs once per teacher, as VARIANT@TEACHER where the pipeline
+has more than one. With one teacher the names and folders are what they always were.
+
+Layout: <runs_dir>/<name>/<task>/<variant>/seed-<S>/ for runs, <runs_dir>/<name>/<task>/probe--<teacher>.json
+for the probes, <report_dir>/<name>/ for the report, the caches where [extract] cache_dir says.
 """
 
 from __future__ import annotations
@@ -32,21 +37,40 @@ class PlannedRun:
     variant: Variant
     seed: int
     out: Path
+    teacher: str | None = None              # None: undistilled, no teacher
+    name: str = ""                          # the variant as the report lists it: VARIANT or VARIANT@TEACHER
 
 
 def plan(cfg: PipelineConfig) -> list[PlannedRun]:
-    return [PlannedRun(get_task(name, cfg.tasks), variant, seed,
-                       pipeline_run_folder(cfg.run.runs_dir, cfg.run.name, name, variant.name, seed).path)
-            for name in cfg.run.tasks for variant in cfg.variants if not variant.tasks or name in variant.tasks
-            for seed in cfg.run.seeds_per_task.get(name, cfg.run.seeds)]
+    several = len(cfg.all_teachers()) > 1
+    runs = []
+    for task in cfg.run.tasks:
+        for variant in cfg.variants:
+            if variant.tasks and task not in variant.tasks:
+                continue
+            undistilled = cfg.distill_for(task, variant).undistilled
+            for teacher in (None,) if undistilled else cfg.teachers_of(variant):
+                name = f"{variant.name}@{teacher}" if several and teacher else variant.name
+                runs += [PlannedRun(get_task(task, cfg.tasks), variant, seed,
+                                    pipeline_run_folder(cfg.run.runs_dir, cfg.run.name, task, name, seed).path,
+                                    teacher, name)
+                         for seed in cfg.run.seeds_per_task.get(task, cfg.run.seeds)]
+    return runs
 
 
 def planned_seeds(runs: list[PlannedRun]) -> dict[tuple[str, str], list[int]]:
     """(variant, task) → the seeds of the planned `runs`: what the report's coverage expects."""
     seeds: dict[tuple[str, str], list[int]] = {}
     for run in runs:
-        seeds.setdefault((run.variant.name, run.task.name), []).append(run.seed)
+        seeds.setdefault((run.name, run.task.name), []).append(run.seed)
     return seeds
+
+
+def probe_path(cfg: PipelineConfig, task: str, teacher: str) -> Path:
+    from armada.eval.probe import PROBE_FILE_PREFIX
+    from armada.files import task_slug
+
+    return Path(cfg.run.runs_dir) / cfg.run.name / task_slug(task) / f"{PROBE_FILE_PREFIX}{task_slug(teacher)}.json"
 
 
 def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = None) -> Path:
@@ -64,22 +88,21 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     refuse_idle_variants(cfg)
     runs = plan(cfg)
     check_before_work(cfg, runs)
-    caches: dict[str, str | None] = {}
+    caches: dict[tuple[str, str], str] = {}     # (task, teacher) → cache; only baselines need none (rows from [data])
+    probes = []
     for name in cfg.run.tasks:
-        distilled = [r for r in runs if r.task.name == name and not cfg.distill_for(name, r.variant).undistilled]
-        if not distilled:
-            caches[name] = None             # only baselines: no teacher needed; rows come from [data]
-            continue
-        job = job_from_config(cfg, name)
-        say(f"== extract {name} with {cfg.extract.teacher} → {job.out}")
-        summary = run_extract(job, when_busy=lambda: say("   another process is extracting it (another armada run of "
-                                                          "this pipeline): waiting for it, then resuming"))
-        if summary.rows_written == 0:
-            say(f"   the cache was already complete ({summary.shards_already_done} shards)")
-        else:
-            say(f"   {summary.rows_written} rows written in {summary.seconds:.0f} s"
-                + (f", {summary.rows_reused} of them copied from {', '.join(job.reuse)}" if job.reuse else ""))
-        caches[name] = job.out
+        for teacher in dict.fromkeys(r.teacher for r in runs if r.task.name == name and r.teacher):
+            job = job_from_config(cfg, name, teacher=teacher)
+            say(f"== extract {name} with {teacher} → {job.out}")
+            summary = run_extract(job, when_busy=lambda: say("   another process is extracting it (another armada run "
+                                                              "of this pipeline): waiting for it, then resuming"))
+            if summary.rows_written == 0:
+                say(f"   the cache was already complete ({summary.shards_already_done} shards)")
+            else:
+                say(f"   {summary.rows_written} rows written in {summary.seconds:.0f} s"
+                    + (f", {summary.rows_reused} of them copied from {', '.join(job.reuse)}" if job.reuse else ""))
+            caches[(name, teacher)] = job.out
+            probes.append(probe(cfg, name, teacher, job.out, say))
 
     if cfg.run.processes > 1 and len(runs) > 1:
         train_in_processes(cfg, runs, caches, say)
@@ -95,27 +118,31 @@ def run_pipeline(cfg: PipelineConfig, say=print, command: list[str] | None = Non
     finished = time.time()
     (report / "provenance.json").write_text(json.dumps(provenance.record(command, started, finished), indent=2) + "\n")
     say(f"done in {finished - started:.0f} s: {files.markdown}")
+    for result in probes:
+        if result is not None and result.teacher_at_chance:
+            say(f"note: {result.verdict()} (probe {result.score('teacher').dev:.1f}, chance {result.chance:.1f}): "
+                f"distilling from it can move the student only by regularising it")
     return report
 
 
-def train_and_score(cfg: PipelineConfig, runs: list[PlannedRun], i: int, caches: dict[str, str | None], say) -> None:
+def train_and_score(cfg: PipelineConfig, runs: list[PlannedRun], i: int, caches: dict[tuple[str, str], str], say) -> None:
     """Train the i-th run (or resume it, or find it finished) and score it."""
     from armada.distill.inputs import rows_from
     from armada.distill.recipe import train
 
     run = runs[i]
     settings = cfg.distill_for(run.task.name, run.variant, seed=run.seed)
-    say(f"== distill [{i + 1}/{len(runs)}] {run.task.name} {run.variant.name} seed {run.seed} → {run.out}")
+    say(f"== distill [{i + 1}/{len(runs)}] {run.task.name} {run.name} seed {run.seed} → {run.out}")
     try:
-        train(settings, run.task, caches[run.task.name], cfg.data.dir_for(run.task.name), run.out, resume=True,
-              variant=run.variant.name, **rows_from(cfg.data, run.task.name))
+        train(settings, run.task, caches.get((run.task.name, run.teacher)), cfg.data.dir_for(run.task.name), run.out,
+              resume=True, variant=run.name, **rows_from(cfg.data, run.task.name))
     except RunBusy:
         say("   another process is training it (another armada run of this pipeline): left to that one")
         return
     evaluate(run, cfg, say)
 
 
-def train_in_processes(cfg: PipelineConfig, runs: list[PlannedRun], caches: dict[str, str | None], say) -> None:
+def train_in_processes(cfg: PipelineConfig, runs: list[PlannedRun], caches: dict[tuple[str, str], str], say) -> None:
     """`[run] processes` processes train the runs at once, each taking the next run from a queue, with its share of
     the cores as torch threads: the runs are independent, and small runs use a core each better than they share
     two (bench/trainer_parity.py). Each process's lines start with its number; progress bars are off (they would
@@ -143,7 +170,7 @@ def train_in_processes(cfg: PipelineConfig, runs: list[PlannedRun], caches: dict
                           f"interrupted ones resume)")
 
 
-def _train_from_queue(cfg: PipelineConfig, caches: dict[str, str | None], queue, threads: int, number: int) -> None:
+def _train_from_queue(cfg: PipelineConfig, caches: dict[tuple[str, str], str], queue, threads: int, number: int) -> None:
     import torch
 
     os.environ["TQDM_DISABLE"] = "1"
@@ -181,6 +208,35 @@ class _Marked:
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
+
+
+def probe(cfg: PipelineConfig, task: str, teacher: str, cache: str, say):
+    """The task's linear probes on `teacher`'s cache, written beside the task's runs (kept where the cache is
+    unchanged); None for a generative task, or where the cache has too few rows per label to fold."""
+    from armada.eval.probe import ProbeResult, TooFewRows, probe_cache
+
+    if get_task(task, cfg.tasks).kind == "generation":
+        return None
+    from armada.distill.teacher_features import open_cache
+
+    path = probe_path(cfg, task, teacher)
+    if path.exists():
+        result = ProbeResult.read(path)
+        reader = open_cache(cache)
+        if (result.cache, result.config_hash) == (reader.location, reader.manifest.config_hash):
+            return result
+    student = cfg.distill_for(task)
+    try:
+        result = probe_cache(cache, task, data_dir=cfg.data.dir_for(task), student=student.student,
+                             pooling=student.pooling, max_length=student.max_length, file_tasks=cfg.tasks)
+    except TooFewRows as e:
+        say(f"   no probe: {e}")
+        return None
+    result.write(path)
+    score = result.score("teacher")
+    say(f"   probe: teacher {score.dev if score.dev is not None else score.cv:.1f} (chance {result.chance:.1f}); "
+        f"{result.verdict()} → {path}")
+    return result
 
 
 def evaluate(run: PlannedRun, cfg: PipelineConfig, say) -> None:

@@ -17,8 +17,8 @@ def check_before_work(cfg: PipelineConfig, runs) -> None:
     from armada.extract.registry import resolve
 
     settings = [cfg.distill_for(run.task.name, run.variant, seed=run.seed) for run in runs]
-    if any(not s.undistilled for s in settings):
-        resolve(cfg.extract.teacher, cfg.teachers)
+    for teacher in dict.fromkeys(run.teacher for run in runs if run.teacher):
+        resolve(teacher, cfg.teachers)
     for student in dict.fromkeys(s.student for s in settings):
         check_student(student)
     for task in cfg.run.tasks:

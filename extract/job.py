@@ -45,15 +45,16 @@ class ExtractJob:
 
 
 def job_from_config(cfg, task: str, *, out: str | None = None, overwrite: bool = False, test_limit: int = 0,
-                    reuse: tuple[str, ...] = ()) -> ExtractJob:
-    """The extraction of `task` a pipeline config describes ([extract], [data], [teachers.*], [tasks.*]).
+                    reuse: tuple[str, ...] = (), teacher: str | None = None) -> ExtractJob:
+    """The extraction of `task` a pipeline config describes ([extract], [data], [teachers.*], [tasks.*]), with
+    `teacher` (default [extract] teacher: one of a pipeline's several teachers is named).
 
     It reuses the caches in `reuse` and, in each folder of [extract] reuse_from, the cache of the same name where
     there is one. Unknown teacher or task names fail here, with the valid ones listed."""
     from armada.config import to_dict
     from armada.extract.registry import resolve
 
-    teacher = cfg.extract.teacher
+    teacher = teacher or cfg.extract.teacher
     resolve(teacher, cfg.teachers)
     get_task(task, cfg.tasks)
     found = [path for folder in cfg.extract.reuse_from if exists(path := default_cache_path(folder, task, teacher))]

@@ -68,7 +68,10 @@ def write_report(paths: list[str | Path], out: str | Path, analysis: bool = Fals
         if balance is not None:
             mine.append(balance)
 
-    sections = [_render_table(table, figures[table.student]) for table in tables]
+    from armada.reporting.teachers import find_probes
+
+    probes = find_probes(paths)
+    sections = [_render_table(table, figures[table.student], probes) for table in tables]
     analysis_csv, analysis_figures, analysis_tables = None, [], []
     if analysis:
         from armada.reporting.dev_predictions import DevPredictions
@@ -113,7 +116,9 @@ def _render_document(tables: list[Table], runs: list[Run], broken: list[BrokenRu
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _render_table(table: Table, figures: list[Path]) -> str:
+def _render_table(table: Table, figures: list[Path], probes) -> str:
+    from armada.reporting.teachers import render_teachers
+
     lines = [f"## Student: {table.student}", ""]
     lines += [f"Note: {note}." for note in table.notes]
     if table.notes:
@@ -138,6 +143,7 @@ def _render_table(table: Table, figures: list[Path]) -> str:
             lines.append("")
     lines += _render_maxima(table)
     lines += _render_aligner(table)
+    lines += render_teachers(table, probes)
     lines += _render_balance(table)
     lines += _render_warnings(table)
     coverage = _coverage(table)

@@ -1,0 +1,106 @@
+"""The report's teachers section: per task and teacher, the linear probes (armada.eval.probe), and each of that
+teacher's distilled variants' TS Aligner alone and Δ against undistilled, as the paper's Table 2 puts its
+teachers side by side.
+
+A run's teacher is the @TEACHER of its variant name (a pipeline of several teachers names its runs
+VARIANT@TEACHER); with one teacher, the variant names none and the task's only probe says which it was.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from armada.eval.probe import PROBE_FILE_PREFIX, ProbeResult
+from armada.reporting.stats import paired_t_test, summarize
+from armada.reporting.tables import Table
+
+PROBE_HEADINGS = ("teacher", "student", "shuffled")
+
+
+def find_probes(paths: list[str | Path]) -> dict[tuple[str, str], ProbeResult]:
+    """(task, teacher) → the probe written under any of `paths` (`armada run` writes them beside a task's runs)."""
+    found = {}
+    for path in paths:
+        path = Path(path)
+        files = [path] if path.is_file() else sorted(path.rglob(f"{PROBE_FILE_PREFIX}*.json")) if path.is_dir() else []
+        for file in files:
+            if file.name.startswith(PROBE_FILE_PREFIX):
+                result = ProbeResult.read(file)
+                found[(result.task, result.teacher)] = result
+    return found
+
+
+def split_variant(name: str) -> tuple[str, str]:
+    """VARIANT@TEACHER → (VARIANT, TEACHER); a name without @ → (name, "")."""
+    variant, _, teacher = name.partition("@")
+    return variant, teacher
+
+
+def render_teachers(table: Table, probes: dict[tuple[str, str], ProbeResult]) -> list[str]:
+    """The section's markdown lines; none where the table's tasks have no probe and no variant names a teacher."""
+    mine = {key: p for key, p in probes.items() if key[0] in table.tasks}
+    if not mine and not any(split_variant(v)[1] for v in table.variants):
+        return []
+    rows = []
+    for task in table.tasks:
+        by_teacher: dict[str, list[str]] = {teacher: [] for (t, teacher) in sorted(mine) if t == task}
+        only = next(iter(by_teacher)) if len(by_teacher) == 1 else ""
+        for variant in table.variants:
+            if variant == table.baseline:
+                continue
+            teacher = split_variant(variant)[1] or only
+            by_teacher.setdefault(teacher, []).append(variant)
+        for teacher, variants in by_teacher.items():
+            probe = _probe_cells(mine.get((task, teacher)))
+            for variant in variants or [None]:
+                rows.append(_row([task, teacher or "–", *probe, *_run_cells(table, variant, task)]))
+    header = ["task", "teacher", "probe: teacher", "probe: student", "probe: shuffled", "variant", "aligner alone",
+              "Δ best epoch", "p"]
+    return ["### Teachers: linear probes, TS Aligner alone, Δ", "",
+            "Probes (`armada probe`): a linear probe on the teacher's cached vectors, on the student's frozen pooled "
+            "embedding of the same rows, and on the teacher's vectors with the labels shuffled (a control at chance), "
+            "fitted on the training rows and scored on the dev split ×100 with a 95 % bootstrap interval; \"at chance\" "
+            "where the interval reaches chance. Aligner alone and Δ (against undistilled, best epoch) are over seeds "
+            "as above; p is the one-sided paired t-test on this cell's seeds.", "",
+            _row(header), _row(["---"] * len(header)), *rows, ""]
+
+
+def _probe_cells(result: ProbeResult | None) -> list[str]:
+    if result is None:
+        return ["–"] * len(PROBE_HEADINGS)
+    cells = []
+    for name in PROBE_HEADINGS:
+        score = result.score(name)
+        if score is None:
+            cells.append("–")
+            continue
+        value, low, high = (score.dev, score.dev_low, score.dev_high) if score.dev is not None else (
+            score.cv, score.cv_low, score.cv_high)
+        text = f"{value:.1f} [{low:.1f}, {high:.1f}]"
+        cells.append(text + (f", at chance ({result.chance:.1f})" if score.at_chance(result.chance) else ""))
+    return cells
+
+
+def _run_cells(table: Table, variant: str | None, task: str) -> list[str]:
+    if variant is None:
+        return ["no distilled runs", "–", "–", "–"]
+    cell = table.cells[(variant, task)]
+    aligner = [s for s in (r.aligner_score() for r in cell.runs) if s is not None and not math.isnan(s)]
+    aligner_text = "–"
+    if aligner:
+        summary = summarize(aligner)
+        aligner_text = f"{100 * summary.mean:.1f}" + ("" if math.isnan(summary.sd) else f" ± {100 * summary.sd:.1f}")
+    delta, p = cell.delta.get("best"), "–"
+    delta_text = "–"
+    if delta is not None:
+        delta_text = f"{100 * delta.mean:+.1f}" + ("" if math.isnan(delta.sd) else f" ± {100 * delta.sd:.1f}")
+        baseline = table.cells.get((table.baseline, task))
+        if baseline is not None:
+            test = paired_t_test(cell.scores.get("best", {}), baseline.scores.get("best", {}))
+            p = "–" if math.isnan(test.p) else f"{test.p:.3f}"
+    return [split_variant(variant)[0], aligner_text, delta_text, p]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"

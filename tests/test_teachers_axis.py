@@ -1,0 +1,99 @@
+"""Several teachers in one pipeline: the plan, the config checks, and the report's teachers section."""
+
+from __future__ import annotations
+
+import pytest
+
+from armada import config
+from armada.errors import ArmadaError, ConfigError
+from armada.eval.probe import ProbeResult, ProbeScore
+from armada.pipeline import plan, planned_seeds
+from armada.reporting.results import write_report
+from test_report import write_run
+
+PIPELINE = """
+[run]
+name = "t"
+tasks = ["glue/rte"]
+seeds = [0, 1]
+[extract]
+teachers = ["piper-whisper", "piper-whisper-base"]
+[[variants]]
+name = "undistilled"
+undistilled = true
+[[variants]]
+name = "armada-euclid"
+manifold = "euclid"
+[[variants]]
+name = "cosine-base-only"
+manifold = "cosine"
+teacher = "piper-whisper-base"
+"""
+
+
+def load(tmp_path, text):
+    (tmp_path / "p.toml").write_text(text)
+    return config.load(tmp_path / "p.toml")
+
+
+def test_each_distilled_variant_runs_once_per_teacher_and_the_baseline_once(tmp_path):
+    cfg = load(tmp_path, PIPELINE)
+    runs = plan(cfg)
+    assert sorted({(r.name, r.teacher) for r in runs}) == [
+        ("armada-euclid@piper-whisper", "piper-whisper"), ("armada-euclid@piper-whisper-base", "piper-whisper-base"),
+        ("cosine-base-only@piper-whisper-base", "piper-whisper-base"), ("undistilled", None)]
+    assert runs[2].out.parts[-2:] == ("armada-euclid@piper-whisper", "seed-0")
+    assert planned_seeds(runs)[("armada-euclid@piper-whisper-base", "glue/rte")] == [0, 1]
+    assert cfg.extract.teacher == "piper-whisper"           # the first: what armada extract takes by default
+    assert load(tmp_path, config.to_toml(config.to_dict(cfg))).digest() == cfg.digest()
+
+
+def test_one_teacher_keeps_the_names_and_folders_it_always_had(tmp_path):
+    cfg = load(tmp_path, PIPELINE.replace('teachers = ["piper-whisper", "piper-whisper-base"]', 'teacher = "sd14"')
+               .replace('teacher = "piper-whisper-base"\n', ""))
+    assert [r.name for r in plan(cfg)] == ["undistilled"] * 2 + ["armada-euclid"] * 2 + ["cosine-base-only"] * 2
+    assert {r.teacher for r in plan(cfg)} == {None, "sd14"}
+
+
+def test_a_teacher_outside_teachers_and_at_in_a_variant_name_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="is not among teachers"):
+        load(tmp_path, PIPELINE.replace("[extract]\n", '[extract]\nteacher = "sd14"\n'))
+    with pytest.raises(ConfigError, match="@ is kept"):
+        load(tmp_path, PIPELINE.replace('name = "armada-euclid"', 'name = "a@b"'))
+
+
+def probe(task: str, teacher: str, dev: float, interval: tuple[float, float]) -> ProbeResult:
+    scores = (ProbeScore("teacher", dev, dev - 5, dev + 5, dev, *interval, 0.1),
+              ProbeScore("student", 70.0, 65.0, 75.0, 71.0, 66.0, 76.0, 0.1),
+              ProbeScore("shuffled", 50.0, 45.0, 55.0, 49.0, 44.0, 54.0, 0.1))
+    return ProbeResult(task, "c.zarr", "h", teacher, 384, "minilm-l6", "accuracy", 52.0, 400, 300, 5, 0, 1.0, scores)
+
+
+def test_the_report_puts_each_teachers_probe_aligner_and_delta_side_by_side(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        write_run(runs, "glue/rte", "undistilled", seed, [0.5, 0.6])
+        write_run(runs, "glue/rte", "armada-euclid@piper-whisper", seed, [0.5, 0.62 + 0.01 * seed], aligner=[0.5, 0.53])
+        write_run(runs, "glue/rte", "armada-euclid@piper-whisper-base", seed, [0.5, 0.58], aligner=[0.5, 0.6])
+    probe("glue/rte", "piper-whisper", 53.0, (47.0, 58.0)).write(runs / "glue_rte" / "probe--piper-whisper.json")
+    probe("glue/rte", "piper-whisper-base", 61.0, (56.0, 66.0)).write(runs / "glue_rte" / "probe--piper-whisper-base.json")
+    text = write_report([runs], tmp_path / "report").markdown.read_text()
+    section = text.split("### Teachers: linear probes, TS Aligner alone, Δ")[1].split("\n### ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| glue/rte")]
+    assert rows == [
+        "| glue/rte | piper-whisper | 53.0 [47.0, 58.0], at chance (52.0) | 71.0 [66.0, 76.0] | 49.0 [44.0, 54.0], "
+        "at chance (52.0) | armada-euclid | 53.0 ± 0.0 | +2.5 ± 0.7 | 0.063 |",
+        "| glue/rte | piper-whisper-base | 61.0 [56.0, 66.0] | 71.0 [66.0, 76.0] | 49.0 [44.0, 54.0], at chance (52.0) "
+        "| armada-euclid | 60.0 ± 0.0 | -2.0 ± 0.0 | – |"]
+
+
+def test_a_report_without_probes_or_teachers_has_no_teachers_section(tmp_path):
+    write_run(tmp_path / "runs", "glue/rte", "undistilled", 0, [0.5, 0.6])
+    write_run(tmp_path / "runs", "glue/rte", "armada-euclid", 0, [0.5, 0.7])
+    assert "### Teachers" not in write_report([tmp_path / "runs"], tmp_path / "report").markdown.read_text()
+
+
+def test_a_damaged_probe_file_is_a_clear_error(tmp_path):
+    (tmp_path / "probe--x.json").write_text("{")
+    with pytest.raises(ArmadaError, match="not a probe result"):
+        ProbeResult.read(tmp_path / "probe--x.json")
