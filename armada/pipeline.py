@@ -37,8 +37,8 @@ class PlannedRun:
     variant: Variant
     seed: int
     out: Path
-    teacher: str | None = None              # None: undistilled, no teacher
-    name: str = ""                          # the variant as the report lists it: VARIANT or VARIANT@TEACHER
+    teacher: str | None                     # None: undistilled, no teacher
+    name: str                               # the variant as the report lists it: VARIANT or VARIANT@TEACHER
 
 
 def plan(cfg: PipelineConfig) -> list[PlannedRun]:

@@ -97,3 +97,31 @@ def test_a_damaged_probe_file_is_a_clear_error(tmp_path):
     (tmp_path / "probe--x.json").write_text("{")
     with pytest.raises(ArmadaError, match="not a probe result"):
         ProbeResult.read(tmp_path / "probe--x.json")
+
+
+def test_armada_run_probes_each_teachers_cache_once_and_says_when_there_are_too_few_rows(tmp_path):
+    from distill_tiny import file_task, make_encoder, write_cache
+    from armada.pipeline import probe as pipeline_probe
+    from armada.tasks import get_task
+
+    name, tasks = file_task(tmp_path / "data", train=30, validation=10)
+    spec = tasks[name]
+    (tmp_path / "p.toml").write_text(config.to_toml({
+        "run": {"name": "t", "tasks": [f"file:{name}"], "runs_dir": str(tmp_path / "runs")},
+        "distill": {"student": str(make_encoder(tmp_path / "student")), "max_length": 16},
+        "tasks": {name: config.to_dict(spec)}}))
+    cfg = config.load(tmp_path / "p.toml")
+    task = get_task(f"file:{name}", cfg.tasks)
+    cache = str(write_cache(tmp_path / "c.zarr", task, {s: task.load(s) for s in ("train", "validation")}))
+    said = []
+    result = pipeline_probe(cfg, f"file:{name}", "fake", cache, said.append)
+    written = tmp_path / "runs" / "t" / f"file_{name}" / "probe--fake.json"
+    assert written.is_file() and ProbeResult.read(written) == result and result.score("student") is not None
+    assert said[-1].startswith("   probe: teacher 100.0 (chance 50.0)")
+    stamp = written.stat().st_mtime_ns
+    assert pipeline_probe(cfg, f"file:{name}", "fake", cache, said.append) == result and written.stat().st_mtime_ns == stamp
+
+    small = task.load("train", limit=6)
+    few = str(write_cache(tmp_path / "few.zarr", task, {"train": small}))
+    assert pipeline_probe(cfg, f"file:{name}", "few", few, said.append) is None
+    assert said[-1].startswith("   no probe:") and "fewer than the 5 folds" in said[-1]
