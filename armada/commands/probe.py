@@ -24,7 +24,9 @@ def probe(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="also write the result as JSON here (armada report reads "
                                       "probe--TEACHER.json in a pipeline's task folders)"),
 ) -> None:
-    """Linear probes, cross-validated on the training split and checked on validation, on the cached teacher
+    """How much of the task a cache's teacher vectors carry, before any distillation.
+
+    Linear probes, cross-validated on the training split and checked on validation: on the cached teacher
     vectors, on the student's frozen pooled embedding of the same rows, and on label-shuffled targets.
 
     Example: armada probe cache/glue_rte--piper-whisper.zarr --dataset glue/rte --data-dir ../data/glue
