@@ -99,10 +99,12 @@ class DistillConfig:
     # The training recipe: "authors" is the authors' released code, which produced the paper's
     # numbers; "paper" follows the paper's text (eq. 2-5 as printed, Table 1's heads). docs/recipes.md
     # lists every difference and why "authors" is the default. A recipe sets the defaults of the
-    # settings from soft_loss to clip_predictions (RECIPES below); any of them given explicitly wins.
+    # settings from soft_loss to clip_predictions and from weight_decay_on to cls_segment_id (RECIPES below);
+    # any of them given explicitly wins.
     recipe: Literal["paper", "authors"] = setting("authors", doc="paper (eq. 2-5 as printed, Table 1's heads) or authors "
                                                               "(the authors' code); sets the defaults of soft_loss to "
-                                                              "clip_predictions")
+                                                              "clip_predictions and of weight_decay_on to "
+                                                              "cls_segment_id")
     soft_loss: Literal["l2", "mse"] = setting("mse", doc="logit matching: l2 = ‖Φ(o_ts/τ) − Φ(o_s/τ)‖₂ as eq. 2 writes it, "
                                                         "mse = the mean squared difference ×τ² (the authors' code)")
     manifold_form: Literal["norm", "mse"] = setting("mse", doc="euclid and elementwise as eq. 4-5's L2 norms, or mse: "
@@ -134,7 +136,7 @@ class DistillConfig:
     max_length: int = setting(128, low=8, doc="tokens per example (longer ones are cut)")
     lr: float = setting(2e-5, above=0.0, doc="student learning rate")
     aligner_lr: float = setting(1e-3, above=0.0, doc="aligner learning rate")
-    weight_decay: float = setting(0.01, low=0.0, doc="AdamW weight decay (none on biases and norms)")
+    weight_decay: float = setting(0.01, low=0.0, doc="AdamW weight decay (on what: weight_decay_on)")
     lr_schedule: Literal["constant", "linear"] = setting("constant", doc="after warmup: constant, or linear decay to 0")
     warmup_ratio: float = setting(0.0, low=0.0, high=1.0, doc="the share of steps the learning rates warm up over")
     group_by_length: bool = setting(False, doc="batches of examples of similar length: less padding, the same examples "
@@ -166,6 +168,26 @@ class DistillConfig:
     prompt_style: Literal["auto", "chat", "alpaca"] = setting("auto", doc="lm: chat (the tokenizer's template), alpaca, or "
                                                                           "auto (chat where the tokenizer has a template)")
     save_adapter: bool = setting(False, doc="lm: save the LoRA adapter folder, not the merged model")
+    # What else the authors' code does (LCS2-IIITD/ARMADA; docs/recipes.md gives each its lines), each a choice of
+    # its own; RECIPES sets them with the recipe. Run folders written before these settings trained as "paper".
+    weight_decay_on: Literal["weights", "all"] = setting("all", doc="AdamW's decay on weight matrices only (biases and "
+                                                                   "norms exempt, BERT's habit) or on every parameter "
+                                                                   "(torch's default, the authors' code)")
+    selection: Literal["primary", "authors"] = setting("authors", doc="the dev score the best epoch is chosen by: the "
+                                                                    "task's primary one, or the authors' (MCC, F1, "
+                                                                    "accuracy, Spearman: CB by macro-F1)")
+    aligner_kept: Literal["student-best", "own-best"] = setting("own-best", doc="the TS Aligner saved with the run: the "
+                                                                               "one of the student's best epoch, or of "
+                                                                               "its own best dev epoch (the authors')")
+    orthogonal_map: Literal["cayley", "torch"] = setting("torch", doc="how orthogonal projections are parametrised: "
+                                                                     "Cayley from the identity, or torch's default "
+                                                                     "(matrix_exp for a square matrix, from a random "
+                                                                     "rotation; the authors' P_ts)")
+    reshuffle_per_phase: bool = setting(True, doc="alternating schedule: the aligner's and the student's epoch each "
+                                                  "draw their own order (the authors' DataLoader) instead of sharing one")
+    lowercase: bool = setting(True, doc="lowercase the student's text before tokenising (the authors' code)")
+    cls_segment_id: int = setting(1, low=0, high=1, doc="the token type id of [CLS] where the student has token types "
+                                                        "(the authors' code: 1)")
 
     def __post_init__(self):
         lm = self.objective == "lm"
@@ -213,6 +235,14 @@ RECIPES = {
     "authors": {"soft_loss": "mse", "manifold_form": "mse", "schedule": "alternating", "max_grad_norm": 1.0, "dropout": 0.1,
                 "heads": "authors", "projection_dim": 1024, "aligner_hidden": 768, "clip_predictions": True},
 }
+# The authors' code made exact (issue 26): AdamW's default decay on every parameter, their selection metric, the
+# aligner of its own best epoch, torch's orthogonal map, a shuffle per phase, their student inputs. "paper" keeps
+# what every run before these settings did.
+AUTHORS_CODE = {"weight_decay_on": ("weights", "all"), "selection": ("primary", "authors"),
+                "aligner_kept": ("student-best", "own-best"), "orthogonal_map": ("cayley", "torch"),
+                "reshuffle_per_phase": (False, True), "lowercase": (False, True), "cls_segment_id": (0, 1)}
+RECIPES["paper"].update({key: values[0] for key, values in AUTHORS_CODE.items()})
+RECIPES["authors"].update({key: values[1] for key, values in AUTHORS_CODE.items()})
 
 
 @dataclass(frozen=True)

@@ -80,9 +80,9 @@ def make_loop(config: DistillConfig, task, split, features):
     torch.manual_seed(0)
     student, tokenizer = build_student(config, task)
     aligner = None if config.undistilled else build_aligner(config, task, TEACHER_DIM)
-    optimizers = {"student": adamw(student, config.lr, config.weight_decay)}
+    optimizers = {"student": adamw(student, config.lr, config.weight_decay, config.weight_decay_on)}
     if aligner is not None:
-        optimizers["aligner"] = adamw(aligner, config.aligner_lr, config.weight_decay)
+        optimizers["aligner"] = adamw(aligner, config.aligner_lr, config.weight_decay, config.weight_decay_on)
     schedulers = {name: lr_schedule(o, config, 10_000) for name, o in optimizers.items()}
     AcceleratorState._reset_state()
     accelerator = Accelerator(cpu=True)

@@ -7,9 +7,11 @@ from dataclasses import asdict
 import torch
 
 from armada.config import DistillConfig
+from armada.distill.data import TextHandling
 from armada.distill.heads import HeadShape, ReconstructionAligner, StudentHeads, StudentProjection, TSAligner
 from armada.distill.model import ArmadaStudent, CausalStudent, HeadsConfig, LMInfo
 from armada.distill.students import load_backbone, locate
+from armada.errors import ArmadaError
 from armada.tasks import Task
 
 
@@ -35,9 +37,15 @@ def build_student(config: DistillConfig, task: Task) -> tuple[ArmadaStudent, obj
     if config.undistilled:
         for unused in (heads.P_s, heads.O_aux_s):
             unused.requires_grad_(False)
+    handling = text_handling(config)
+    types = getattr(backbone.model.config, "type_vocab_size", None)
+    if handling.cls_segment_id and "token_type_ids" in backbone.tokenizer.model_input_names and types is not None \
+            and handling.cls_segment_id >= types:
+        raise ArmadaError(f"distill.cls_segment_id = {handling.cls_segment_id}: {config.student} has "
+                          f"{types} token type(s); set distill.cls_segment_id = 0")
     heads_config = HeadsConfig(task.name, task.kind, list(task.labels), task.num_labels, hidden, outputs,
                                config.projection_dim, backbone.pooling, backbone.kind, config.student, backbone.source,
-                               config.max_length, asdict(shape), prediction_range(config, task))
+                               config.max_length, asdict(shape), prediction_range(config, task), asdict(handling))
     return ArmadaStudent(model, heads, heads_config), backbone.tokenizer
 
 
@@ -60,13 +68,11 @@ def build_lm_student(config: DistillConfig, task: Task) -> tuple[CausalStudent, 
         model = get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, lora_dropout=LM_LORA_DROPOUT,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
     elif config.save_adapter:
-        from armada.errors import ArmadaError
-
         raise ArmadaError("save_adapter needs a LoRA adapter to save: set lora_r above 0 (or drop --save-adapter)")
     from armada.distill.lm_data import resolve_style
 
     hidden = backbone.model.config.hidden_size
-    projection = StudentProjection(hidden, config.projection_dim)
+    projection = StudentProjection(hidden, config.projection_dim, orthogonal_map=config.orthogonal_map)
     if config.undistilled:
         projection.requires_grad_(False)
     location = locate(config.student)
@@ -77,7 +83,8 @@ def build_lm_student(config: DistillConfig, task: Task) -> tuple[CausalStudent, 
 
 
 def build_reconstruction_aligner(config: DistillConfig, teacher_dim: int) -> ReconstructionAligner:
-    aligner = ReconstructionAligner(teacher_dim, config.aligner_hidden, config.projection_dim)
+    aligner = ReconstructionAligner(teacher_dim, config.aligner_hidden, config.projection_dim,
+                                    orthogonal_map=config.orthogonal_map)
     if config.aligner == "frozen-random":
         aligner.requires_grad_(False)
     return aligner
@@ -91,9 +98,14 @@ def build_aligner(config: DistillConfig, task: Task, teacher_dim: int) -> TSAlig
     return aligner
 
 
+def text_handling(config: DistillConfig) -> TextHandling:
+    return TextHandling(config.lowercase, config.cls_segment_id)
+
+
 def head_shape(config: DistillConfig, task: Task) -> HeadShape:
-    """The heads' shape and dropout; the authors' regression outputs pass a ReLU (their STS-B heads)."""
-    return HeadShape(config.heads, config.dropout, relu_outputs=config.heads == "authors" and task.kind == "regression")
+    """The heads' shape, dropout and orthogonal map; the authors' regression outputs pass a ReLU (their STS-B heads)."""
+    return HeadShape(config.heads, config.dropout, relu_outputs=config.heads == "authors" and task.kind == "regression",
+                     orthogonal_map=config.orthogonal_map)
 
 
 def prediction_range(config: DistillConfig, task: Task) -> list[float] | None:
@@ -101,12 +113,14 @@ def prediction_range(config: DistillConfig, task: Task) -> list[float] | None:
     return list(task.label_range) if config.clip_predictions and task.label_range is not None else None
 
 
-def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters; no decay on biases and normalisation weights (1-d), as BERT fine-tuning does."""
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float, decay_on: str) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters, decaying every one (`decay_on` "all": torch's default, which the authors'
+    code keeps, trainer_superglue.py 146-147) or all but biases and normalisation weights (1-d; "weights", as BERT
+    fine-tuning does)."""
     decay, plain = [], []
     for p in model.parameters():
         if p.requires_grad:
-            (plain if p.ndim < 2 else decay).append(p)
+            (plain if p.ndim < 2 and decay_on == "weights" else decay).append(p)
     # The fused kernel (CPU and GPU; transformers.Trainer's default since torch 2.8): the per-tensor loop it
     # replaces took ~30% of a MiniLM-L6 step on a CPU, as long as the forward pass.
     return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}], lr=lr,

@@ -28,9 +28,21 @@ class EncodedSplit:
         return len(self.tokens)
 
 
-def encode(tokenizer, split: Split, max_length: int) -> EncodedSplit:
+@dataclass(frozen=True)
+class TextHandling:
+    """How the student's text becomes tokens beyond its tokenizer: the authors lowercase it
+    (utils_superglue.py 538, 542) and give [CLS] the token type 1 (main.py 112, utils_superglue.py 564)
+    where the student has token types (a tokenizer without token_type_ids has nothing to set)."""
+
+    lowercase: bool = False
+    cls_segment_id: int = 0
+
+
+def encode(tokenizer, split: Split, max_length: int, handling: TextHandling = TextHandling()) -> EncodedSplit:
     """Tokenise every choice of every example, truncated to `max_length` tokens, unpadded."""
     texts = [inputs for example in split.examples for inputs in example.inputs]
+    if handling.lowercase:
+        texts = [tuple(text.lower() for text in t) for t in texts]
     names = [n for n in tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
     firsts = [t[0] for t in texts]
     seconds = [t[1] for t in texts] if all(len(t) == 2 for t in texts) else None
@@ -38,6 +50,12 @@ def encode(tokenizer, split: Split, max_length: int) -> EncodedSplit:
         raise ArmadaError(f"{split.task.name} {split.name}: examples mix single texts and text pairs")
     encoded = tokenizer(firsts, seconds, truncation=True, max_length=max_length)
     rows = [{n: encoded[n][i] for n in names} for i in range(len(texts))]
+    if handling.cls_segment_id and "token_type_ids" in names:
+        for row in rows:
+            if row["input_ids"][0] != tokenizer.cls_token_id:
+                raise ArmadaError(f"cls_segment_id = {handling.cls_segment_id}: the student's tokenizer does not start "
+                                  f"its inputs with a [CLS] token; set distill.cls_segment_id = 0")
+            row["token_type_ids"] = [handling.cls_segment_id, *row["token_type_ids"][1:]]
     tokens, lengths, at = [], [], 0
     for example in split.examples:
         choices = rows[at:at + len(example.inputs)]
@@ -105,13 +123,16 @@ class Collator:
         return torch.from_numpy(rows)
 
 
-def epoch_batches(count: int, batch_size: int, seed: int, epoch: int, lengths: np.ndarray | None = None) -> list[np.ndarray]:
-    """One epoch's batches of positions, a function of (seed, epoch) alone, so a resumed run sees the same order.
+def epoch_batches(count: int, batch_size: int, seed: int, epoch: int, lengths: np.ndarray | None = None,
+                  phase: int = 0) -> list[np.ndarray]:
+    """One epoch's batches of positions, a function of (seed, epoch, phase) alone, so a resumed run sees the same order.
 
+    `phase` 0 is the student's order (and the aligner's, where the phases share it); 1 the aligner's own
+    (`reshuffle_per_phase`: the authors iterate one RandomSampler DataLoader per phase, so each draws anew).
     With `lengths`, examples of similar length share batches (less padding): shuffle, cut into
     windows of 50 batches, sort each window by length, then shuffle the batches.
     """
-    rng = np.random.default_rng([seed, epoch])
+    rng = np.random.default_rng([seed, epoch] if phase == 0 else [seed, epoch, phase])
     order = rng.permutation(count)
     if lengths is not None:
         window = 50 * batch_size

@@ -32,9 +32,12 @@ In the paper shape both non-linear mappings end in tanh, so the manifold project
 (an orthogonal P preserves norms) and the manifold losses cannot be lowered by inflating them.
 
 Orthogonal projections are kept so by `torch.nn.utils.parametrizations.orthogonal` (orthonormal
-columns when they map to a larger space, orthonormal rows when to a smaller one), with the
-Cayley map: for the paper's sizes it costs a tenth of the Householder or matrix-exponential maps
-per step on a CPU. The projections are computed only where a loss needs them: not for predictions,
+columns when they map to a larger space, orthonormal rows when to a smaller one), with the map
+`orthogonal_map` names: "cayley" (no trivialisation base, so it starts from the embedding of the
+identity: for the paper's sizes it costs a tenth of the Householder or matrix-exponential maps per
+step on a CPU), or "torch", torch's defaults as the authors call it (models.py 159): matrix_exp for
+a square matrix, Householder otherwise, trivialised around the orthogonalised default-initialised
+weight, so it starts from a random rotation. The projections are computed only where a loss needs them: not for predictions,
 not for the undistilled baseline. Saved files hold the materialised matrices
 (`plain_state_dict`), so inference needs no parametrisation and no ARMADA code.
 """
@@ -59,16 +62,26 @@ class HeadShape:
     shape: str = "paper"
     dropout: float = 0.0
     relu_outputs: bool = False
+    orthogonal_map: str = "cayley"      # armada.config.DistillConfig.orthogonal_map
 
     def __post_init__(self):
         if self.shape not in SHAPES:
             raise ValueError(f"unknown head shape {self.shape!r}; the shapes are {SHAPES}")
+        if self.orthogonal_map not in ORTHOGONAL_MAPS:
+            raise ValueError(f"unknown orthogonal map {self.orthogonal_map!r}; the maps are {ORTHOGONAL_MAPS}")
 
 
-def _projection(inputs: int, outputs: int, trained: bool) -> nn.Linear:
+ORTHOGONAL_MAPS = ("cayley", "torch")
+
+
+def _projection(inputs: int, outputs: int, trained: bool, orthogonal_map: str = "cayley") -> nn.Linear:
     linear = nn.Linear(inputs, outputs, bias=False)
+    if not trained:
+        return linear
+    if orthogonal_map == "torch":
+        return orthogonal(linear)
     # No trivialisation base: it would add an n×n product to every step, and no one re-bases it.
-    return orthogonal(linear, orthogonal_map="cayley", use_trivialization=False) if trained else linear
+    return orthogonal(linear, orthogonal_map="cayley", use_trivialization=False)
 
 
 def _authors_init(*layers: nn.Linear) -> None:
@@ -100,7 +113,8 @@ class StudentHeads(_OutputHeads):
         authors = shape.shape == "authors"
         self.Ftilde_s = nn.Identity() if authors else nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
         self.O_s = nn.Linear(hidden, outputs)
-        self.P_s = nn.Linear(hidden, projection_dim, bias=False) if authors else _projection(hidden, projection_dim, orthogonal)
+        self.P_s = (nn.Linear(hidden, projection_dim, bias=False) if authors
+                    else _projection(hidden, projection_dim, orthogonal, shape.orthogonal_map))
         self.O_aux_s = nn.Linear(projection_dim, outputs)
         if authors:
             _authors_init(self.O_s, self.P_s, self.O_aux_s)
@@ -131,7 +145,7 @@ class TSAligner(_OutputHeads):
         else:
             self.Ftilde_ts = nn.Sequential(first, nn.ReLU(), second, nn.Tanh())
         self.O_ts = nn.Linear(hidden, outputs)
-        self.P_ts = _projection(teacher_dim if self.authors else hidden, projection_dim, orthogonal)
+        self.P_ts = _projection(teacher_dim if self.authors else hidden, projection_dim, orthogonal, shape.orthogonal_map)
         self.O_aux_ts = nn.Linear(projection_dim, outputs)
         if self.authors:
             _authors_init(self.O_ts, self.O_aux_ts)
@@ -154,10 +168,10 @@ class TSAligner(_OutputHeads):
 class StudentProjection(nn.Module):
     """F̃_s and P_s: a generative student's way onto the shared manifold (no class outputs)."""
 
-    def __init__(self, hidden: int, projection_dim: int, orthogonal: bool = True):
+    def __init__(self, hidden: int, projection_dim: int, orthogonal: bool = True, orthogonal_map: str = "cayley"):
         super().__init__()
         self.Ftilde_s = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
-        self.P_s = _projection(hidden, projection_dim, orthogonal)
+        self.P_s = _projection(hidden, projection_dim, orthogonal, orthogonal_map)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         """p_s [n, projection_dim] for pooled states [n, d]."""
@@ -167,11 +181,12 @@ class StudentProjection(nn.Module):
 class ReconstructionAligner(nn.Module):
     """F̃_ts, P_ts and the decoder R_ts: learns the teacher's vectors by reconstructing them."""
 
-    def __init__(self, teacher_dim: int, hidden: int, projection_dim: int, orthogonal: bool = True):
+    def __init__(self, teacher_dim: int, hidden: int, projection_dim: int, orthogonal: bool = True,
+                 orthogonal_map: str = "cayley"):
         super().__init__()
         self.teacher_dim, self.hidden, self.projection_dim = teacher_dim, hidden, projection_dim
         self.Ftilde_ts = nn.Sequential(nn.Linear(teacher_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.Tanh())
-        self.P_ts = _projection(hidden, projection_dim, orthogonal)
+        self.P_ts = _projection(hidden, projection_dim, orthogonal, orthogonal_map)
         self.R_ts = nn.Sequential(nn.Linear(projection_dim, hidden), nn.ReLU(), nn.Linear(hidden, teacher_dim))
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -60,6 +60,8 @@ class LMObjective:
         self.config, self.task = config, task
         # Without a validation split there is no dev score: every epoch counts as best and the last is kept.
         self.metric = DEV_METRIC if "validation" in task.splits else ""
+        self.selection = self.metric
+        self.aligner_selection = "reconstruction_mse"
 
     def splits(self) -> tuple[str, ...]:
         return ("train", "validation") if "validation" in self.task.splits else ("train",)

@@ -54,12 +54,13 @@ class TrainingLoop:
         self.collate = collate
         self.aligner_trained = "aligner" in optimizers
 
-    def epoch(self, epoch: int, batches: list[np.ndarray]) -> dict[str, float]:
-        """Train on `batches`; the loss parts (and "share:TERM", each term's gradient share) averaged over
-        the epoch's steps in all processes."""
+    def epoch(self, epoch: int, batches: list[np.ndarray], aligner_batches: list[np.ndarray] | None = None
+              ) -> dict[str, float]:
+        """Train on `batches` (the alternating schedule's aligner epoch on `aligner_batches` where given); the loss
+        parts (and "share:TERM", each term's gradient share) averaged over the epoch's steps in all processes."""
         label = f"epoch {epoch}/{self.config.epochs}"
         if self.config.schedule == "alternating" and self.aligner_trained:
-            parts = self._phase(f"{label} aligner", batches, "aligner")
+            parts = self._phase(f"{label} aligner", batches if aligner_batches is None else aligner_batches, "aligner")
             parts.update(self._phase(f"{label} student", batches, "student"))
             return parts
         return self._phase(label, batches, "joint")

@@ -78,9 +78,16 @@ class HeadsConfig:
     # Added with the recipes; a student saved before them has the paper's heads and unclipped scores.
     shape: dict | None = None                   # armada.distill.heads.HeadShape as a dict
     prediction_range: list | None = None        # regression predictions are clipped to [low, high] when scored
+    # Added with lowercase and cls_segment_id; a student saved before them reads its text as its tokenizer does.
+    text_handling: dict | None = None           # armada.distill.data.TextHandling as a dict
 
     def head_shape(self) -> HeadShape:
         return HeadShape(**(self.shape or {}))
+
+    def handling(self):
+        from armada.distill.data import TextHandling
+
+        return TextHandling(**(self.text_handling or {}))
 
 
 class StudentOutputs(NamedTuple):
@@ -227,11 +234,13 @@ def save_causal_student(directory: Path, student: CausalStudent, tokenizer) -> N
 
 
 def save_best(folder: RunFolder, student, tokenizer, aligner, kind: str, prediction_range=None) -> None:
-    """The best epoch so far: the run folder's student and aligner, each replaced whole; `prediction_range`:
-    where the aligner's regression scores are clipped when scored (the student's is in its heads config)."""
-    with folder.publishing_student() as building:
-        save_student(building, student, tokenizer)
-        (building / CHECKSUMS).write_text(json.dumps(folder_checksums(building), indent=1) + "\n")
+    """The best epoch so far: the run folder's student (where `student` is given) and aligner (where `aligner` is),
+    each replaced whole; `prediction_range`: where the aligner's regression scores are clipped when scored (the
+    student's is in its heads config)."""
+    if student is not None:
+        with folder.publishing_student() as building:
+            save_student(building, student, tokenizer)
+            (building / CHECKSUMS).write_text(json.dumps(folder_checksums(building), indent=1) + "\n")
     if aligner is not None:
         with folder.publishing_aligner() as building:
             save_aligner(building, aligner, kind, prediction_range)
@@ -363,7 +372,7 @@ def predict(model: ArmadaStudent, tokenizer, split, batch_size: int, head: str =
     aux = _is_aux(head)
     model.eval()
     device = next(model.parameters()).device
-    encoded = encode(tokenizer, split, model.config.max_length)
+    encoded = encode(tokenizer, split, model.config.max_length, model.config.handling())
     collate = Collator(tokenizer, encoded, model.config.kind)
     order = np.argsort(-encoded.lengths, kind="stable")
     logits, pooled = [None] * len(split), [None] * len(split)

@@ -4,8 +4,10 @@ armada.distill.recipe trains every objective the same way (check the inputs, set
 and optimizers, resume, train the epochs, keep the best one, record it, finish). An objective is a
 class built from the run's settings and task that answers, in this order:
 
-  name, metric, lower_is_better     what the run's record says; the dev score the best epoch is chosen by
-                                    ("" where there is none: the last epoch is kept)
+  name, metric, lower_is_better     what the run's record says: its name, its primary dev score ("" where
+                                    there is none: the last epoch is kept)
+  selection, aligner_selection      the dev score the student's best epoch is chosen by, and the aligner
+                                    score its own best epoch is (with aligner_kept = "own-best")
   prediction_range                  where regression scores are clipped when scored (None: not at all)
   splits()                          the task's splits the run reads (train first)
   check(splits)                     refuse data it cannot train on, before anything is written

@@ -136,16 +136,17 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
     steps_per_epoch = math.ceil(math.ceil(math.ceil(examples / config.batch_size) / processes)
                                 / config.gradient_accumulation_steps)
     pretraining = aligner is not None and config.aligner == "trained" and config.aligner_pretrain_epochs > 0
-    optimizers = {"student": adamw(student, config.lr, config.weight_decay)}
+    optimizers = {"student": adamw(student, config.lr, config.weight_decay, config.weight_decay_on)}
     if aligner is not None and config.aligner == "trained" and not pretraining:
-        optimizers["aligner"] = adamw(aligner, config.aligner_lr, config.weight_decay)
+        optimizers["aligner"] = adamw(aligner, config.aligner_lr, config.weight_decay, config.weight_decay_on)
     schedulers = {name: lr_schedule(o, config, steps_per_epoch * config.epochs) for name, o in optimizers.items()}
     student, optimizers["student"] = accelerator.prepare(student, optimizers["student"])
     pretrain_optimizer = None
     if "aligner" in optimizers:
         aligner, optimizers["aligner"] = accelerator.prepare(aligner, optimizers["aligner"])
     elif pretraining:
-        aligner, pretrain_optimizer = accelerator.prepare(aligner, adamw(aligner, config.aligner_lr, config.weight_decay))
+        aligner, pretrain_optimizer = accelerator.prepare(
+            aligner, adamw(aligner, config.aligner_lr, config.weight_decay, config.weight_decay_on))
     elif aligner is not None:
         aligner = aligner.to(accelerator.device)
     plain_student = accelerator.unwrap_model(student)
@@ -166,6 +167,8 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
 
     def record(status: str, steps: list[int] | None = None, warnings: list[str] | None = None) -> run_schema.RunRecord:
         details = objective.record_details()
+        if "aligner_best_epoch" in progress:
+            details["aligner_best_epoch"] = progress["aligner_best_epoch"]
         if config.aligner_pretrain_epochs:
             details["aligner_pretraining"] = progress.get("aligner_pretraining", [])
         return run_schema.RunRecord(
@@ -190,20 +193,33 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
     for epoch in range(done + 1, config.epochs + 1):
         started = time.time()
         reseed(config.seed, epoch, accelerator.process_index)
-        batches = process_share(
-            epoch_batches(examples, config.batch_size, config.seed, epoch,
-                          data.train.encoded.lengths if config.group_by_length else None),
-            accelerator.process_index, processes)
-        parts, balance = split_shares(loop.epoch(epoch, batches))
+        lengths = data.train.encoded.lengths if config.group_by_length else None
+        batches, aligner_batches = (
+            process_share(epoch_batches(examples, config.batch_size, config.seed, epoch, lengths, phase),
+                          accelerator.process_index, processes)
+            for phase in (0, 1 if config.reshuffle_per_phase else 0))
+        parts, balance = split_shares(loop.epoch(epoch, batches, aligner_batches))
         refuse_non_finite_weights(f"epoch {epoch}/{config.epochs}", {"student": plain_student, "aligner": plain_aligner})
         dev, aligner_dev, diagnostics = objective.dev_scores(accelerator, student, aligner, teacher)
         progress["steps"] += len(batches)
-        improved = _improved(objective, dev, progress)
+        improved = _improved(objective, objective.selection, dev, progress["best_epoch"],
+                             progress.get("best_selection", progress["best_dev"]))
         if improved:
             progress["best_epoch"], progress["best_dev"] = epoch, dev.get(objective.metric)
+            progress["best_selection"] = dev.get(objective.selection)
+        # With aligner_kept = "own-best" the aligner is saved at its own best dev epoch (the authors keep theirs so,
+        # trainer_superglue.py 221-236 and 357); else with the student of its best epoch.
+        own_best = config.aligner_kept == "own-best" and aligner_dev is not None
+        aligner_improved = own_best and _improved(objective, objective.aligner_selection, aligner_dev,
+                                                  progress.get("aligner_best_epoch", 0), progress.get("aligner_best_selection"))
+        if aligner_improved:
+            progress["aligner_best_epoch"] = epoch
+            progress["aligner_best_selection"] = aligner_dev.get(objective.aligner_selection)
         if main:
-            if improved:
-                save_best(folder, plain_student, tokenizer, plain_aligner, task.kind, objective.prediction_range)
+            if improved or aligner_improved:
+                kept_aligner = aligner_improved if own_best else improved
+                save_best(folder, plain_student if improved else None, tokenizer,
+                          plain_aligner if kept_aligner else None, task.kind, objective.prediction_range)
             seconds = time.time() - started
             progress["seconds"] += seconds
             folder.append_epoch(run_schema.EpochRecord(epoch, parts, dev, aligner_dev, round(seconds, 3), balance,
@@ -226,11 +242,12 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
                      config.epochs, round(progress["seconds"], 3), "finished")
 
 
-def _improved(objective, dev: dict, progress: dict) -> bool:
-    """Whether this epoch's student is the best so far; without a dev score every epoch is (the last is kept)."""
-    if not objective.metric or progress["best_epoch"] == 0:
+def _improved(objective, key: str, dev: dict, best_epoch: int, best: float | None) -> bool:
+    """Whether this epoch's dev scores `dev` beat the best so far by their score `key` (`best`: that of `best_epoch`,
+    0 for none yet); without a dev score every epoch does (the last is kept)."""
+    if not objective.metric or best_epoch == 0:
         return True
-    score, best = dev.get(objective.metric), progress["best_dev"]
+    score = dev.get(key)
     if score is None:
         return False
     return best is None or (score < best if objective.lower_is_better else score > best)

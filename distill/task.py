@@ -11,7 +11,8 @@ Every step of a distilled student also measures each term's share of the gradien
 backbone (armada.distill.loop.gradient_shares): the epoch's loss balance. After each epoch the
 student (and the aligner, from the teacher's vectors alone) is scored on the validation split by the
 task's metric, regression scores clipped to the task's range with `clip_predictions`; the best epoch
-is the one with the highest primary score.
+is the one with the highest primary score, or with `selection = "authors"` the score the authors'
+code selects by (armada.tasks.metrics.selection_score: CB by macro-F1).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from armada.distill.model import predictions_from
 from armada.distill.objective import TrainingData
 from armada.errors import ArmadaError
 from armada.tasks import OUTPUT_KINDS, Split, Task
-from armada.tasks.metrics import compute, primary
+from armada.tasks.metrics import compute, primary, selection_score
 
 
 class TaskObjective:
@@ -43,6 +44,7 @@ class TaskObjective:
             raise ArmadaError(f"{task.name} is a {task.kind} task; armada distill trains {', '.join(OUTPUT_KINDS)} tasks")
         self.config, self.task = config, task
         self.metric = primary(task.metric)
+        self.selection = self.aligner_selection = selection_score(task.metric, config.selection)
         self.prediction_range = prediction_range(config, task)     # where regression scores are clipped, or None
 
     def splits(self) -> tuple[str, ...]:
@@ -60,8 +62,9 @@ class TaskObjective:
     def data(self, tokenizer, student, splits: dict[str, Split], teacher) -> TrainingData:
         config, kind = self.config, self.task.kind
         self.validation = splits["validation"]
-        self.dev = Collator(tokenizer, encode(tokenizer, self.validation, config.max_length), kind)
-        train = encode(tokenizer, splits["train"], config.max_length)
+        handling = student.config.handling()
+        self.dev = Collator(tokenizer, encode(tokenizer, self.validation, config.max_length, handling), kind)
+        train = encode(tokenizer, splits["train"], config.max_length, handling)
         return TrainingData(Collator(tokenizer, train, kind, teacher.train if teacher else None))
 
     def aligner_losses(self, batch, aligner_outputs) -> dict:

@@ -157,7 +157,12 @@ def _scenario_section(tables, kinds, predictions: DevPredictions, out: Path) -> 
              "1') and vice versa (denoted as 'scenario 2')\", and the silhouette score of each student's dev embeddings "
              "within each scenario. Scenario 1: the distilled student right, the undistilled one wrong; scenario 2 the "
              "reverse (examples both get right, or both wrong, are in neither). Silhouette (Euclidean) by gold label, "
-             "as \"similar instances with similar target outputs\"; n/a where a scenario holds fewer than two classes.", ""]
+             "as \"similar instances with similar target outputs\"; n/a where a scenario holds fewer than two classes.", "",
+             "Read with care: the comparison is circular. Scenario 1 is chosen by the distilled student being right, and a "
+             "classifier on an embedding is right where the example sits among its own class, so the distilled "
+             "student's silhouette there is higher by construction, and the undistilled one's in scenario 2 by the same "
+             "token; the two columns of one scenario do not compare the students on equal terms. The paper reads the "
+             "difference as ARMADA's effect; it is what the selection of the examples makes it.", ""]
     lines += _table("| student | task | variant | seed | scenario | examples | silhouette undistilled | silhouette distilled |",
                     [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {SCENARIOS[r[4]]} | {r[5]} | {_cell(r[6], '.3f')} | "
                      f"{_cell(r[7], '.3f')} |" for r in rows])

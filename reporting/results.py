@@ -19,7 +19,7 @@ from armada.run_schema import find_run_folders
 
 from armada.reporting.runs import SELECTIONS, BrokenRun, Run, load_run
 from armada.reporting.stats import PairedTest, summarize
-from armada.reporting.tables import Cell, Plan, Table, build_tables
+from armada.reporting.tables import GENERATIVE_NOTE, Cell, Plan, Table, build_tables
 
 SELECTION_HEADINGS = {
     "best": "Best epoch on dev (selected the way the paper's code selects)",
@@ -136,11 +136,15 @@ def _render_table(table: Table, figures: list[Path], probes) -> str:
         lines.append("")
         tests = [(v, table.tests[(selection, v)]) for v in table.variants if (selection, v) in table.tests]
         if tests:
-            lines += [f"One-sided paired t-test against {table.baseline} (pairs = (task, seed) cells; mean Δ ×100):", ""]
+            pairs = ("trained models: (task, seed), a generative model's scores averaged over the sets it and the "
+                     "undistilled model of its seed were scored on" if GENERATIVE_NOTE in table.notes
+                     else "(task, seed) cells")
+            lines += [f"One-sided paired t-test against {table.baseline} (pairs = {pairs}; mean Δ ×100):", ""]
             lines.append(_md_row(["variant", "pairs", "mean Δ", "t", "p"]))
             lines.append(_md_row(["---"] * 5))
             lines += [_md_row([variant, *_test_cells(test)]) for variant, test in tests]
             lines.append("")
+        lines += _render_standardised(table, selection)
     lines += _render_maxima(table)
     lines += _render_aligner(table)
     lines += render_teachers(table, probes)
@@ -263,8 +267,22 @@ def _score(mean: float, sd: float, signed: bool = False) -> str:
     return text if math.isnan(sd) else f"{text} ± {100 * sd:.1f}"
 
 
-def _test_cells(test: PairedTest) -> list[str]:
-    mean = "n/a" if math.isnan(test.mean_difference) else f"{100 * test.mean_difference:+.2f}"
+def _render_standardised(table: Table, selection: str) -> list[str]:
+    """The test over several tasks with each task's differences in units of its undistilled seeds' sd."""
+    tests = [(v, table.standardised[(selection, v)]) for v in table.variants if (selection, v) in table.standardised]
+    if not tests:
+        return []
+    lines = ["The same pairs standardised (each task's scores divided by the sd of its undistilled seeds' scores, so "
+             "that tasks of different spread and metric weigh alike; mean Δ in those sds):", ""]
+    lines += [f"- left out: {note}" for note in table.standardised_notes]
+    lines += ([""] if table.standardised_notes else []) + [_md_row(["variant", "pairs", "mean Δ (sd)", "t", "p"]),
+                                                            _md_row(["---"] * 5)]
+    lines += [_md_row([variant, *_test_cells(test, scale=1.0)]) for variant, test in tests]
+    return lines + [""]
+
+
+def _test_cells(test: PairedTest, scale: float = 100.0) -> list[str]:
+    mean = "n/a" if math.isnan(test.mean_difference) else f"{scale * test.mean_difference:+.2f}"
     if test.reason:
         return [str(test.pairs), mean, f"n/a: {test.reason}", "n/a"]
     p = "< 0.001" if test.p < 0.001 else f"{test.p:.3f}"

@@ -44,6 +44,7 @@ class Run:
     objective: str = "task"     # "lm": a generative student
     evaluations: tuple[GenerationRecord, ...] = ()
     warnings: tuple[str, ...] = ()  # what training ended by warning about (a swamping term, one-class predictions)
+    aligner_best_epoch: int | None = None   # the aligner's own best epoch (aligner_kept = "own-best"); else the student's
 
     @property
     def finished(self) -> bool:
@@ -56,8 +57,10 @@ class Run:
         return next(e.dev[self.metric] for e in self.history if e.epoch == self.best_epoch)
 
     def aligner_score(self) -> float | None:
-        """The TS Aligner's primary dev score at the student's best epoch (the aligner saved with it)."""
-        epoch = next((e for e in self.history if e.epoch == self.best_epoch), None)
+        """The TS Aligner's primary dev score at the epoch its saved aligner is from: its own best one where the run
+        kept that (aligner_kept = "own-best"), else the student's best."""
+        kept = self.aligner_best_epoch or self.best_epoch
+        epoch = next((e for e in self.history if e.epoch == kept), None)
         return None if epoch is None or not epoch.aligner_dev else epoch.aligner_dev.get(self.metric)
 
     def curve(self) -> list[tuple[int, float]]:
@@ -92,6 +95,7 @@ def load_run(folder: RunFolder) -> Run | BrokenRun:
         objective=record.objective,
         evaluations=stored.generations,
         warnings=record.warnings or (),
+        aligner_best_epoch=(record.details or {}).get("aligner_best_epoch"),
     )
 
 

@@ -3,6 +3,13 @@ cell the seeds' scores at the best and the last epoch, their summary and their d
 undistilled variant, plus one paired t-test per variant. Only what is there is counted: missing and
 unfinished seeds are recorded per cell, never filled in.
 
+The t-test pairs one value per trained model: a (task, seed) cell for a task's own column; for a
+generative run, scored on several sets by one saved student, the mean of its scores over the sets
+both it and the undistilled model of its seed were scored on (3 seeds are 3 pairs, whatever the
+number of sets). Over several tasks a second test standardises: each task's differences divided by
+the sd of its undistilled seeds' scores, so that a task of wide spread (or of a wider metric) does not
+outweigh the others.
+
 A generative run (`objective = "lm"`) gives no column of its own (its dev score is a loss); it gives
 one column per task and split its saved student was scored on by `armada eval`, named
 "<trained on> → <scored on> <split>" (one more per extra score, e.g. "[loglik_accuracy]"). Its
@@ -62,6 +69,9 @@ class Table:
     cells: dict[tuple[str, str], Cell]              # (variant, task) → cell
     tests: dict[tuple[str, str], PairedTest]        # (selection, variant) → test against the baseline
     notes: list[str]
+    # (selection, variant) → the test over standardised differences; only where the pairs span several tasks
+    standardised: dict[tuple[str, str], PairedTest] = field(default_factory=dict)
+    standardised_notes: list[str] = field(default_factory=list)     # tasks left out of it, and why
 
 
 GENERATIVE_NOTE = ("columns with → score generative runs' saved students on generated text (armada eval): the best "
@@ -91,7 +101,7 @@ def build_tables(runs: list[Run], plan: Plan | None = None) -> list[Table]:
         columns_plan = {(variant, column): seeds for (variant, task), seeds in (plan or {}).items()
                         for column, trained in trained_on.items() if trained == task}
         elsewhere = {r.variant for r in runs if r.student != student}     # planned variants another student trains
-        table = _build_table(student, views, columns_plan, elsewhere)
+        table = _build_table(student, views, columns_plan, elsewhere, trained_on)
         if any(r.objective == "lm" for r in mine):
             table.notes.append(GENERATIVE_NOTE)
         unscored = [r for r in mine if r.objective == "lm" and r.finished and not r.evaluations]
@@ -118,9 +128,11 @@ def generative_columns(run: Run) -> list[Run]:
     return views
 
 
-def _build_table(student: str, runs: list[Run], plan: Plan, elsewhere: set[str] = frozenset()) -> Table:
-    """`runs` one per column (generative runs as their views); `plan` keyed by those columns. A planned variant with
-    no run at all is a row of missing cells, unless its runs are another student's (`elsewhere`)."""
+def _build_table(student: str, runs: list[Run], plan: Plan, elsewhere: set[str] = frozenset(),
+                 trained_on: Mapping[str, str] = {}) -> Table:
+    """`runs` one per column (generative runs as their views, `trained_on` their column → trained task); `plan`
+    keyed by those columns. A planned variant with no run at all is a row of missing cells, unless its runs are
+    another student's (`elsewhere`)."""
     notes: list[str] = []
     tasks = tuple(sorted({r.task for r in runs}))
     metrics = _metrics(runs)
@@ -156,7 +168,7 @@ def _build_table(student: str, runs: list[Run], plan: Plan, elsewhere: set[str] 
                 cell.summary[selection] = summarize(cell.scores[selection].values()) if cell.scores[selection] else None
             cells[(variant, task)] = cell
 
-    tests = {}
+    tests, standardised, standardised_notes = {}, {}, []
     for selection in SELECTIONS:
         for variant in variants:
             if baseline is None:
@@ -167,10 +179,54 @@ def _build_table(student: str, runs: list[Run], plan: Plan, elsewhere: set[str] 
                 base = base_cells[task]
                 cell.delta[selection] = delta(cell.scores[selection], base) if variant != baseline and cell.scores[selection] and base else None
             if variant != baseline:
-                ours = {(t, s): v for t in tasks for s, v in cells[(variant, t)].scores[selection].items()}
-                theirs = {(t, s): v for t in tasks for s, v in base_cells[t].items()}
+                ours, theirs = _per_model({t: cells[(variant, t)].scores[selection] for t in tasks}, base_cells, trained_on)
                 tests[(selection, variant)] = paired_t_test(ours, theirs)
-    return Table(student, tasks, metrics, variants, baseline, cells, tests, notes)
+                if len({task for task, _ in ours}) > 1:
+                    scales, left_out = _baseline_spreads(base_cells, trained_on)
+                    if selection == SELECTIONS[0] and not standardised_notes:
+                        standardised_notes.extend(left_out)
+                    standardised[(selection, variant)] = paired_t_test(
+                        {k: v / scales[k[0]] for k, v in ours.items() if k[0] in scales},
+                        {k: v / scales[k[0]] for k, v in theirs.items() if k[0] in scales})
+    return Table(student, tasks, metrics, variants, baseline, cells, tests, notes, standardised, standardised_notes)
+
+
+def _per_model(variant: Mapping[str, Mapping[int, float]], baseline: Mapping[str, Mapping[int, float]],
+               trained_on: Mapping[str, str]) -> tuple[dict, dict]:
+    """The paired test's values, keyed (task, seed): a column's own score, or for a generative model (its columns
+    `trained_on` one task) the mean of its scores over the columns both it and the baseline model of its seed have."""
+    ours, theirs, shared = {}, {}, {}
+    for column, scores in variant.items():
+        task = trained_on.get(column, column)
+        for seed, value in scores.items():
+            if seed in baseline[column]:
+                shared.setdefault((task, seed), []).append((value, baseline[column][seed]))
+            elif column not in trained_on:
+                ours[(task, seed)] = value      # unpaired: the test leaves it out, as it leaves out any lone value
+    for key, pairs in shared.items():
+        ours[key], theirs[key] = sum(a for a, _ in pairs) / len(pairs), sum(b for _, b in pairs) / len(pairs)
+    for column, scores in baseline.items():
+        for seed, value in scores.items():
+            theirs.setdefault((trained_on.get(column, column), seed), value)
+    return ours, theirs
+
+
+def _baseline_spreads(baseline: Mapping[str, Mapping[int, float]], trained_on: Mapping[str, str]
+                      ) -> tuple[dict[str, float], list[str]]:
+    """Per task (a generative task: its models' mean over their columns), the sd of the undistilled seeds' scores;
+    and why a task has none (fewer than two seeds, or every seed the same)."""
+    by_task: dict[str, dict[int, list[float]]] = {}
+    for column, scores in baseline.items():
+        for seed, value in scores.items():
+            by_task.setdefault(trained_on.get(column, column), {}).setdefault(seed, []).append(value)
+    scales, left_out = {}, []
+    for task, seeds in sorted(by_task.items()):
+        spread = summarize(sum(v) / len(v) for v in seeds.values()).sd
+        if math.isnan(spread) or spread == 0:
+            left_out.append(f"{task}: its undistilled seeds have no spread to standardise by ({len(seeds)} seed(s))")
+        else:
+            scales[task] = spread
+    return scales, left_out
 
 
 def _metrics(runs: list[Run]) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """The paper's §6 measures and the OLS ANOVA on inputs small enough to work by hand."""
 
+import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +108,38 @@ def test_anova_refuses_what_it_cannot_test():
         ols_anova([1.0, 2.0], {"beta": [0, 1]})
     with pytest.raises(ValueError, match="3 values for 2 observations"):
         ols_anova([1.0, 2.0], {"beta": [0, 1, 1]})
+
+
+def test_a_seed_block_takes_the_seeds_share_out_of_the_residual_hand_worked():
+    # A 2 × 2 × 2 full factorial (A, B, seed): every pair of factors orthogonal, so Type II sums of squares are
+    # n·Σ(level mean − grand mean)². y's grand mean 5.5; A means 3.5, 7.5 → 32; B means 4, 7 → 18; seed means
+    # 4.75, 6.25 → 8·0.75² = 4.5; total 56, so the residual is 6 on 5 df without the block, 1.5 on 4 df with it.
+    y = [1, 3, 4, 6, 5, 7, 9, 9]
+    factors = {"A": ["a1"] * 4 + ["a2"] * 4, "B": ["b1", "b1", "b2", "b2"] * 2}
+    seeds = [0, 1] * 4
+    a, b, residual = ols_anova(y, factors)
+    assert (a.sum_sq, residual.df, residual.sum_sq) == (pytest.approx(32), 5, pytest.approx(6))
+    assert a.f == pytest.approx(32 / (6 / 5)) and a.p == pytest.approx(scipy_stats.f.sf(32 / (6 / 5), 1, 5))
+    a, b, seed, residual = ols_anova(y, factors, block=("seed", seeds))
+    assert (seed.source, seed.df, seed.sum_sq) == ("seed", 1, pytest.approx(4.5))
+    assert (residual.df, residual.sum_sq) == (4, pytest.approx(1.5))
+    assert (a.sum_sq, b.sum_sq) == (pytest.approx(32), pytest.approx(18))
+    assert a.f == pytest.approx(32 / (1.5 / 4)) and b.p == pytest.approx(scipy_stats.f.sf(18 / (1.5 / 4), 1, 4))
+
+
+def test_the_sweeps_recorded_improvements_give_todays_anova_without_the_block():
+    # results/sweep-abg: the 16 improvements the α/β/γ sweep recorded, and the figures its report printed with the
+    # hand-rolled OLS this module replaced (anova.csv of commit 4ad7725).
+    path = Path(__file__).parent.parent / "results" / "sweep-abg" / "anova-improvements.csv"
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    y = [float(r["improvement"]) for r in rows]
+    factors = {name: [r[name] for r in rows] for name in ("alpha", "beta", "gamma")}
+    fitted = {r.source: r for r in ols_anova(y, factors)}
+    for source, sum_sq, f, p in (("alpha", 1.56256, 7.75952, 0.0164787), ("beta", 0.00694306, 0.0344785, 0.855794),
+                                 ("gamma", 0.562538, 2.7935, 0.120499)):
+        assert (fitted[source].sum_sq, fitted[source].f, fitted[source].p) == (
+            pytest.approx(sum_sq, rel=1e-5), pytest.approx(f, rel=1e-5), pytest.approx(p, rel=1e-5))
+    assert (fitted["residual"].df, fitted["residual"].sum_sq) == (12, pytest.approx(2.41648, rel=1e-5))
+    blocked = {r.source: r for r in ols_anova(y, factors, block=("seed", [r["seed"] for r in rows]))}
+    assert blocked["residual"].df == 11 and blocked["alpha"].p < fitted["alpha"].p

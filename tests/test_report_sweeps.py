@@ -70,7 +70,8 @@ def test_the_anova_section_tests_alpha_beta_gamma_against_hand_worked_numbers(re
     section = text.split("## Improvement over undistilled by α, β, γ and manifold loss: OLS ANOVA")[1].split("\n## ")[0]
     assert "16 runs on 1 task(s)." in section      # the frozen-aligner and noisy runs are left out
     assert "| β | 1.0 | 8 | +2.50 | +2.50 |" in section      # 2 points, and α = 0's 1 point in half the runs
-    rows = {r["source"]: r for r in read_csv(report.markdown.parent / "anova.csv")}
+    fits = read_csv(report.markdown.parent / "anova.csv")
+    rows = {r["source"]: r for r in fits if r["fit"] == "factors"}
     assert set(rows) == {"alpha", "beta", "gamma", "residual"}      # manifold takes one value: not a factor
     for source, sum_sq, f in (("alpha", 4, 12), ("beta", 16, 48), ("gamma", 0, 0)):
         assert int(rows[source]["df"]) == 1
@@ -78,6 +79,15 @@ def test_the_anova_section_tests_alpha_beta_gamma_against_hand_worked_numbers(re
         assert float(rows[source]["F"]) == pytest.approx(f, abs=1e-6)
         assert float(rows[source]["p"]) == pytest.approx(scipy_stats.f.sf(f, 1, 12), abs=1e-6)
     assert (int(rows["residual"]["df"]), float(rows["residual"]["sum_sq"])) == (12, pytest.approx(4))
+    # With the seed as a block: the ±0.5 by seed was the whole residual (SS_seed = 16·0.5² = 4), so what is left
+    # is rounding on 11 df and α and β are certain; γ moved nothing (SS 0), which no fit can test.
+    blocked = {r["source"]: r for r in fits if r["fit"] == "seed block"}
+    assert set(blocked) == {"alpha", "beta", "gamma", "seed", "residual"}
+    assert float(blocked["seed"]["sum_sq"]) == pytest.approx(4, abs=1e-6)
+    assert int(blocked["residual"]["df"]) == 11 and float(blocked["residual"]["sum_sq"]) == pytest.approx(0, abs=1e-9)
+    assert (blocked["alpha"]["F"], blocked["alpha"]["p"]) == ("inf", "0")
+    assert blocked["gamma"]["p"] == ""
+    assert "With the seed as a block" in section and "| seed | 1 | 4.000 |" in section
     improvements = read_csv(report.markdown.parent / "anova-improvements.csv")
     assert len(improvements) == 16 and all(r["paired"] == "True" for r in improvements)
     assert any(p.name == "improvement-by-setting-minilm-l6.png" for p in report.figures)
@@ -104,6 +114,8 @@ def test_model_analyses_say_why_runs_without_saved_students_are_not_analysed(rep
                     "## Distances to class centroids (paper Table 14)", "## t-tests over per-example dev losses (paper Table 15)"):
         assert heading in text
     assert "Not analysed, a model could not be loaded (the last section says why): " in text
+    scenario = text.split("## Silhouette by scenario (paper Table 13)")[1].split("\n## ")[0]
+    assert "the comparison is circular" in scenario     # scenario 1 is chosen by the distilled student being right
     failures = text.split("## What the analyses could not load")[1]
     assert f"| student of {report.markdown.parent.parent / 'runs' / 'frozen-s0'} | " in failures
     assert "armada_heads.json is missing" in failures

@@ -19,7 +19,7 @@ OUTPUT_KINDS = ("classification", "regression", "multiple_choice")
 # the teacher text is then the student's input itself, as JSON (student_input_text), so that the
 # cache's text hashes, deduplication and split fingerprints follow exactly that input.
 STUDENT_INPUT = "<student input>"
-Metric = Literal["accuracy", "mcc", "accuracy_f1", "pearson_spearman", "rougeL"]
+Metric = Literal["accuracy", "mcc", "accuracy_f1", "accuracy_f1_macro", "pearson_spearman", "rougeL"]
 SPLITS = ("train", "validation", "test")
 
 

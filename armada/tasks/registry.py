@@ -84,6 +84,13 @@ def _copa_choices(r):
     return ((context, r["choice1"]), (context, r["choice2"]))
 
 
+def _copa_authors_input(r):
+    # The authors' COPA (utils_superglue.py CopaProcessor and convert_examples_to_features): their student reads
+    # text_a and text_b alone, the premise and the first choice, and learns the label (which choice is right)
+    # as a 2-class classification; the second choice and the question reach only the teacher.
+    return ((r["premise"], r["choice1"]),)
+
+
 def _wsc_input(r):
     return ((r["text"], f'Does "{r["span2_text"]}" refer to "{r["span1_text"]}"?'),)
 
@@ -165,10 +172,17 @@ def _build() -> dict[str, Task]:
                    _pair("question", "passage"), _jsonl("question", "passage"), "Boolean questions about a passage",
                    label_values=BOOL),
         _superglue("cb", "CB", "classification", ("premise", "hypothesis"), ("entailment", "contradiction", "neutral"),
-                   "accuracy", _pair("premise", "hypothesis"), _jsonl("premise", "hypothesis"), "CommitmentBank: 3-way entailment"),
+                   "accuracy_f1_macro", _pair("premise", "hypothesis"), _jsonl("premise", "hypothesis"),
+                   "CommitmentBank: 3-way entailment"),
         _superglue("copa", "COPA", "multiple_choice", ("premise", "question", "choice1", "choice2"), ("choice1", "choice2"),
                    "accuracy", _copa_choices, _jsonl("premise", "question", "choice1", "choice2"),
                    "Choice of Plausible Alternatives: the cause or effect of a premise"),
+        # COPA as the authors' code builds it (_copa_authors_input); the teacher's text is their order, premise,
+        # choice 1, choice 2, question, lowercased (get_images_superglue.py 101-109).
+        Task("super_glue/copa-authors", "classification", ("premise", "choice1", "choice2", "question"),
+             ("choice1", "choice2"), "accuracy", _copa_authors_input,
+             SuiteReader(SUPERGLUE_HUB, "copa", "COPA", SUPERGLUE_FILES, _jsonl("premise", "question", "choice1", "choice2")),
+             True, "COPA as the authors' code builds it: premise and choice 1 alone, classified by which choice is right"),
         _superglue("rte", "RTE", "classification", ("premise", "hypothesis"), ("entailment", "not_entailment"), "accuracy",
                    _pair("premise", "hypothesis"), _jsonl("premise", "hypothesis"), "Recognizing Textual Entailment (SuperGLUE)"),
         _superglue("wic", "WiC", "classification", ("word", "sentence1", "sentence2"), ("False", "True"), "accuracy",
