@@ -9,9 +9,11 @@
   3. with `aligner_pretrain_epochs`, trains the aligner alone first, then keeps it fixed;
   4. trains `epochs` epochs with Accelerate (one or several processes, mixed precision, gradient
      accumulation) on the `joint` or `alternating` schedule (armada.distill.loop); after each it
-     scores the student and the aligner on the validation split, keeps the best epoch's models in
-     the run folder, records the epoch (losses, dev scores, the loss balance) and writes a checkpoint,
-     so an interrupted run resumes exactly where its last checkpoint left it;
+     scores the student and the aligner on the validation split, keeps the best epoch's student in
+     the run folder (by the objective's selection score) and the aligner of the same epoch or, with
+     `aligner_kept = "own-best"`, of its own best one, records the epoch (losses, dev scores, the
+     loss balance) and writes a checkpoint, so an interrupted run resumes exactly where its last
+     checkpoint left it;
   5. records the run, with what its epochs warn about (armada.distill.health).
 What differs between objectives (the student's losses, the dev score, the record) is the
 objective's (armada.distill.objective).
