@@ -179,10 +179,11 @@ class DistillConfig:
     aligner_kept: Literal["student-best", "own-best"] = setting("own-best", doc="the TS Aligner saved with the run: the "
                                                                                "one of the student's best epoch, or of "
                                                                                "its own best dev epoch (the authors')")
-    orthogonal_map: Literal["cayley", "torch"] = setting("torch", doc="how orthogonal projections are parametrised: "
-                                                                     "Cayley from the identity, or torch's default "
-                                                                     "(matrix_exp for a square matrix, from a random "
-                                                                     "rotation; the authors' P_ts)")
+    orthogonal_map: Literal["cayley", "matrix_exp"] = setting("matrix_exp", doc="how orthogonal projections are "
+                                                                               "parametrised: Cayley from the identity, "
+                                                                               "or matrix_exp from a random rotation "
+                                                                               "(torch's default for the authors' square "
+                                                                               "P_ts)")
     reshuffle_per_phase: bool = setting(True, doc="alternating schedule: the aligner's and the student's epoch each "
                                                   "draw their own order (the authors' DataLoader) instead of sharing one")
     lowercase: bool = setting(True, doc="lowercase the student's text before tokenising (the authors' code)")
@@ -239,7 +240,7 @@ RECIPES = {
 # aligner of its own best epoch, torch's orthogonal map, a shuffle per phase, their student inputs. "paper" keeps
 # what every run before these settings did.
 AUTHORS_CODE = {"weight_decay_on": ("weights", "all"), "selection": ("primary", "authors"),
-                "aligner_kept": ("student-best", "own-best"), "orthogonal_map": ("cayley", "torch"),
+                "aligner_kept": ("student-best", "own-best"), "orthogonal_map": ("cayley", "matrix_exp"),
                 "reshuffle_per_phase": (False, True), "lowercase": (False, True), "cls_segment_id": (0, 1)}
 RECIPES["paper"].update({key: values[0] for key, values in AUTHORS_CODE.items()})
 RECIPES["authors"].update({key: values[1] for key, values in AUTHORS_CODE.items()})

@@ -35,9 +35,12 @@ Orthogonal projections are kept so by `torch.nn.utils.parametrizations.orthogona
 columns when they map to a larger space, orthonormal rows when to a smaller one), with the map
 `orthogonal_map` names: "cayley" (no trivialisation base, so it starts from the embedding of the
 identity: for the paper's sizes it costs a tenth of the Householder or matrix-exponential maps per
-step on a CPU), or "torch", torch's defaults as the authors call it (models.py 159): matrix_exp for
-a square matrix, Householder otherwise, trivialised around the orthogonalised default-initialised
-weight, so it starts from a random rotation. The projections are computed only where a loss needs them: not for predictions,
+step on a CPU), or "matrix_exp", what torch's defaults give the authors' square P_ts (models.py
+159): the matrix exponential, trivialised around the orthogonalised default-initialised weight, so
+it starts from a random rotation. A P_ts that is not square (a 384-d teacher onto the 1024-d
+manifold) is given the same map, which torch computes on the square matrix it embeds it in; torch's
+own default there, Householder, is not what the authors' P_ts is (and costs more still:
+bench/orthogonal_maps.py). The projections are computed only where a loss needs them: not for predictions,
 not for the undistilled baseline. Saved files hold the materialised matrices
 (`plain_state_dict`), so inference needs no parametrisation and no ARMADA code.
 """
@@ -71,15 +74,15 @@ class HeadShape:
             raise ValueError(f"unknown orthogonal map {self.orthogonal_map!r}; the maps are {ORTHOGONAL_MAPS}")
 
 
-ORTHOGONAL_MAPS = ("cayley", "torch")
+ORTHOGONAL_MAPS = ("cayley", "matrix_exp")
 
 
 def _projection(inputs: int, outputs: int, trained: bool, orthogonal_map: str = "cayley") -> nn.Linear:
     linear = nn.Linear(inputs, outputs, bias=False)
     if not trained:
         return linear
-    if orthogonal_map == "torch":
-        return orthogonal(linear)
+    if orthogonal_map == "matrix_exp":
+        return orthogonal(linear, orthogonal_map="matrix_exp")      # with torch's default trivialisation base
     # No trivialisation base: it would add an n×n product to every step, and no one re-bases it.
     return orthogonal(linear, orthogonal_map="cayley", use_trivialization=False)
 

@@ -26,7 +26,7 @@ def test_the_authors_recipe_sets_every_point_and_the_paper_recipe_keeps_the_old_
     authors, paper = RECIPES["authors"], RECIPES["paper"]
     assert (authors["weight_decay_on"], authors["selection"], authors["aligner_kept"], authors["orthogonal_map"],
             authors["reshuffle_per_phase"], authors["lowercase"], authors["cls_segment_id"]) == (
-        "all", "authors", "own-best", "torch", True, True, 1)
+        "all", "authors", "own-best", "matrix_exp", True, True, 1)
     assert (paper["weight_decay_on"], paper["selection"], paper["aligner_kept"], paper["orthogonal_map"],
             paper["reshuffle_per_phase"], paper["lowercase"], paper["cls_segment_id"]) == (
         "weights", "primary", "student-best", "cayley", False, False, 0)
@@ -88,14 +88,14 @@ def test_p_ts_is_built_as_the_authors_build_it():
     torch.manual_seed(7)
     theirs = torch.nn.utils.parametrizations.orthogonal(nn.Linear(64, 64, bias=False))
     torch.manual_seed(7)
-    ours = _projection(64, 64, True, "torch")
+    ours = _projection(64, 64, True, "matrix_exp")
     assert torch.equal(ours.weight, theirs.weight)
     assert ours.parametrizations.weight[0].orthogonal_map.name == "matrix_exp"
     assert torch.allclose(ours.weight @ ours.weight.T, torch.eye(64), atol=1e-5)
     assert abs(ours.weight.diagonal().mean().item()) < 0.2              # a random rotation, not the identity
     cayley = TSAligner(64, 24, 2, 64, HeadShape("authors", orthogonal_map="cayley")).P_ts
     assert cayley.weight.diagonal().mean().item() > 0.5                 # Cayley without a base: near the identity
-    authors = TSAligner(64, 24, 2, 64, HeadShape("authors", orthogonal_map="torch")).P_ts
+    authors = TSAligner(64, 24, 2, 64, HeadShape("authors", orthogonal_map="matrix_exp")).P_ts
     assert authors.parametrizations.weight[0].orthogonal_map.name == "matrix_exp"
 
 
