@@ -201,6 +201,24 @@ class ReconstructionAligner(nn.Module):
         return {"teacher_dim": self.teacher_dim, "hidden": self.hidden, "projection_dim": self.projection_dim}
 
 
+def fixed_twin(aligner: TSAligner | ReconstructionAligner) -> TSAligner | ReconstructionAligner:
+    """The aligner in eval mode with its orthogonal projection materialised once into a plain matrix: its outputs for
+    as long as the aligner is not trained, without computing the projection again at every step (a linear solve, or
+    for the authors' recipe a matrix exponential of the 1024×1024 P_ts)."""
+    config = aligner.config()
+    if "shape" in config:
+        config["shape"] = HeadShape(**config["shape"])
+    twin = type(aligner)(**config, orthogonal=False)
+    twin.load_state_dict(plain_state_dict(aligner))
+    with torch.no_grad():
+        for prefix, module in aligner.named_modules():
+            for name in module.parametrizations if parametrize.is_parametrized(module) else ():
+                # Its own strides, not plain_state_dict's contiguous copy: a transposed matrix multiplies with other
+                # rounding than its contiguous copy (up to 2.4e-7 apart).
+                setattr(twin.get_submodule(prefix), name, nn.Parameter(getattr(module, name).clone(), requires_grad=False))
+    return twin.to(next(aligner.parameters()).device).eval()
+
+
 def plain_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     """The weights with every parametrised matrix materialised, keyed as a plain module's."""
     # Not remove_parametrizations on a copy: a copy shares the parametrised class with the original,

@@ -30,6 +30,7 @@ import torch
 
 from armada.config import DistillConfig
 from armada.distill.data import Collator
+from armada.distill.heads import fixed_twin
 from armada.errors import ArmadaError
 
 SHARE = "share:"                # loss-dict keys that carry a term's gradient share, not a loss
@@ -78,6 +79,7 @@ class TrainingLoop:
         for model in (self.student, self.aligner):
             if model is not None:
                 model.train(any(model is t for t in trained))
+        fixed = self._fixed_aligner(phase)
         sums, counts = defaultdict(float), defaultdict(int)
         bar = tqdm(total=len(batches), desc=label, disable=not accelerator.is_main_process, leave=False, dynamic_ncols=True)
         for start in range(0, len(batches), accumulate):
@@ -88,7 +90,7 @@ class TrainingLoop:
                     if i < len(window) - 1:         # processes average gradients once, at the window's end
                         for model in trained:
                             stack.enter_context(accelerator.no_sync(model))
-                    losses = self._losses(batch, phase)
+                    losses = self._losses(batch, phase, fixed)
                     values = {key: value.item() for key, value in losses.items()}
                     _refuse_non_finite(values, label, start + i + 1, len(batches))
                     accelerator.backward(sum(losses[k] for k in self._optimised(phase)) / len(window))
@@ -121,22 +123,28 @@ class TrainingLoop:
             return ("loss_t",)
         return ("loss_s", "loss_t") if phase == "joint" and self.aligner_trained else ("loss_s",)
 
-    def _aligner_outputs(self, batch, phase: str):
-        """The aligner's outputs on the batch's teacher vectors (noised as `teacher_noise` says), with gradients
-        only in a phase that trains it; None without an aligner."""
+    def _fixed_aligner(self, phase: str):
+        """In a phase that does not train the aligner, its twin with P_ts computed once for the phase (heads.fixed_twin)."""
+        if self.aligner is None or (phase in ("aligner", "joint") and self.aligner_trained):
+            return None
+        return fixed_twin(self.accelerator.unwrap_model(self.aligner))
+
+    def _aligner_outputs(self, batch, fixed):
+        """The aligner's outputs on the batch's teacher vectors (noised as `teacher_noise` says): with gradients from the
+        aligner itself in a phase that trains it, from its `fixed` twin in one that does not; None without an aligner."""
         if self.aligner is None:
             return None
         features = batch.features
         if self.config.teacher_noise > 0:
             features = features + self.config.teacher_noise * torch.randn_like(features)
-        grad = phase in ("aligner", "joint") and self.aligner_trained
-        with contextlib.nullcontext() if grad else torch.no_grad():
-            model = self.aligner if grad else self.accelerator.unwrap_model(self.aligner)
-            return model(features)
+        if fixed is None:
+            return self.aligner(features)
+        with torch.no_grad():
+            return fixed(features)
 
-    def _losses(self, batch, phase: str) -> dict[str, torch.Tensor]:
+    def _losses(self, batch, phase: str, fixed) -> dict[str, torch.Tensor]:
         losses = {}
-        aligner_out = self._aligner_outputs(batch, phase)
+        aligner_out = self._aligner_outputs(batch, fixed)
         if aligner_out is not None and phase != "student":     # a student epoch reports the student's losses only
             losses.update(self.objective.aligner_losses(batch, aligner_out))
         if phase == "aligner":

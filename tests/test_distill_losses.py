@@ -181,3 +181,20 @@ def test_materialised_heads_compute_what_the_parametrised_ones_do():
     x = torch.randn(4, 8)
     for a, b in zip(heads(x), plain(x)):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("shape, orthogonal_map", [("authors", "matrix_exp"), ("paper", "cayley")])
+def test_a_fixed_aligners_twin_gives_its_outputs_with_p_ts_computed_once(shape, orthogonal_map):
+    from armada.distill.heads import HeadShape, TSAligner, fixed_twin
+
+    torch.manual_seed(0)
+    aligner = TSAligner(12, 16, 3, 24, HeadShape(shape, dropout=0.1, orthogonal_map=orthogonal_map))
+    torch.optim.SGD(aligner.parameters(), lr=0.5).zero_grad()
+    sum(part.sum() for part in aligner(torch.randn(4, 12))).backward()
+    torch.optim.SGD(aligner.parameters(), lr=0.5).step()       # away from its initial weights
+    twin = fixed_twin(aligner)
+    assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in twin.modules()) and not twin.training
+    features = torch.randn(5, 12)
+    with torch.no_grad():
+        for theirs, ours in zip(aligner.eval()(features), twin(features)):
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
