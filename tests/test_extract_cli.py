@@ -137,14 +137,15 @@ def test_teachers_lists_every_teacher_with_its_family_and_size(project):
     assert result.returncode == 0, result.stderr
     table, families = result.stdout.split("\n\n")
     rows = {line.split()[0]: line.split()[1:3] for line in table.splitlines()[1:]}
-    assert rows.keys() == {"sd14", "mj", "modelscope-t2v", "speecht5", "piper-whisper", "http", "remote", "run:PATH"}
+    assert rows.keys() == {"sd14", "mj", "modelscope-t2v", "speecht5", "piper-whisper", "piper-whisper-base", "http",
+                           "remote", "run:PATH"}
     assert rows["run:PATH"] == ["armada-run", "?"]
     assert {line.split()[0] for line in families.splitlines()[1:]} == {
         "diffusers-t2i", "text-to-video", "speecht5", "piper-whisper", "http", "text-classifier", "armada-run"}
     assert rows["sd14"] == rows["mj"] == ["diffusers-t2i", "1024"]               # 256 px, 4×32×32, channel mean
     assert rows["modelscope-t2v"] == ["text-to-video", "1024"]
     assert rows["remote"] == ["http", "32"] and rows["http"] == ["http", "?"]    # no dim set yet
-    assert rows["piper-whisper"] == ["piper-whisper", "384"]
+    assert rows["piper-whisper"] == ["piper-whisper", "384"] and rows["piper-whisper-base"] == ["piper-whisper", "512"]
     assert rows["speecht5"] == ["speecht5", "?"]    # wav2vec2-base's config is neither local nor cached
     assert "http://127.0.0.1:9/encode" in result.stdout and "prompthero/openjourney-lora" in result.stdout
 

@@ -131,10 +131,14 @@ def test_a_distill_run_is_a_teacher_by_its_path(tmp_path, task_files, task, run_
     assert "model.safetensors" in provenance["student_files_sha256"] and "armada_heads.safetensors" in provenance["student_files_sha256"]
 
     model, tokenizer, heads = load_student(run_folder)
+    handling = heads["text_handling"]           # the authors' recipe lowercases and gives [CLS] segment id 1
     rows = cached(summary.path, task)
     for example, row in zip(task.load("train").examples, rows):
         (first, second), = example.inputs
+        if handling["lowercase"]:
+            first, second = first.lower(), second.lower()
         inputs = dict(tokenizer(first, second, return_tensors="pt", truncation=True, max_length=heads["max_length"]))
+        inputs["token_type_ids"][0, 0] = handling["cls_segment_id"]
         with torch.no_grad():
             out = model(inputs)
             logits, pooled = out.outputs, out.pooled
