@@ -158,8 +158,16 @@ def train_in_processes(cfg: PipelineConfig, runs: list[PlannedRun], caches: dict
     say(f"== training {len(runs)} runs in {count} processes, {threads} torch thread{'s' * (threads > 1)} each")
     workers = [context.Process(target=_train_from_queue, args=(cfg, caches, queue, threads, k), daemon=True)
                for k in range(1, count + 1)]
-    for worker in workers:
-        worker.start()
+    bars = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"        # read by tqdm when a process imports it: set before the workers start
+    try:
+        for worker in workers:
+            worker.start()
+    finally:
+        if bars is None:
+            del os.environ["TQDM_DISABLE"]
+        else:
+            os.environ["TQDM_DISABLE"] = bars
     for worker in workers:
         worker.join()
     failed = [(k, w.exitcode) for k, w in enumerate(workers, start=1) if w.exitcode != 0]
@@ -173,7 +181,6 @@ def train_in_processes(cfg: PipelineConfig, runs: list[PlannedRun], caches: dict
 def _train_from_queue(cfg: PipelineConfig, caches: dict[tuple[str, str], str], queue, threads: int, number: int) -> None:
     import torch
 
-    os.environ["TQDM_DISABLE"] = "1"
     torch.set_num_threads(threads)
     sys.stdout = _Marked(sys.stdout, f"[{number}] ")
     sys.stderr = _Marked(sys.stderr, f"[{number}] ")
