@@ -38,7 +38,7 @@ served directory or an s3:// URL; they check
 the manifest, the markers and every id and teacher-text hash against the dataset, and never
 return a fill value for data that is not there. `verify`, `pack` and the HDF5 round trip live in
 share.py; a cache as a Hugging Face dataset (Parquet and a dataset card, read back by hf:DIR or
-hf:org/name) in hf_layout.py, hf_card.py, hf_export.py, hf_reader.py and hf_hub.py.
+hf:org/name) in hf_layout.py, hf_card.py, hf_export.py, hf_reader.py, hf_hub.py and hf_publish.py.
 """
 
 from armada.cache_schema.encoding import strings_digest

@@ -1,11 +1,10 @@
-"""An exported cache on the Hugging Face Hub: published with huggingface_hub's upload_folder, downloaded with its
-snapshot_download. The endpoint, the token and the cache folder are huggingface_hub's own settings (HF_ENDPOINT,
+"""An exported cache on the Hugging Face Hub: its repository names, and downloaded with huggingface_hub's
+snapshot_download (hf_publish.py publishes one). The endpoint, the token and the cache folder are huggingface_hub's own settings (HF_ENDPOINT,
 HF_TOKEN or `hf auth login`, HF_HOME); armada never reads, writes or logs the token itself."""
 
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 
 from armada.cache_schema.hf_layout import CARD, INFO
@@ -43,34 +42,3 @@ def download(target: str) -> tuple[Path, str]:
     except HfHubHTTPError as e:
         raise ArmadaError(f"cannot download the Hub dataset {target}: {e}") from None
     return folder, f"{repo_id}@{folder.name}"       # a snapshot folder is named by its commit
-
-
-def publish(source: str, repo_id: str, *, labelled: dict | None = None, license: str | None = None,
-            private: bool = False, revision: str | None = None, command: str = "") -> str:
-    """Push a cache (exported into a temporary folder first) or an export (`hf:DIR`, checked first) to the Hub
-    dataset `repo_id`, one commit; files the export does not have are removed from its data/ folder. Returns the
-    commit's URL."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from armada.cache_schema.hf_export import export_hf
-    from armada.cache_schema.hf_reader import PREFIX, ExportReader
-
-    check_repo(repo_id)
-    api = HfApi()
-    with tempfile.TemporaryDirectory(prefix="armada-publish-") as scratch:
-        if source.startswith(PREFIX):
-            with ExportReader(source[len(PREFIX):], source) as export:
-                folder = export.folder
-        else:
-            folder = export_hf(source, Path(scratch) / "export", labelled=labelled, license=license, command=command,
-                               load_as=repo_id)
-        try:
-            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-            commit = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder, revision=revision,
-                                       commit_message=f"armada cache publish: {repo_id}",
-                                       delete_patterns=["data/*"])
-        except HfHubHTTPError as e:
-            raise ArmadaError(f"cannot publish to the Hub dataset {repo_id}: {e} (a token with write access comes from "
-                              "HF_TOKEN or `hf auth login`)") from None
-    return commit.commit_url

@@ -66,7 +66,7 @@ def publish(cache: str = typer.Argument(..., help="a finished cache, or an expor
 
     Example: armada cache publish cache/bbc-news--piper-whisper.zarr my-team/bbc-news-piper-whisper --license cc-by-4.0
     """
-    from armada.cache_schema.hf_hub import publish as publish_cache
+    from armada.cache_schema.hf_publish import publish as publish_cache
     from armada.cache_schema.hf_reader import PREFIX
 
     from armada.errors import ArmadaError
