@@ -1,5 +1,6 @@
-"""Files replaced whole, locks held while one process writes, and names made safe for file names: the
-helpers both on-disk formats share (armada.cache_schema, armada.run_schema) and the stages that name folders.
+"""Files replaced whole, locks held while one process writes, names made safe for file names and files hashed:
+the helpers both on-disk formats share (armada.cache_schema, armada.run_schema) and the stages that name or
+fingerprint files (a teacher's weights, a student's GGUF).
 
 A file or folder others read is built beside its final path under a hidden `.NAME.partial` name and
 renamed into place, so a reader sees the old one or the new one, never half of either. A partial
@@ -9,6 +10,7 @@ left by a killed writer is removed by the next writer of the same path.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -101,3 +103,18 @@ def task_slug(task: str) -> str:
 def file_slug(name: str) -> str:
     """Any name made safe for a file name, readably: "HuggingFaceTB/SmolLM2 135M" → "HuggingFaceTB-SmolLM2-135M"."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "unnamed"
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def folder_sha256(folder: Path) -> dict[str, str]:
+    """sha256 of every file of a local model folder (hidden ones left out), by relative path."""
+    return {path.relative_to(folder).as_posix(): file_sha256(path)
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)}

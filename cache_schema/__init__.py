@@ -22,6 +22,9 @@ each logit means (manifest.TeacherLogits; schema version 2); its text_sha256 has
 teacher reads, the student's input (armada.tasks.STUDENT_INPUT). `kd.check_kd_cache` refuses
 such a cache for a task its logits do not answer.
 
+A SeqKD cache (sequences.py) is another kind: a folder of a teacher LM's responses as text (JSON lines
+and a manifest), read by a generative student in place of the references.
+
 A shard is the unit of writing, resuming and verifying. It is done only when its marker exists:
 rows, the crc32c of the features shard file, sha256 digests of its ids and text hashes, its
 non-finite row count (always 0), and the config hash. Markers sit inside the features array's

@@ -6,7 +6,9 @@ models, the losses and the one training recipe; what one kind of run learns is a
   inputs.py            what every run does first: a finished run returned, the cache opened and checked, the rows
   recipe.py            train(): the one recipe (set up, resume, epochs, keep the best, record, finish)
   objective.py         what an objective answers (build, data, losses, dev scores, record), and which there are
+  training_data.py     what an objective hands the loop: its batches and notes
   task.py              TaskObjective: classification, regression, multiple choice (the paper's §3)
+  kd.py                KDObjective: the task objective plus Hinton KD from a text teacher's logits
   lm.py                LMObjective: a causal LM on prompt → response, reconstruction-trained aligner (§4)
   loop.py              an epoch's steps (joint or alternating), the loss balance, scoring across processes
   health.py            what a finished run warns about (a swamping loss term, one predicted class)

@@ -19,7 +19,7 @@ import numpy as np
 
 from armada.distill.loop import gradient_shares
 from armada.distill.losses import kd_loss
-from armada.distill.objective import TrainingData
+from armada.distill.training_data import TrainingData
 from armada.distill.task import TaskObjective
 from armada.distill.teacher_features import open_cache
 from armada.errors import ArmadaError

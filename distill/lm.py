@@ -18,7 +18,7 @@ step (online, as for NLU); with N > 0 the aligner trains alone for N epochs firs
 "pre-trained using reconstruction loss"), then stays fixed while the student trains.
 `aligner = "frozen-random"` keeps a random aligner; `undistilled` is this same recipe without the
 aligner and the cache. SeqKD (`seqkd_cache`, Kim & Rush 2016): the training responses are a teacher
-LM's own greedy ones (armada.extract.sequences), read and checked before anything is written;
+LM's own greedy ones (armada.cache_schema.sequences), read and checked before anything is written;
 with `undistilled` that is SeqKD alone, with a cache ARMADA and SeqKD together. The validation
 split keeps its references, so the dev score measures the task, not agreement with the teacher.
 
@@ -37,11 +37,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from armada.cache_schema.sequences import read_sequences
 from armada.config import LM_UNUSED, DistillConfig
 from armada.distill.build import build_lm_student, build_reconstruction_aligner
 from armada.distill.lm_data import LMCollator, encode_lm
 from armada.distill.losses import manifold_loss
-from armada.distill.objective import TrainingData
+from armada.distill.training_data import TrainingData
 from armada.errors import ArmadaError
 from armada.tasks import Split, Task
 
@@ -71,8 +72,6 @@ class LMObjective:
         teacher's responses are read now, so a cache that does not answer these very prompts is refused first."""
         self.seqkd = None
         if self.config.seqkd_cache:
-            from armada.extract.sequences import read_sequences
-
             self.seqkd = read_sequences(self.config.seqkd_cache, self.task, splits["train"])
 
     def build(self, teacher_dim: int | None):

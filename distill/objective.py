@@ -13,7 +13,7 @@ class built from the run's settings and task that answers, in this order:
   check(splits)                     refuse data it cannot train on, before anything is written
   build(teacher_dim)                (student, tokenizer, aligner); teacher_dim None for the baseline,
                                     aligner None where the objective has none
-  data(tokenizer, student, splits, teacher) -> TrainingData
+  data(tokenizer, student, splits, teacher) -> TrainingData (armada.distill.training_data)
   aligner_losses(batch, aligner_outputs)          {"loss_t": L_t, parts...}
   student_losses(student, batch, aligner_outputs) {"loss_s": L_s, parts...}; aligner_outputs None
                                     without an aligner (the batch still carries the teacher's vectors)
@@ -31,17 +31,10 @@ objective with one more term.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from armada.config import DistillConfig
 from armada.tasks import Task
-
-
-@dataclass
-class TrainingData:
-    train: Callable                 # positions → a batch of training examples; .encoded: its split (len, lengths)
-    notes: list[str] = field(default_factory=list)  # said once when training starts (e.g. rows left out)
 
 
 def objective_for(config: DistillConfig, task: Task) -> Any:

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Literal
 
 from armada.errors import ArmadaError
+from armada.files import file_sha256
 
 Kind = Literal["encoder", "causal"]
 Pooling = Literal["pooler", "cls", "mean", "max", "last-token"]
@@ -132,8 +133,6 @@ def plain_folder(location: Location) -> Location:
     """
     if not location.gguf_file:
         return location
-    from armada.extract.teacher import file_sha256
-
     gguf = Path(location.path) / location.gguf_file
     digest = file_sha256(gguf)
     folder = cache_home() / "gguf" / f"{gguf.stem}-{digest[:16]}"

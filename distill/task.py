@@ -27,7 +27,7 @@ from armada.distill.data import Collator, encode
 from armada.distill.loop import aligner_logits, gradient_shares, student_logits
 from armada.distill.losses import aligner_losses, student_losses, weighted_terms
 from armada.distill.model import predictions_from
-from armada.distill.objective import TrainingData
+from armada.distill.training_data import TrainingData
 from armada.errors import ArmadaError
 from armada.tasks import OUTPUT_KINDS, Split, Task
 from armada.tasks.metrics import compute, primary, selection_score

@@ -48,7 +48,8 @@ from PIL import Image
 from armada.errors import ArmadaError
 from armada.extract.pooling import Pool, parse_pool, pool_latents, pooled_dim
 from armada.extract.settings import DiffusionSettings
-from armada.extract.teacher import file_sha256, folder_sha256, hub_commit, is_local_path, resolve_device, row_seed
+from armada.extract.teacher import hub_commit, is_local_path, resolve_device, row_seed
+from armada.files import file_sha256, folder_sha256
 
 LATENT_RECIPE_SIZE = 256          # the latent recipe's own height and width: 4×32×32, channel-mean → 1024 (paper §5)
 LORA_ADAPTER = "teacher-lora"

@@ -56,7 +56,8 @@ from threadpoolctl import threadpool_limits
 
 from armada.errors import ArmadaError
 from armada.extract.settings import PiperWhisperSettings
-from armada.extract.teacher import file_sha256, row_seed
+from armada.extract.teacher import row_seed
+from armada.files import file_sha256
 
 SAMPLE_RATE = 16000                 # Whisper's
 MEL_HOP = 160                       # samples per log-mel frame

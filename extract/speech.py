@@ -30,7 +30,8 @@ from transformers.utils import cached_file
 
 from armada.errors import ArmadaError
 from armada.extract.settings import SpeechT5Settings
-from armada.extract.teacher import file_sha256, resolve_device, row_seed
+from armada.extract.teacher import resolve_device, row_seed
+from armada.files import file_sha256
 
 DEFAULT_SPEAKER_DATASET = "Matthijs/cmu-arctic-xvectors"
 DEFAULT_SPEAKER_ROW = 7306          # the x-vector the SpeechT5 model card uses (US English, female)

@@ -50,21 +50,6 @@ def row_seed(text: str, seed: int) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def folder_sha256(folder: Path) -> dict[str, str]:
-    """sha256 of every file of a local model folder (hidden ones left out), by relative path."""
-    return {path.relative_to(folder).as_posix(): file_sha256(path)
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)}
-
-
 def is_local_path(model: str) -> bool:
     return os.path.exists(os.path.expanduser(model)) or model.startswith(("/", "./", "../", "~"))
 

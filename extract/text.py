@@ -34,7 +34,8 @@ from armada.cache_schema import TeacherLogits
 from armada.distill.model import heads_config, load_student, predict
 from armada.errors import ArmadaError, ConfigError
 from armada.extract.settings import ArmadaRunSettings, TextClassifierSettings
-from armada.extract.teacher import folder_sha256, hub_commit, is_local_path, resolve_device
+from armada.extract.teacher import hub_commit, is_local_path, resolve_device
+from armada.files import folder_sha256
 from armada.run_schema import RunFolder, RunRecord
 from armada.tasks import Split
 

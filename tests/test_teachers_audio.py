@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from armada.errors import ArmadaError
 from armada.extract import piper_whisper, speech
 from armada.extract.registry import load_teacher
-from armada.extract.teacher import file_sha256
+from armada.files import file_sha256
 
 SHORT = ["The cat sat on the mat.", "Stocks fell sharply on Monday as investors worried about rates."]
 

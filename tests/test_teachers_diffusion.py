@@ -18,7 +18,7 @@ from armada.errors import ArmadaError
 from armada.extract.diffusion import DiffusionTeacher, output_dim, recipe_dtype, resize_like_cv2
 from armada.extract.pooling import parse_pool, pool_latents, pooled_dim
 from armada.extract.registry import load_teacher, resolve
-from armada.extract.teacher import file_sha256
+from armada.files import file_sha256
 
 TEXTS = ["a cat on a mat", "the dog and the cat", "naïve café 猫 😀 \x00\x07\tend", "the " * 400]
 SMALL = {"steps": 2, "height": 64, "width": 64}             # an 8×8 latent: fast, same code path

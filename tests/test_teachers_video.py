@@ -11,7 +11,7 @@ from armada.errors import ArmadaError
 from armada.extract.diffusion import text_generators
 from armada.extract.pooling import parse_pool, pool_latents
 from armada.extract.registry import load_teacher, resolve
-from armada.extract.teacher import file_sha256
+from armada.files import file_sha256
 from armada.extract.video import VideoTeacher, output_dim
 
 TEXTS = ["a cat on a mat", "the dog and the cat", "naïve café 猫 😀 \x00\x07\tend", "the " * 400]
