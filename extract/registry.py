@@ -1,4 +1,5 @@
-"""The teacher registry: names → (family, settings), and the factory that builds a teacher.
+"""The teacher registry: names → (family, settings), and the factory that builds a teacher. The families
+declare themselves in armada.extract.settings.
 
 `armada teachers` lists it. A [teachers.NAME] table in the pipeline file changes a registered
 teacher's settings, or adds a teacher of any family with `kind = "<family>"`. A name run:PATH is
@@ -9,39 +10,12 @@ is a task made of local files.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from armada.config import build
 from armada.errors import ConfigError
-from armada.extract.settings import (ArmadaRunSettings, DiffusionSettings, HttpSettings, PiperWhisperSettings,
-                                     SpeechT5Settings, TextClassifierSettings, VideoSettings)
-
-
-@dataclass(frozen=True)
-class Family:
-    settings: type
-    teacher: str                            # "module:Class", imported only when a teacher is built
-    description: str
-
-
-FAMILIES: dict[str, Family] = {
-    "diffusers-t2i": Family(DiffusionSettings, "armada.extract.diffusion:DiffusionTeacher",
-                            "any diffusers text-to-image model: its latent, pooled"),
-    "text-to-video": Family(VideoSettings, "armada.extract.video:VideoTeacher",
-                            "a diffusers text-to-video model: the first frame's latent, pooled"),
-    "speecht5": Family(SpeechT5Settings, "armada.extract.speech:SpeechT5Teacher",
-                       "SpeechT5 speech, heard by wav2vec2, mean over real frames"),
-    "piper-whisper": Family(PiperWhisperSettings, "armada.extract.piper_whisper:PiperWhisperTeacher",
-                            "Piper speech, heard by Whisper's encoder, mean over real frames (offline)"),
-    "http": Family(HttpSettings, "armada.extract.http:HttpTeacher",
-                   "a black-box service: the ARMADA JSON protocol or OpenAI-compatible endpoints"),
-    "text-classifier": Family(TextClassifierSettings, "armada.extract.text:TextClassifierTeacher",
-                              "a fine-tuned transformers sequence classifier on the student's input: [pooled state | logits] (KD)"),
-    "armada-run": Family(ArmadaRunSettings, "armada.extract.text:ArmadaRunTeacher",
-                         "a finished armada distill run's student on the student's input: [pooled state | logits] (KD)"),
-}
+from armada.extract.settings import FAMILIES, ArmadaRunSettings
 
 RUN_PREFIX = "run:"                         # run:PATH, an armada-run teacher
 
@@ -108,8 +82,7 @@ def check_teacher_tables(config, where: Callable[[str], str]) -> None:
 def load_teacher(name: str, tables: Mapping[str, Mapping[str, Any]] | None = None):
     """Build teacher `name` (importing its family's module only now: the heavy libraries load here)."""
     kind, settings = resolve(name, tables)
-    module, _, cls = FAMILIES[kind].teacher.partition(":")
-    return getattr(importlib.import_module(module), cls)(name, settings)
+    return FAMILIES[kind].teacher_class()(name, settings)
 
 
 def settings_dict(settings) -> dict[str, Any]:

@@ -1,18 +1,67 @@
-"""Every teacher family's settings, with their defaults: one page, no heavy imports.
+"""Every teacher family, declared once over its settings: one page, no heavy imports.
 
 A [teachers.NAME] table in the pipeline file sets these keys for a registered teacher, or defines
 a new teacher with `kind = "<family>"`. Every setting that changes a teacher's output goes into the
 cache manifest through the teacher's provenance().
+
+A family is its settings class under `@family(kind, teacher=..., description=..., models=...)`, and
+its teacher class in a module of its own (`teacher` = "module:Class", imported only when a teacher is
+built, so listing the families loads no model library). That module's `output_dim(settings)` says the
+size of its vectors before any model loads; `armada teachers` prints it, the description and the
+values of `models`. A new family is one settings class here and its module: nothing else lists them.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from armada.config import setting
+from armada.errors import ArmadaError
 
 
+@dataclass(frozen=True)
+class Family:
+    kind: str                               # what a [teachers.NAME] table's `kind` names
+    settings: type
+    teacher: str                            # "module:Class", imported only when a teacher is built
+    description: str                        # what `armada teachers` says of it
+    models: tuple[str, ...]                 # the settings that name the models it runs ("" = its default)
+
+    def teacher_class(self) -> type:
+        module, _, cls = self.teacher.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+    def output_dim(self, settings) -> int | None:
+        """The size of its vectors for these settings, from `output_dim(settings)` in its module (no model is loaded);
+        None where it cannot tell before loading."""
+        module = importlib.import_module(self.teacher.partition(":")[0])
+        if not hasattr(module, "output_dim"):
+            return None
+        try:
+            return module.output_dim(settings)
+        except ArmadaError:                 # settings that cannot work, e.g. an http teacher without its dim
+            return None
+
+    def model_ids(self, settings) -> list[str]:
+        return [str(getattr(settings, f)) for f in self.models if getattr(settings, f)]
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def family(kind: str, *, teacher: str, description: str, models: tuple[str, ...]):
+    """Declares the settings class it decorates as the settings of teacher family `kind`."""
+    def declare(settings: type) -> type:
+        FAMILIES[kind] = Family(kind, settings, teacher, description, models)
+        return settings
+    return declare
+
+
+@family("diffusers-t2i", teacher="armada.extract.diffusion:DiffusionTeacher",
+        description="any diffusers text-to-image model: its latent, pooled",
+        models=("model", "lora"))
 @dataclass(frozen=True)
 class DiffusionSettings:
     """kind "diffusers-t2i": any diffusers text-to-image pipeline; the latent, never the decoded image."""
@@ -51,6 +100,9 @@ class DiffusionSettings:
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
 
 
+@family("text-to-video", teacher="armada.extract.video:VideoTeacher",
+        description="a diffusers text-to-video model: the first frame's latent, pooled",
+        models=("model",))
 @dataclass(frozen=True)
 class VideoSettings:
     """kind "text-to-video": a diffusers text-to-video pipeline; the first frame's latent."""
@@ -68,6 +120,9 @@ class VideoSettings:
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
 
 
+@family("speecht5", teacher="armada.extract.speech:SpeechT5Teacher",
+        description="SpeechT5 speech, heard by wav2vec2, mean over real frames",
+        models=("model", "vocoder", "encoder"))
 @dataclass(frozen=True)
 class SpeechT5Settings:
     """kind "speecht5": SpeechT5 text-to-speech and HiFi-GAN, then a wav2vec2 encoder, mean over real frames."""
@@ -84,6 +139,9 @@ class SpeechT5Settings:
     device: str = "auto"
 
 
+@family("piper-whisper", teacher="armada.extract.piper_whisper:PiperWhisperTeacher",
+        description="Piper speech, heard by Whisper's encoder, mean over real frames (offline)",
+        models=("voice", "whisper"))
 @dataclass(frozen=True)
 class PiperWhisperSettings:
     """kind "piper-whisper": a Piper voice speaks the text, Whisper's encoder hears it; offline."""
@@ -106,6 +164,9 @@ class PiperWhisperSettings:
     seed: int = 0
 
 
+@family("http", teacher="armada.extract.http:HttpTeacher",
+        description="a black-box service: the ARMADA JSON protocol or OpenAI-compatible endpoints",
+        models=("url", "model"))
 @dataclass(frozen=True)
 class HttpSettings:
     """kind "http": a black-box service; extract/http.py documents the protocols."""
@@ -131,6 +192,9 @@ class HttpSettings:
     extra: Mapping[str, Any] = field(default_factory=dict)  # more JSON fields sent with every request
 
 
+@family("text-classifier", teacher="armada.extract.text:TextClassifierTeacher",
+        description="a fine-tuned transformers sequence classifier on the student's input: [pooled state | logits] (KD)",
+        models=("model",))
 @dataclass(frozen=True)
 class TextClassifierSettings:
     """kind "text-classifier": a fine-tuned transformers sequence classifier (an encoder) as a KD teacher."""
@@ -145,6 +209,9 @@ class TextClassifierSettings:
     device: str = "auto"
 
 
+@family("armada-run", teacher="armada.extract.text:ArmadaRunTeacher",
+        description="a finished armada distill run's student on the student's input: [pooled state | logits] (KD)",
+        models=("run",))
 @dataclass(frozen=True)
 class ArmadaRunSettings:
     """kind "armada-run": the student of a finished `armada distill` run as a KD teacher (the name run:PATH is this)."""

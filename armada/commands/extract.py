@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 
 
@@ -97,9 +95,10 @@ def teachers(config: str = typer.Option(None, "--config", "-c", help="a pipeline
     cfg = load_pipeline(config)
     rows = [("teacher", "family", "dim", "models", "")]
     for name in list(TEACHERS) + [n for n in cfg.teachers if n not in TEACHERS]:
-        family, settings = resolve(name, cfg.teachers)
+        kind, settings = resolve(name, cfg.teachers)
+        family, dim = FAMILIES[kind], FAMILIES[kind].output_dim(settings)
         description = TEACHERS[name].description if name in TEACHERS else f"[teachers.{name}] in {cfg.source}"
-        rows.append((name, family, output_dim(family, settings), ", ".join(model_ids(family, settings)) or "-", description))
+        rows.append((name, kind, "?" if dim is None else str(dim), ", ".join(family.model_ids(settings)) or "-", description))
     rows.append(("run:PATH", "armada-run", "?", "PATH", "a finished armada distill run as a KD teacher (text)"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
@@ -108,34 +107,3 @@ def teachers(config: str = typer.Option(None, "--config", "-c", help="a pipeline
     width = max(len(family) for family in FAMILIES)
     for family, info in FAMILIES.items():
         typer.echo(f"  {family.ljust(width)}  {info.description}")
-
-
-def output_dim(family: str, settings) -> str:
-    """The size of the family's vectors for these settings, from `output_dim(settings)` in its module (no model
-    is loaded); "?" where the module cannot tell before loading."""
-    from armada.errors import ArmadaError
-    from armada.extract.registry import FAMILIES
-
-    module = importlib.import_module(FAMILIES[family].teacher.partition(":")[0])
-    if not hasattr(module, "output_dim"):
-        return "?"
-    try:
-        return str(module.output_dim(settings))
-    except ArmadaError:                     # settings that cannot work, e.g. an http teacher without its dim
-        return "?"
-
-
-# The settings that name the models each family runs ("" = the family's default, said in its description).
-MODEL_FIELDS = {
-    "diffusers-t2i": ("model", "lora"),
-    "text-to-video": ("model",),
-    "speecht5": ("model", "vocoder", "encoder"),
-    "piper-whisper": ("voice", "whisper"),
-    "http": ("url", "model"),
-    "text-classifier": ("model",),
-    "armada-run": ("run",),
-}
-
-
-def model_ids(family: str, settings) -> list[str]:
-    return [str(getattr(settings, f)) for f in MODEL_FIELDS[family] if getattr(settings, f)]
