@@ -215,10 +215,7 @@ class RunFolder:
         epochs = []
         try:
             for where, row in read_jsonl(path):
-                try:
-                    epochs.append(EpochRecord.from_json(row))
-                except (KeyError, TypeError, ValueError, AttributeError) as e:
-                    raise UnreadableRecord(f"{where}: not an epoch record: {e!r}") from None
+                epochs.append(EpochRecord.from_json(row, where))
         except UnreadableRecord:
             raise
         except ArmadaError as e:

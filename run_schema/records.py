@@ -1,5 +1,10 @@
 """The records a run folder holds, typed: what a run is (run.json), each epoch (a line of metrics.jsonl),
-and its evaluations (eval/*.json), with their JSON forms.
+and its evaluations (eval/*.json). Each is a frozen dataclass whose JSON form is its fields, in their
+order (`record_json`, `record_from_json`): a field's metadata says where it differs: `omit` (left out
+when the test holds, e.g. None), `read` (how a stored value becomes the field's, e.g. a list to a
+tuple), `absent` (what a required field reads as in records written before it) and `open` (the one
+mapping whose keys sit at the top level beside the fields and which takes every key that names no
+field, so that new keys need no change here).
 
 Readers are lenient where old run folders differ (fields added since default) and strict where a
 record cannot be understood: `UnreadableRecord` says which record and what is wrong with it.
@@ -7,8 +12,9 @@ record cannot be understood: `UnreadableRecord` says which record and what is wr
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from armada.errors import ArmadaError
 
@@ -20,67 +26,105 @@ class UnreadableRecord(ArmadaError):
 Scores = Mapping[str, float | None]     # metric name → score as a fraction; None where undefined
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    """run.json: what the run is and how it ended; written when training starts and when it finishes."""
+def record_field(default: Any = dataclasses.MISSING, *, default_factory: Callable = dataclasses.MISSING,
+                 omit: Callable[[Any], bool] | None = None, read: Callable[[Any], Any] | None = None,
+                 absent: Any = dataclasses.MISSING, open: bool = False):
+    """A record's field: `omit(value)` true leaves it out of the JSON form; `read` turns a stored value into the
+    field's; `absent` is the value of a required field that an older record lacks; `open` marks the mapping of
+    further top-level keys."""
+    return field(default=default, default_factory=default_factory,
+                 metadata={"omit": omit, "read": read, "absent": absent, "open": open})
 
-    task: str
-    student: str
-    seed: int
-    metric: str                         # the dev score the best epoch is chosen by ("" where there is none)
-    status: str                         # "running", "finished", or where it stopped: "failed", "interrupted"
-    undistilled: bool | None = None     # None: not recorded (the first run folders)
-    objective: str = "task"             # which training objective made it (armada.distill.objective)
-    variant: str | None = None          # None in run folders made before variants were recorded
+
+def record_json(record) -> dict[str, Any]:
+    """The JSON form of a record: its fields in order, an open mapping's keys in its place."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        if f.metadata.get("open"):
+            out.update(value)
+        elif not (f.metadata.get("omit") and f.metadata["omit"](value)):
+            out[f.name] = _plain(value)
+    return out
+
+
+def record_from_json(cls, data: Mapping[str, Any], name: str, what: str):
+    """Record `cls` from its JSON form `data` (the file or line `name`, which holds `what`); missing fields take
+    their defaults. UnreadableRecord where a required field is missing or a value cannot be read."""
+    if not isinstance(data, Mapping):
+        raise UnreadableRecord(f"{name}: not {what}: {type(data).__name__}, not an object")
+    fields = dataclasses.fields(cls)
+    values: dict[str, Any] = {}
+    for f in fields:
+        if f.metadata.get("open"):
+            values[f.name] = {k: v for k, v in data.items() if k not in {g.name for g in fields}}
+        elif f.name in data:
+            read = f.metadata.get("read")
+            try:
+                values[f.name] = read(data[f.name]) if read else data[f.name]
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise UnreadableRecord(f"{name}: not {what}: {f.name} = {data[f.name]!r} ({e})") from None
+        elif f.metadata.get("absent", dataclasses.MISSING) is not dataclasses.MISSING:
+            values[f.name] = f.metadata["absent"]
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise UnreadableRecord(f"{name} has no {f.name!r}: it is not {what}")
+    return cls(**values)
+
+
+def _plain(value):
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _is_none(value) -> bool:
+    return value is None
+
+
+def _tuple_or_none(read: Callable = lambda v: v) -> Callable:
+    return lambda values: None if values is None else tuple(read(v) for v in values)
+
+
+def _scores(scores) -> dict[str, float | None]:
+    return {str(k): None if v is None else float(v) for k, v in (scores or {}).items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """run.json: what the run is and how it ended; written when training starts and when it finishes (its keys in
+    this order, so that a reader's eye finds what the run is first and how it ended last)."""
+
+    task: str = record_field(read=str)
+    student: str = record_field(read=str)
+    undistilled: bool | None = record_field(None, read=bool)  # None: not recorded (the first run folders)
+    objective: str = record_field("task", read=str)      # which training objective made it (armada.objectives)
+    variant: str | None = record_field(None, omit=lambda v: not v, read=lambda v: v or None)  # None: before variants
+    seed: int = record_field(read=int)
+    metric: str = record_field(read=str)    # the dev score the best epoch is chosen by ("" where there is none)
     best_epoch: int | None = None
     best_dev: float | None = None
     epochs: int | None = None
     seconds: float | None = None
     processes: int | None = None
     cache: Mapping[str, Any] | None = None      # the teacher cache's provenance; None for the baseline
-    versions: Mapping[str, str] = field(default_factory=dict)
-    steps_per_process: tuple[int, ...] | None = None    # gathered when the run finishes
-    details: Mapping[str, Any] = field(default_factory=dict)   # what the objective adds (e.g. lm: prompt_style)
-    warnings: tuple[str, ...] | None = None     # what training ended by warning about; None: not checked
-
-    REQUIRED = ("task", "student", "seed", "metric", "status")
+    versions: Mapping[str, str] = record_field(default_factory=dict, read=lambda v: v or {})
+    details: Mapping[str, Any] = record_field(default_factory=dict, open=True)  # what the objective adds (lm: prompt_style)
+    steps_per_process: tuple[int, ...] | None = record_field(None, omit=_is_none, read=_tuple_or_none())  # at the end
+    status: str = record_field(read=str)    # "running", "finished", or where it stopped: "failed", "interrupted"
+    warnings: tuple[str, ...] | None = record_field(None, omit=_is_none, read=_tuple_or_none(str))  # None: not checked
 
     @property
     def finished(self) -> bool:
         return self.status == "finished"
 
     def to_json(self) -> dict[str, Any]:
-        record = {"task": self.task, "student": self.student, "undistilled": self.undistilled, "objective": self.objective}
-        if self.variant:
-            record["variant"] = self.variant
-        record.update({"seed": self.seed, "metric": self.metric, "best_epoch": self.best_epoch, "best_dev": self.best_dev,
-                       "epochs": self.epochs, "seconds": self.seconds, "processes": self.processes, "cache": self.cache,
-                       "versions": dict(self.versions), **self.details})
-        if self.steps_per_process is not None:
-            record["steps_per_process"] = list(self.steps_per_process)
-        record["status"] = self.status
-        if self.warnings is not None:
-            record["warnings"] = list(self.warnings)
-        return record
+        return record_json(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "RunRecord":
-        for key in cls.REQUIRED:
-            if key not in data:
-                raise UnreadableRecord(f"run.json has no {key!r}")
-        known = {"task", "student", "seed", "metric", "status", "undistilled", "objective", "variant", "best_epoch",
-                 "best_dev", "epochs", "seconds", "processes", "cache", "versions", "steps_per_process", "warnings"}
-        steps, warnings = data.get("steps_per_process"), data.get("warnings")
-        return cls(
-            task=str(data["task"]), student=str(data["student"]), seed=int(data["seed"]), metric=str(data["metric"]),
-            status=str(data["status"]), undistilled=None if "undistilled" not in data else bool(data["undistilled"]),
-            objective=str(data.get("objective", "task")), variant=data.get("variant") or None,
-            best_epoch=data.get("best_epoch"), best_dev=data.get("best_dev"), epochs=data.get("epochs"),
-            seconds=data.get("seconds"), processes=data.get("processes"), cache=data.get("cache"),
-            versions=data.get("versions") or {}, steps_per_process=None if steps is None else tuple(steps),
-            details={k: v for k, v in data.items() if k not in known},
-            warnings=None if warnings is None else tuple(str(w) for w in warnings),
-        )
+        return record_from_json(cls, data, "run.json", "a run record")
 
 
 @dataclass(frozen=True)
@@ -88,34 +132,22 @@ class EpochRecord:
     """One line of metrics.jsonl: an epoch's training losses, dev scores, the loss balance and anything else
     the objective records per epoch (`diagnostics`, an open mapping: new fields need no change here)."""
 
-    epoch: int
-    train: Mapping[str, float] = field(default_factory=dict)    # loss name → its mean over the epoch's steps
-    dev: Scores = field(default_factory=dict)
-    aligner_dev: Scores | None = None   # the TS Aligner alone; None without one
+    epoch: int = record_field(read=int)
+    train: Mapping[str, float] = record_field(default_factory=dict, read=lambda v: v or {})  # loss → mean over steps
+    dev: Scores = record_field(default_factory=dict, read=_scores)
+    aligner_dev: Scores | None = record_field(None, read=lambda v: None if v is None else _scores(v))  # None: no aligner
     seconds: float | None = None
-    balance: Mapping[str, float] | None = None  # each loss term's share of the student's gradient (distilled runs)
-    diagnostics: Mapping[str, Any] = field(default_factory=dict)    # e.g. dev_predicted_classes
+    balance: Mapping[str, float] | None = record_field(  # each loss term's share of the student's gradient (distilled)
+        None, omit=lambda v: not v, read=lambda v: {str(k): float(x) for k, x in v.items()} if v else None)
+    diagnostics: Mapping[str, Any] = record_field(default_factory=dict, open=True)    # e.g. dev_predicted_classes
 
     def to_json(self) -> dict[str, Any]:
-        line = {"epoch": self.epoch, "train": dict(self.train), "dev": dict(self.dev),
-                "aligner_dev": None if self.aligner_dev is None else dict(self.aligner_dev), "seconds": self.seconds}
-        if self.balance:
-            line["balance"] = dict(self.balance)
-        return {**line, **self.diagnostics}
+        return record_json(self)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "EpochRecord":
-        """Raises KeyError, TypeError or ValueError where `data` is not an epoch record."""
-        known = {"epoch", "train", "dev", "aligner_dev", "seconds", "balance"}
-        balance = {str(k): float(v) for k, v in data["balance"].items()} if data.get("balance") else None
-        return cls(epoch=int(data["epoch"]), train=data.get("train") or {}, dev=_scores(data.get("dev")),
-                   aligner_dev=_scores(data.get("aligner_dev")) if data.get("aligner_dev") is not None else None,
-                   seconds=data.get("seconds"), balance=balance,
-                   diagnostics={k: v for k, v in data.items() if k not in known})
-
-
-def _scores(scores) -> dict[str, float | None]:
-    return {str(k): None if v is None else float(v) for k, v in (scores or {}).items()}
+    def from_json(cls, data: Mapping[str, Any], name: str = "an epoch") -> "EpochRecord":
+        """`name`: where it was read ("metrics.jsonl:3")."""
+        return record_from_json(cls, data, name, "an epoch record")
 
 
 @dataclass(frozen=True)
@@ -133,42 +165,30 @@ class ScoreRecord:
     seconds: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"run": self.run, "task": self.task, "split": self.split, "scorer": self.scorer, "data": self.data,
-                "examples": self.examples, "metric": self.metric, "scores": self.scores, "seconds": self.seconds}
+        return record_json(self)
 
 
 @dataclass(frozen=True)
 class GenerationRecord:
     """eval/generation-<task>-<split>.json: a generative run's saved student scored on what it writes."""
 
-    run: str
-    task: str
-    split: str
-    metric: str                         # the primary score's name
-    scores: Mapping[str, float]
-    examples: int
-    trained_on: str = ""
-    data: str = ""
-    limit: int = 0
+    run: str = record_field(read=str, absent="")
+    task: str = record_field(read=str)
+    split: str = record_field(read=str)
+    metric: str = record_field(read=str)    # the primary score's name
+    scores: Mapping[str, float] = record_field(read=lambda v: {str(k): float(x) for k, x in v.items()})
+    examples: int = record_field(read=int)
+    trained_on: str = record_field("", read=str)
+    data: str = record_field("", read=str)
+    limit: int = record_field(0, read=int)
     decoding: Mapping[str, Any] = field(default_factory=dict)
-    prompt_style: str = ""
-    student: str = ""                   # "merged" or "adapter": what was loaded
+    prompt_style: str = record_field("", read=str)
+    student: str = record_field("", read=str)   # "merged" or "adapter": what was loaded
     seconds: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"run": self.run, "task": self.task, "split": self.split, "trained_on": self.trained_on, "data": self.data,
-                "examples": self.examples, "limit": self.limit, "metric": self.metric, "scores": dict(self.scores),
-                "decoding": dict(self.decoding), "prompt_style": self.prompt_style, "student": self.student,
-                "seconds": self.seconds}
+        return record_json(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], name: str) -> "GenerationRecord":
-        try:
-            return cls(run=str(data.get("run", "")), task=str(data["task"]), split=str(data["split"]),
-                       metric=str(data["metric"]), scores={str(k): float(v) for k, v in data["scores"].items()},
-                       examples=int(data["examples"]), trained_on=str(data.get("trained_on", "")),
-                       data=str(data.get("data", "")), limit=int(data.get("limit", 0)), decoding=data.get("decoding", {}),
-                       prompt_style=str(data.get("prompt_style", "")), student=str(data.get("student", "")),
-                       seconds=data.get("seconds"))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise UnreadableRecord(f"eval/{name} is not a generative evaluation: {e!r}") from None
+        return record_from_json(cls, data, f"eval/{name}", "a generative evaluation")
