@@ -19,13 +19,9 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 from armada.errors import ConfigError
+from armada.fields import setting
 from armada.numbers import number_fault
-
-
-def setting(default, *, low=None, high=None, above=None, doc="", example=None):
-    """A field whose value must lie in [low, high] (and be > above); `doc` says what it is, `example` shows a
-    value (commands make their options' help of both: armada.commands.options)."""
-    return field(default=default, metadata={"low": low, "high": high, "above": above, "doc": doc, "example": example})
+from armada.objectives import OBJECTIVES
 
 
 @dataclass(frozen=True)
@@ -83,8 +79,9 @@ class ExtractConfig:
 
 
 @dataclass(frozen=True)
-class DistillConfig:
-    """Stage 2: ARMADA training of a student against the cache (paper §3, Appendix C)."""
+class SharedDistillConfig:
+    """Stage 2: ARMADA training of a student against the cache (paper §3, Appendix C); the settings every
+    objective reads. DistillConfig below adds `objective` and each objective's own settings."""
 
     student: str = setting("minilm-l6", doc="an alias (`armada students`), hub id or local folder", example="bert-6l")
     undistilled: bool = setting(False, doc="the baseline: the same student and head, the task loss alone, no cache "
@@ -145,29 +142,6 @@ class DistillConfig:
     mixed_precision: Literal["no", "fp16", "bf16"] = setting("no", doc="fp16 needs a GPU")
     gradient_accumulation_steps: int = setting(1, low=1, doc="batches per optimizer step")
     seed: int = setting(0, doc="seeds every random draw: weights, orders, dropout")
-    # Generative students (armada.distill.lm): "lm" trains a causal LM on prompt → response; its
-    # defaults are LM_DEFAULTS below, the paper's Appendix C for generation. The objective also
-    # decides how the TS Aligner learns: from the labels (eq. 1) for "task", from the teacher
-    # vectors alone (a decoder's MSE against them, the paper's §4) for "lm".
-    objective: Literal["task", "lm", "kd"] = setting("task", doc="task: classes, choices or scores (the TS Aligner learns "
-                                                                 "the labels); lm: a causal LM on prompt → response, for "
-                                                                 "generation tasks, the TS Aligner trained by reconstruction "
-                                                                 "(brings LoRA rank 8, 3 epochs, lr 3e-4, batch 4); kd: "
-                                                                 "task plus Hinton KD from a text teacher's logits "
-                                                                 "(--kd-cache; with --undistilled, KD alone)")
-    # Hinton KD (armada.distill.kd): L = (1 − kd_alpha)·L + kd_alpha·τ²·KL(softmax(z_t/τ) ‖ softmax(o_s/τ)),
-    # z_t a text teacher's logits read from a KD cache (armada extract --teacher run:PATH).
-    kd_cache: str = setting("", doc="kd: the cache of a text teacher's logits for this task (armada extract --teacher "
-                                    "run:PATH); in a pipeline, {task} stands for the task's folder name (glue_cola)")
-    kd_alpha: float = setting(0.5, low=0.0, high=1.0, doc="kd: the weight of the KD term; the rest is the task's loss "
-                                                          "(or ARMADA's, with --cache)")
-    seqkd_cache: str = setting("", doc="lm: learn a teacher's greedy responses instead of the references (SeqKD): the "
-                                       "cache armada extract --teacher run:PATH writes for a generative run")
-    aligner_pretrain_epochs: int = setting(0, low=0, doc="lm: epochs the TS Aligner trains alone before the student "
-                                                         "starts, then kept fixed (0: trained with it, online)")
-    prompt_style: Literal["auto", "chat", "alpaca"] = setting("auto", doc="lm: chat (the tokenizer's template), alpaca, or "
-                                                                          "auto (chat where the tokenizer has a template)")
-    save_adapter: bool = setting(False, doc="lm: save the LoRA adapter folder, not the merged model")
     # What else the authors' code does (LCS2-IIITD/ARMADA; docs/recipes.md gives each its lines), each a choice of
     # its own; RECIPES sets them with the recipe. Run folders written before these settings trained as "paper".
     weight_decay_on: Literal["weights", "all"] = setting("all", doc="AdamW's decay on weight matrices only (biases and "
@@ -190,40 +164,44 @@ class DistillConfig:
     cls_segment_id: int = setting(1, low=0, high=1, doc="the token type id of [CLS] where the student has token types "
                                                         "(the authors' code: 1)")
 
-    def __post_init__(self):
-        lm = self.objective == "lm"
-        if self.objective == "kd" and not self.kd_cache:
-            raise ConfigError('distill.objective = "kd" reads its teacher\'s logits from a KD cache: set distill.kd_cache '
-                              "(armada extract --teacher run:PATH --dataset TASK writes one)")
-        if self.objective != "kd":
-            for key in ("kd_cache", "kd_alpha"):
-                if getattr(self, key) != DistillConfig.__dataclass_fields__[key].default:
-                    raise ConfigError(f'distill.{key} applies to distill.objective = "kd" only')
-        if lm:
-            changed = [k for k in LM_UNUSED
-                       if getattr(self, k) != RECIPES[self.recipe].get(k, DistillConfig.__dataclass_fields__[k].default)]
-            if changed:
-                raise ConfigError(f'distill.objective = "lm": {", ".join(changed)} have no role (eq. 2\'s soft term and '
-                                  "the auxiliary outputs need class logits); remove them")
-            if self.schedule != "joint":
-                raise ConfigError('distill.objective = "lm" trains on the joint schedule; to train the TS Aligner '
-                                  "first, set distill.aligner_pretrain_epochs")
-        else:
-            for key in ("aligner_pretrain_epochs", "save_adapter", "prompt_style", "seqkd_cache"):
-                if getattr(self, key) != DistillConfig.__dataclass_fields__[key].default:
-                    raise ConfigError(f'distill.{key} applies to distill.objective = "lm" only')
+
+def _check_objective(config) -> None:
+    """The rules the objectives declare (armada.objectives): another objective's settings left at their defaults,
+    shared settings this one has no role for too, then its own rule."""
+    declared = OBJECTIVES[config.objective]
+    for other in OBJECTIVES.values():
+        if other is not declared and other.settings is not None:
+            for f in dataclasses.fields(other.settings):
+                if getattr(config, f.name) != f.default:
+                    raise ConfigError(f'distill.{f.name} applies to distill.objective = "{other.name}" only')
+    defaults = {**{f.name: f.default for f in dataclasses.fields(SharedDistillConfig)}, **RECIPES[config.recipe]}
+    changed = [k for k in declared.unused if getattr(config, k) != defaults[k]]
+    if changed:
+        raise ConfigError(f'distill.objective = "{config.objective}": {", ".join(changed)} have no role in it; '
+                          "remove them")
+    if declared.check is not None:
+        declared.check(config)
 
 
-# What `objective = "lm"` changes in the defaults: the paper's generative setting (Appendix C: LoRA
-# rank 8, 3 epochs, lr 3e-4, batch 4) and the reconstruction-trained aligner (§4). Settings given
-# explicitly win over these.
-LM_DEFAULTS = {"lora_r": 8, "epochs": 3, "lr": 3e-4, "batch_size": 4, "eval_batch_size": 8, "max_length": 256,
-               "schedule": "joint"}
-# Keys that [distill] no longer has, with the value each held for a given objective: run folders
-# and pipeline files written before their removal still load where they say what is now implied.
-RETIRED = {"aligner_objective": lambda objective: "reconstruction" if objective == "lm" else "task"}
-# Settings of eq. 2 and the auxiliary outputs, which need class logits: no role for "lm".
-LM_UNUSED = ("alpha", "gamma", "tau", "soft_loss")
+def _distill_config() -> type:
+    """DistillConfig: the shared settings, then `objective`, then every objective's own settings (flat keys of
+    [distill], each read by one objective and refused under another)."""
+    fields = [("objective", Literal[tuple(OBJECTIVES)],
+               setting("task", doc="; ".join(f"{o.name}: {o.summary}" for o in OBJECTIVES.values())))]
+    for declared in OBJECTIVES.values():
+        if declared.settings is not None:
+            hints = typing.get_type_hints(declared.settings)
+            fields += [(f.name, hints[f.name], field(default=f.default, metadata=f.metadata))
+                       for f in dataclasses.fields(declared.settings)]
+    names = [name for name, _, _ in fields] + [f.name for f in dataclasses.fields(SharedDistillConfig)]
+    clashes = {name for name in names if names.count(name) > 1}
+    if clashes:
+        raise TypeError(f"objectives' settings clash with other [distill] settings: {sorted(clashes)}")  # a bug
+    cls = dataclasses.make_dataclass("DistillConfig", fields, bases=(SharedDistillConfig,), frozen=True,
+                                     namespace={"__post_init__": _check_objective})
+    cls.__module__, cls.__doc__ = __name__, SharedDistillConfig.__doc__.split(";")[0] + "."
+    return cls
+
 
 # What each recipe sets (DistillConfig's defaults are the "paper" column). "authors" is the authors'
 # code (LCS2-IIITD/ARMADA, trainer_superglue.py and models.py): MSE forms of the soft and manifold
@@ -244,6 +222,7 @@ AUTHORS_CODE = {"weight_decay_on": ("weights", "all"), "selection": ("primary", 
                 "reshuffle_per_phase": (False, True), "lowercase": (False, True), "cls_segment_id": (0, 1)}
 RECIPES["paper"].update({key: values[0] for key, values in AUTHORS_CODE.items()})
 RECIPES["authors"].update({key: values[1] for key, values in AUTHORS_CODE.items()})
+DistillConfig = _distill_config()
 
 
 @dataclass(frozen=True)
@@ -294,13 +273,16 @@ class PipelineConfig:
         overrides.update({k: v for k, v in flags.items() if v is not None})
         if overrides.get("recipe", merged["recipe"]) != merged["recipe"]:
             merged.update(RECIPES[overrides["recipe"]])     # a task or variant that changes recipe starts from it
-        if overrides.get("objective") == "lm" and merged["objective"] != "lm":
-            merged.update(LM_DEFAULTS)          # a task or variant that turns to "lm" starts from its defaults
+        if overrides.get("objective", merged["objective"]) != merged["objective"]:
+            merged.update(OBJECTIVES[overrides["objective"]].defaults)  # a task or variant that changes objective starts from its defaults
         merged.update(overrides)
-        if "{task}" in merged["kd_cache"]:     # one KD variant over many tasks: each task's own teacher cache
-            from armada.files import task_slug
+        # One variant over many tasks: {task} in an objective's own setting (kd_cache) is each task's folder name.
+        own = {f.name for o in OBJECTIVES.values() if o.settings for f in dataclasses.fields(o.settings)}
+        for key in own:
+            if isinstance(merged[key], str) and "{task}" in merged[key]:
+                from armada.files import task_slug
 
-            merged["kd_cache"] = merged["kd_cache"].replace("{task}", task_slug(task))
+                merged[key] = merged[key].replace("{task}", task_slug(task))
         return build(DistillConfig, merged, "distill", _Origins(self.source))
 
     def teachers_of(self, variant: Variant) -> tuple[str, ...]:
@@ -521,13 +503,14 @@ def build(cls, table: Mapping[str, Any], where: str, origins: _Origins | str):
     if cls is DistillConfig:
         recipe = table.get("recipe", DistillConfig.recipe)
         preset = dict(RECIPES.get(recipe, {}) if isinstance(recipe, str) else {})  # a bad name is reported below
-        if table.get("objective") == "lm":
-            preset.update(LM_DEFAULTS)
+        declared = OBJECTIVES.get(table.get("objective", DistillConfig.objective))      # a bad name is reported below
+        if declared is not None:
+            preset.update(declared.defaults)
         table = {**preset, **table}
-        for key, implied in RETIRED.items():
-            if key in table:
+        for key in {key for o in OBJECTIVES.values() for key in o.retired}:
+            if key in table and declared is not None:
                 table = dict(table)
-                value, wanted = table.pop(key), implied(table.get("objective", DistillConfig.objective))
+                value, wanted = table.pop(key), declared.retired[key]
                 if value != wanted:
                     raise ConfigError(f"{origins(f'{where}.{key}')}: {where}.{key} = {value!r} was removed: the objective "
                                       f"decides it, and objective = {table.get('objective', DistillConfig.objective)!r} "

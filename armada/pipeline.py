@@ -27,6 +27,7 @@ from pathlib import Path
 
 from armada.config import PipelineConfig, Variant
 from armada.errors import ArmadaError
+from armada.objectives import declaration
 from armada.run_schema import RunBusy, RunFolder, pipeline_run_folder
 from armada.tasks import Task, get_task
 
@@ -254,7 +255,7 @@ def evaluate(run: PlannedRun, cfg: PipelineConfig, say) -> None:
 
     folder = RunFolder(run.out)
     record = folder.read_record()
-    if record.objective == "lm":
+    if declaration(record.objective).generative:
         return evaluate_generative(run, cfg, say)
     scorers = [False] if record.undistilled else [False, True]
     for aligner in scorers:

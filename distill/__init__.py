@@ -5,7 +5,8 @@ models, the losses and the one training recipe; what one kind of run learns is a
   request.py           a run as `armada distill` asks for it: the cache's task, the settings, folder and rows
   inputs.py            what every run does first: a finished run returned, the cache opened and checked, the rows
   recipe.py            train(): the one recipe (set up, resume, epochs, keep the best, record, finish)
-  objective.py         what an objective answers (build, data, losses, dev scores, record), and which there are
+  objective.py         what an objective answers (build, data, losses, dev scores, record); the one a run names
+                       (its declaration in armada.objectives says which class)
   training_data.py     what an objective hands the loop: its batches and notes
   task.py              TaskObjective: classification, regression, multiple choice (the paper's §3)
   kd.py                KDObjective: the task objective plus Hinton KD from a text teacher's logits

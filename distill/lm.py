@@ -38,12 +38,13 @@ import torch
 import torch.nn.functional as F
 
 from armada.cache_schema.sequences import read_sequences
-from armada.config import LM_UNUSED, DistillConfig
+from armada.config import DistillConfig
 from armada.distill.build import build_lm_student, build_reconstruction_aligner
 from armada.distill.lm_data import LMCollator, encode_lm
 from armada.distill.losses import manifold_loss
 from armada.distill.training_data import TrainingData
 from armada.errors import ArmadaError
+from armada.objectives import OBJECTIVES
 from armada.tasks import Split, Task
 
 DEV_METRIC = "lm_loss"                          # lower is better
@@ -118,7 +119,7 @@ class LMObjective:
         seqkd = None if self.seqkd is None else {"path": self.config.seqkd_cache, "teacher": self.seqkd[1]["teacher"]["run"],
                                                  "decoding": self.seqkd[1]["decoding"]}
         return {"prompt_style": self.prompt_style, "examples": examples, "seqkd_teacher": seqkd,
-                "unused_settings": {k: getattr(self.config, k) for k in LM_UNUSED}}
+                "unused_settings": {k: getattr(self.config, k) for k in OBJECTIVES[self.name].unused}}
 
 
 @torch.no_grad()

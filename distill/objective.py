@@ -24,9 +24,9 @@ class built from the run's settings and task that answers, in this order:
 The loop (armada.distill.loop) optimises loss_s and loss_t and reports every key per epoch; keys
 "share:TERM" are a term's share of the gradient (the epoch's loss balance).
 
-Another objective is one more class, one more entry in objective_for and one more value of
-`distill.objective`: armada.distill.kd (Hinton KD from a text teacher's cached logits) is the task
-objective with one more term.
+Another objective is one more class and its declaration in armada.objectives (its settings, whether
+it is generative, its loss terms: what every other stage asks of it), which names the class:
+armada.distill.kd (Hinton KD from a text teacher's cached logits) is the task objective with one more term.
 """
 
 from __future__ import annotations
@@ -34,13 +34,10 @@ from __future__ import annotations
 from typing import Any
 
 from armada.config import DistillConfig
+from armada.objectives import declaration
 from armada.tasks import Task
 
 
 def objective_for(config: DistillConfig, task: Task) -> Any:
     """The objective `config.objective` names, for `task` (which it may refuse)."""
-    from armada.distill.kd import KDObjective
-    from armada.distill.lm import LMObjective
-    from armada.distill.task import TaskObjective
-
-    return {"task": TaskObjective, "lm": LMObjective, "kd": KDObjective}[config.objective](config, task)
+    return declaration(config.objective).trainer_class()(config, task)

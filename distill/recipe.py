@@ -48,10 +48,8 @@ from armada.distill.students import refuse_long_inputs
 from armada.distill.teacher_features import load_teacher_features
 from armada.errors import ArmadaError
 from armada.files import check_writable_folder
+from armada.objectives import declaration
 from armada.tasks import Task
-
-# The loss parts an epoch's line on stdout shows, in this order, where the objective has them.
-SUMMARY_PARTS = ("loss_s", "task", "lm", "kd", "soft", "manifold", "aux", "loss_t")
 
 
 def train(config: DistillConfig, task: Task, cache, data_dir: str, out_dir: str | Path,
@@ -228,7 +226,7 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
                                                        diagnostics))
             saved = checkpoint.save(folder.checkpoints, epoch, plain_student, plain_aligner, optimizers, schedulers, progress)
             checkpoint.prune(folder.checkpoints, keep=saved)
-            print(_summary(epoch, config.epochs, parts, objective.metric, dev, aligner_dev, progress, seconds), flush=True)
+            print(_summary(epoch, config, parts, objective.metric, dev, aligner_dev, progress, seconds), flush=True)
         accelerator.wait_for_everyone()
 
     steps = accelerator.gather(torch.tensor([progress["steps"]], device=accelerator.device)).tolist()
@@ -276,9 +274,11 @@ def _pretrain_aligner(accelerator, config: DistillConfig, objective, student, al
             print(f"aligner pre-training {epoch}/{epochs}  loss_t {parts['loss_t']:.4f}  {seconds:.1f} s", flush=True)
 
 
-def _summary(epoch, epochs, parts, metric, dev, aligner_dev, progress, seconds) -> str:
-    losses = "  ".join(f"{k} {parts[k]:.4f}" for k in SUMMARY_PARTS if k in parts)
-    text = f"epoch {epoch}/{epochs}  {losses}"
+def _summary(epoch, config: DistillConfig, parts, metric, dev, aligner_dev, progress, seconds) -> str:
+    """An epoch's line on stdout: L_s, the terms its objective declares, L_t; the dev scores."""
+    shown = ("loss_s", *(term.name for term in declaration(config.objective).terms), "loss_t")
+    losses = "  ".join(f"{k} {parts[k]:.4f}" for k in shown if k in parts)
+    text = f"epoch {epoch}/{config.epochs}  {losses}"
     if metric:
         text += f"  dev {metric} {_show(dev.get(metric))} (best {_show(progress['best_dev'])} at epoch {progress['best_epoch']})"
     if aligner_dev:

@@ -25,6 +25,7 @@ import numpy as np
 
 from armada.config import FileTask
 from armada.errors import ArmadaError
+from armada.objectives import declaration
 from armada.run_schema import GenerationRecord, RunFolder, RunRecord, RunSettings, ScoreRecord
 from armada.tasks.metrics import compute, primary
 from armada.tasks import OUTPUT_KINDS, Split, Task, get_task
@@ -189,13 +190,13 @@ def score_run(run_dir: str | Path, *, split: str | None = None, data_dir: str | 
 
 
 def is_generative_run(run_dir: str | Path) -> bool:
-    """Whether the run trained a generative student (`objective = "lm"`); False where its record is missing or
-    unreadable (evaluate_run then says what is wrong with the folder)."""
+    """Whether the run trained a generative student (its objective says: armada.objectives); False where its record
+    is missing or unreadable (evaluate_run then says what is wrong with the folder)."""
     try:
         record = RunFolder(run_dir).read_record()
     except (OSError, ArmadaError):
         return False
-    return record is not None and record.objective == "lm"
+    return record is not None and declaration(record.objective).generative
 
 
 def generative_summary(record: GenerationRecord) -> str:
@@ -233,8 +234,8 @@ def evaluate_generative(run_dir: str | Path, task: str | None = None, split: str
     started = time.time()
     folder = RunFolder(run_dir)
     info, settings = folder.read_finished()
-    if info.objective != "lm":
-        raise ArmadaError(f"{run_dir} trained a {info.task} student with the task objective: it has no text to score; "
+    if not declaration(info.objective).generative:
+        raise ArmadaError(f"{run_dir} trained a {info.task} student with the {info.objective} objective: it has no text to score; "
                           "drop --task and --limit (armada eval scores it by its classes)")
     name = task or info.task
     if name.startswith("file:") and name[5:] not in (file_tasks or {}):

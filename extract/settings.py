@@ -17,7 +17,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from armada.config import setting
+from armada.fields import setting
 from armada.errors import ArmadaError
 
 

@@ -36,6 +36,7 @@ from armada.errors import ArmadaError, ConfigError
 from armada.extract.settings import ArmadaRunSettings, TextClassifierSettings
 from armada.extract.teacher import hub_commit, is_local_path, resolve_device
 from armada.files import folder_sha256
+from armada.objectives import declaration
 from armada.run_schema import RunFolder, RunRecord
 from armada.tasks import Split
 
@@ -90,10 +91,10 @@ def run_record(teacher: str, run: Path, generative: bool = False) -> RunRecord:
     if not record.finished:
         raise ArmadaError(f"teacher {teacher}: the run in {run} is not finished (status {record.status!r}); "
                           f"finish it first (armada distill ... --out {run} --resume)")
-    if generative and record.objective != "lm":
+    if generative and not declaration(record.objective).generative:
         raise ArmadaError(f"teacher {teacher}: {run} trained a {record.task} classifier, not a causal LM: a SeqKD "
                           "teacher is an armada distill --objective lm run")
-    if not generative and record.objective == "lm":
+    if not generative and declaration(record.objective).generative:
         raise ArmadaError(f"teacher {teacher}: {run} is a generative run (a causal LM); a KD teacher here is a "
                           "classification, regression or multiple-choice run, and a generative run teaches a "
                           "generation task by its responses (SeqKD: armada extract --dataset instruct/...)")

@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # files only: report machines have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from armada.objectives import term_colours  # noqa: E402
 from armada.reporting.runs import SELECTIONS  # noqa: E402
 from armada.reporting.tables import Table  # noqa: E402
 
@@ -103,7 +104,13 @@ def plot_curves(table: Table, path: Path) -> Path:
     return path
 
 
-TERM_COLORS = {"task": "0.55", "soft": "tab:blue", "aux": "tab:green", "manifold": "tab:red", "kd": "tab:purple"}
+def balance_terms(shares: list[dict[str, float]]) -> dict[str, str | None]:
+    """The loss terms among `shares`, each with its colour: the objectives' declared terms in their order
+    (armada.objectives), then any term none declares (None: matplotlib's next colour), so none drops out."""
+    declared = term_colours()
+    present = {term for s in shares for term in s}
+    return ({t: c for t, c in declared.items() if t in present}
+            | {t: None for t in sorted(present - declared.keys())})
 
 
 def plot_balance(table: Table, path: Path) -> Path | None:
@@ -119,7 +126,7 @@ def plot_balance(table: Table, path: Path) -> Path | None:
     for ax, (task, variants) in zip(axes.flat, panels):
         names = list(variants)
         bottom = np.zeros(len(names))
-        for term, color in TERM_COLORS.items():
+        for term, color in balance_terms(list(variants.values())).items():
             values = np.array([variants[v].get(term, 0.0) for v in names])
             ax.bar(names, values, bottom=bottom, color=color, label=term)
             bottom += values

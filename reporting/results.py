@@ -15,6 +15,7 @@ from typing import Mapping
 
 from armada.config import FileTask
 from armada.files import check_writable_folder, file_slug
+from armada.objectives import declaration
 from armada.run_schema import find_run_folders
 
 from armada.reporting.runs import SELECTIONS, BrokenRun, Run, load_run
@@ -206,14 +207,14 @@ def _render_aligner(table: Table) -> list[str]:
 
 def _render_balance(table: Table) -> list[str]:
     """Each term's mean share of the gradient reaching the student's backbone, per distilled cell."""
-    from armada.reporting.plots import TERM_COLORS, mean_shares
+    from armada.reporting.plots import balance_terms, mean_shares
 
     rows, with_kd = [], False
     for variant in table.variants:
         shares = [mean_shares(table.cells[(variant, task)].runs) for task in table.tasks]
         with_kd = with_kd or any("kd" in s for s in shares)
         if any(shares):
-            rows.append(_md_row([variant] + [" · ".join(f"{t} {s[t]:.2f}" for t in TERM_COLORS if t in s) or "–"
+            rows.append(_md_row([variant] + [" · ".join(f"{t} {s[t]:.2f}" for t in balance_terms([s])) or "–"
                                              for s in shares]))
     if not rows:
         return []
@@ -343,7 +344,7 @@ def _render_run_list(runs: list[Run]) -> list[str]:
 
 def _run_scores(run: Run) -> list[str]:
     """The best and last dev scores ×100; a generative run's dev loss as it is (or none without a validation split)."""
-    if run.objective != "lm":
+    if not declaration(run.objective).generative:
         return [f"{100 * run.score('best'):.1f}", f"{100 * run.score('last'):.1f}"]
     if not run.metric:
         return ["no dev split", "no dev split"]

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from armada.errors import ArmadaError
+from armada.objectives import declaration
 from armada.reporting.runs import SELECTIONS, EpochScores, Run
 from armada.reporting.stats import Delta, PairedTest, Summary, delta, paired_t_test, summarize
 
@@ -102,9 +103,9 @@ def build_tables(runs: list[Run], plan: Plan | None = None) -> list[Table]:
                         for column, trained in trained_on.items() if trained == task}
         elsewhere = {r.variant for r in runs if r.student != student}     # planned variants another student trains
         table = _build_table(student, views, columns_plan, elsewhere, trained_on)
-        if any(r.objective == "lm" for r in mine):
+        if any(declaration(r.objective).generative for r in mine):
             table.notes.append(GENERATIVE_NOTE)
-        unscored = [r for r in mine if r.objective == "lm" and r.finished and not r.evaluations]
+        unscored = [r for r in mine if declaration(r.objective).generative and r.finished and not r.evaluations]
         if unscored:
             table.notes.append(f"{len(unscored)} finished generative run(s) not scored yet, so in no column "
                                f"(armada eval --run RUN): {', '.join(str(r.path) for r in unscored)}")
@@ -114,7 +115,7 @@ def build_tables(runs: list[Run], plan: Plan | None = None) -> list[Table]:
 
 def generative_columns(run: Run) -> list[Run]:
     """A generative run as one Run per score of each evaluation (task = the column); any other run as itself."""
-    if run.objective != "lm":
+    if not declaration(run.objective).generative:
         return [run]
     views = []
     for evaluation in run.evaluations:

@@ -23,8 +23,9 @@ FLOORS = (
     ("armada.distill",),
     ("armada.run_schema",),
     ("armada.cache_schema", "armada.config"),
+    ("armada.objectives",),
     ("armada.tasks",),
-    ("armada.files", "armada.errors", "armada.provenance", "armada"),
+    ("armada.files", "armada.fields", "armada.errors", "armada.provenance", "armada"),
 )
 FLOOR = {room: level for level, rooms in enumerate(FLOORS) for room in rooms}
 

@@ -1,5 +1,5 @@
 """Command-line options made from the config dataclasses' fields: a setting's flag, type, help and
-example are written once, on its field (armada.config.setting), and every command that sets it
+example are written once, on its field (armada.fields.setting), and every command that sets it
 takes them from there.
 
 `--lr` sets distill.lr, `--group-by-length/--no-group-by-length` a true/false one; an option left
