@@ -1,6 +1,7 @@
-"""The training steps of an epoch, and scoring on the validation split, across processes.
+"""The training step, the epochs made of it, and scoring on the validation split, across processes.
 
-`TrainingLoop.epoch` runs one epoch over this process's batches:
+`TrainingLoop.step` is one optimizer step, read top to bottom: batches in, loss terms out, backward,
+clip, step. `TrainingLoop.epoch` runs one epoch of steps over this process's batches:
   joint        every step: the aligner's L_t and the student's L_s, both optimizers step
   alternating  an aligner epoch (L_t only), then a student epoch (L_s, the aligner fixed)
 Gradients are accumulated over windows of `gradient_accumulation_steps` batches and averaged
@@ -70,12 +71,52 @@ class TrainingLoop:
         """Train the aligner alone on `batches` (L_t only): pre-training before the student starts."""
         return self._phase(label, batches, "aligner")
 
+    def step(self, window: list[np.ndarray], phase: str, fixed, label: str, done: int,
+             steps: int) -> list[dict[str, float]]:
+        """One optimizer step, top to bottom; returns each batch's losses (`fixed`: the aligner's fixed twin in a
+        phase that does not train it; `label`, `done` batches of `steps` before this window: where a loss that is
+        not finite is said to be).
+
+        For each batch of the window (its gradients accumulated): the batch in; the aligner's outputs on its
+        teacher vectors; the objective's loss terms out (L_t and its parts unless the phase trains the student
+        alone, L_s and its parts unless it trains the aligner alone); backward through the losses the phase
+        optimises, scaled by the window. Then for each model the phase steps: its gradient clipped, its
+        optimizer and learning-rate schedule stepped, its gradient cleared. A loss that is not finite stops training
+        before its backward."""
+        accelerator, config = self.accelerator, self.config
+        trained, optimised, stepped = self._plan(phase)
+        losses_by_batch = []
+        for i, positions in enumerate(window):
+            batch = self.collate(positions).to(accelerator.device)
+            with contextlib.ExitStack() as stack:
+                if i < len(window) - 1:             # processes average gradients once, at the window's end
+                    for model in trained:
+                        stack.enter_context(accelerator.no_sync(model))
+                aligner_out = self._aligner_outputs(batch, fixed)
+                losses = {}
+                if aligner_out is not None and phase != "student":    # a student epoch reports the student's losses only
+                    losses.update(self.objective.aligner_losses(batch, aligner_out))
+                if phase != "aligner":
+                    losses.update(self.objective.student_losses(self.student, batch, aligner_out))
+                values = {key: value.item() for key, value in losses.items()}
+                _refuse_non_finite(values, label, done + i + 1, steps)     # before its gradient reaches a weight
+                accelerator.backward(sum(losses[k] for k in optimised) / len(window))
+            losses_by_batch.append(values)
+        for name in stepped:
+            if config.max_grad_norm > 0:
+                model = self.student if name == "student" else self.aligner
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            self.optimizers[name].step()
+            self.schedulers[name].step()
+            self.optimizers[name].zero_grad(set_to_none=True)
+        return losses_by_batch
+
     def _phase(self, label: str, batches: list[np.ndarray], phase: str) -> dict[str, float]:
+        """Steps over `batches`, `gradient_accumulation_steps` batches each; the mean of each loss over all processes."""
         from tqdm import tqdm
 
         accelerator, accumulate = self.accelerator, self.config.gradient_accumulation_steps
-        trained = self._trained_models(phase)
-        stepped = ["aligner"] if phase == "aligner" else ["student"] if phase == "student" else list(self.optimizers)
+        trained = self._plan(phase)[0]
         for model in (self.student, self.aligner):
             if model is not None:
                 model.train(any(model is t for t in trained))
@@ -83,29 +124,12 @@ class TrainingLoop:
         sums, counts = defaultdict(float), defaultdict(int)
         bar = tqdm(total=len(batches), desc=label, disable=not accelerator.is_main_process, leave=False, dynamic_ncols=True)
         for start in range(0, len(batches), accumulate):
-            window = batches[start:start + accumulate]
-            for i, positions in enumerate(window):
-                batch = self.collate(positions).to(accelerator.device)
-                with contextlib.ExitStack() as stack:
-                    if i < len(window) - 1:         # processes average gradients once, at the window's end
-                        for model in trained:
-                            stack.enter_context(accelerator.no_sync(model))
-                    losses = self._losses(batch, phase, fixed)
-                    values = {key: value.item() for key, value in losses.items()}
-                    _refuse_non_finite(values, label, start + i + 1, len(batches))
-                    accelerator.backward(sum(losses[k] for k in self._optimised(phase)) / len(window))
-                for key, value in values.items():
+            for losses in self.step(batches[start:start + accumulate], phase, fixed, label, start, len(batches)):
+                for key, value in losses.items():
                     sums[key] += value
                     counts[key] += 1
                 bar.update(1)
-                bar.set_postfix({k: f"{sums[k] / counts[k]:.3f}" for k in sums}, refresh=False)
-            for name in stepped:
-                if self.config.max_grad_norm > 0:
-                    model = self.student if name == "student" else self.aligner
-                    accelerator.clip_grad_norm_(model.parameters(), self.config.max_grad_norm)
-                self.optimizers[name].step()
-                self.schedulers[name].step()
-                self.optimizers[name].zero_grad(set_to_none=True)
+            bar.set_postfix({k: f"{sums[k] / counts[k]:.3f}" for k in sums}, refresh=False)
         bar.close()
         keys = sorted(sums)
         totals = torch.tensor([[sums[k], counts[k]] for k in keys], dtype=torch.float64, device=accelerator.device)
@@ -113,15 +137,13 @@ class TrainingLoop:
             totals = accelerator.reduce(totals, reduction="sum")
         return {k: round(float(s / c), 6) for k, (s, c) in zip(keys, totals.tolist())}
 
-    def _trained_models(self, phase: str) -> list:
+    def _plan(self, phase: str) -> tuple[list, tuple[str, ...], tuple[str, ...]]:
+        """(the models a phase trains, the losses it optimises, the optimizers it steps)."""
         if phase == "aligner":
-            return [self.aligner]
-        return [self.student] + ([self.aligner] if phase == "joint" and self.aligner_trained else [])
-
-    def _optimised(self, phase: str) -> tuple[str, ...]:
-        if phase == "aligner":
-            return ("loss_t",)
-        return ("loss_s", "loss_t") if phase == "joint" and self.aligner_trained else ("loss_s",)
+            return [self.aligner], ("loss_t",), ("aligner",)
+        if phase == "joint" and self.aligner_trained:
+            return [self.student, self.aligner], ("loss_s", "loss_t"), tuple(self.optimizers)
+        return [self.student], ("loss_s",), (("student",) if phase == "student" else tuple(self.optimizers))
 
     def _fixed_aligner(self, phase: str):
         """In a phase that does not train the aligner, its twin with P_ts computed once for the phase (heads.fixed_twin)."""
@@ -141,16 +163,6 @@ class TrainingLoop:
             return self.aligner(features)
         with torch.no_grad():
             return fixed(features)
-
-    def _losses(self, batch, phase: str, fixed) -> dict[str, torch.Tensor]:
-        losses = {}
-        aligner_out = self._aligner_outputs(batch, fixed)
-        if aligner_out is not None and phase != "student":     # a student epoch reports the student's losses only
-            losses.update(self.objective.aligner_losses(batch, aligner_out))
-        if phase == "aligner":
-            return losses
-        losses.update(self.objective.student_losses(self.student, batch, aligner_out))
-        return losses
 
 
 # What to try when training stops on a value that is not finite.

@@ -8,7 +8,8 @@
      optimizers with their own learning rates and a constant or linear schedule with warmup;
   3. with `aligner_pretrain_epochs`, trains the aligner alone first, then keeps it fixed;
   4. trains `epochs` epochs with Accelerate (one or several processes, mixed precision, gradient
-     accumulation) on the `joint` or `alternating` schedule (armada.distill.loop); after each it
+     accumulation) on the `joint` or `alternating` schedule, each optimizer step read top to bottom in
+     armada.distill.loop.TrainingLoop.step (batches in, loss terms out, backward, clip, step); after each it
      scores the student and the aligner on the validation split, keeps the best epoch's student in
      the run folder (by the objective's selection score) and the aligner of the same epoch or, with
      `aligner_kept = "own-best"`, of its own best one, records the epoch (losses, dev scores, the
@@ -135,57 +136,20 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
     processes = accelerator.num_processes
     steps_per_epoch = math.ceil(math.ceil(math.ceil(examples / config.batch_size) / processes)
                                 / config.gradient_accumulation_steps)
-    pretraining = aligner is not None and config.aligner == "trained" and config.aligner_pretrain_epochs > 0
-    optimizers = {"student": adamw(student, config.lr, config.weight_decay, config.weight_decay_on)}
-    if aligner is not None and config.aligner == "trained" and not pretraining:
-        optimizers["aligner"] = adamw(aligner, config.aligner_lr, config.weight_decay, config.weight_decay_on)
-    schedulers = {name: lr_schedule(o, config, steps_per_epoch * config.epochs) for name, o in optimizers.items()}
-    student, optimizers["student"] = accelerator.prepare(student, optimizers["student"])
-    pretrain_optimizer = None
-    if "aligner" in optimizers:
-        aligner, optimizers["aligner"] = accelerator.prepare(aligner, optimizers["aligner"])
-    elif pretraining:
-        aligner, pretrain_optimizer = accelerator.prepare(
-            aligner, adamw(aligner, config.aligner_lr, config.weight_decay, config.weight_decay_on))
-    elif aligner is not None:
-        aligner = aligner.to(accelerator.device)
+    student, aligner, optimizers, schedulers, pretrain_optimizer = _optimizers(accelerator, config, student, aligner,
+                                                                               steps_per_epoch)
     plain_student = accelerator.unwrap_model(student)
     plain_aligner = accelerator.unwrap_model(aligner) if aligner is not None else None
 
-    fingerprints = {name: split.fingerprint() for name, split in splits.items()}
-    fingerprints["cache"] = teacher.provenance["config_hash"] if teacher else None
-    progress = {"best_epoch": 0, "best_dev": None, "seconds": 0.0, "steps": 0, "fingerprints": fingerprints,
-                "aligner_pretraining": []}
-    done = 0                            # epochs finished before this call
-    newest = checkpoint.newest(folder.checkpoints) if resume else None
-    if newest is not None:
-        state = checkpoint.restore(newest, plain_student, plain_aligner, optimizers, schedulers)
-        if state["progress"]["fingerprints"] != fingerprints:
-            raise ArmadaError(f"{folder.path}: the data or cache differ from those the interrupted run trained on; "
-                              "resume with the same data, limits and cache, or start a new --out")
-        progress, done = state["progress"], state["epoch"]
-
-    def record(status: str, steps: list[int] | None = None, warnings: list[str] | None = None) -> run_schema.RunRecord:
-        details = objective.record_details()
-        if "aligner_best_epoch" in progress:
-            details["aligner_best_epoch"] = progress["aligner_best_epoch"]
-        if config.aligner_pretrain_epochs:
-            details["aligner_pretraining"] = progress.get("aligner_pretraining", [])
-        return run_schema.RunRecord(
-            task=task.name, student=config.student, seed=config.seed, metric=objective.metric, status=status,
-            undistilled=config.undistilled, objective=objective.name, variant=variant,
-            best_epoch=progress["best_epoch"], best_dev=progress["best_dev"], epochs=config.epochs,
-            seconds=round(progress["seconds"], 3), processes=processes, cache=teacher.provenance if teacher else None,
-            versions=versions(), steps_per_process=steps, details=details,
-            warnings=None if warnings is None else tuple(warnings))
+    progress, done = _resume(folder, resume, splits, teacher, plain_student, plain_aligner, optimizers, schedulers)
 
     if main:
         folder.keep_epochs(done)        # lines of an epoch whose checkpoint was not finished
         if done:
             print(f"resuming {folder.path} after epoch {done}", flush=True)
-        folder.write_record(record("running"))
+        folder.write_record(_run_record("running", objective, config, task, variant, progress, processes, teacher))
 
-    if pretraining and done == 0:
+    if pretrain_optimizer is not None and done == 0:
         _pretrain_aligner(accelerator, config, objective, student, aligner, pretrain_optimizer, data.train, progress,
                           steps_per_epoch, examples)
 
@@ -234,12 +198,71 @@ def _train(objective, config: DistillConfig, task: Task, data_dir: str, folder: 
         warnings = training_warnings(folder.read_epochs(), progress["best_epoch"])
         for warning in warnings:
             print(f"warning: {warning}", flush=True)
-        folder.write_record(record("finished", steps, warnings))
+        folder.write_record(_run_record("finished", objective, config, task, variant, progress, processes, teacher,
+                                        steps, warnings))
     accelerator.wait_for_everyone()
     if reader is not None:
         reader.close()
     return RunResult(folder.path, task.name, objective.metric, progress["best_epoch"], progress["best_dev"],
                      config.epochs, round(progress["seconds"], 3), "finished")
+
+
+def _resume(folder: run_schema.RunFolder, resume: bool, splits: dict, teacher, student, aligner, optimizers: dict,
+            schedulers: dict) -> tuple[dict, int]:
+    """(the run's progress, the epochs finished before this call): a fresh start, or, with `resume`, the newest
+    complete checkpoint restored into the models, optimizers and schedules, refused where its data or cache differ."""
+    fingerprints = {name: split.fingerprint() for name, split in splits.items()}
+    fingerprints["cache"] = teacher.provenance["config_hash"] if teacher else None
+    progress = {"best_epoch": 0, "best_dev": None, "seconds": 0.0, "steps": 0, "fingerprints": fingerprints,
+                "aligner_pretraining": []}
+    newest = checkpoint.newest(folder.checkpoints) if resume else None
+    if newest is None:
+        return progress, 0
+    state = checkpoint.restore(newest, student, aligner, optimizers, schedulers)
+    if state["progress"]["fingerprints"] != fingerprints:
+        raise ArmadaError(f"{folder.path}: the data or cache differ from those the interrupted run trained on; "
+                          "resume with the same data, limits and cache, or start a new --out")
+    return state["progress"], state["epoch"]
+
+
+def _optimizers(accelerator, config: DistillConfig, student, aligner, steps_per_epoch: int):
+    """(student, aligner, optimizers, schedulers, the aligner's pre-training optimizer or None), the models as
+    accelerator.prepare returned them: an AdamW and a schedule for the student and for an aligner trained with it;
+    an aligner pre-trained alone gets its optimizer here and its schedule when it trains (_pretrain_aligner)."""
+    pretraining = aligner is not None and config.aligner == "trained" and config.aligner_pretrain_epochs > 0
+    optimizers = {"student": adamw(student, config.lr, config.weight_decay, config.weight_decay_on)}
+    if aligner is not None and config.aligner == "trained" and not pretraining:
+        optimizers["aligner"] = adamw(aligner, config.aligner_lr, config.weight_decay, config.weight_decay_on)
+    schedulers = {name: lr_schedule(o, config, steps_per_epoch * config.epochs) for name, o in optimizers.items()}
+    student, optimizers["student"] = accelerator.prepare(student, optimizers["student"])
+    pretrain_optimizer = None
+    if "aligner" in optimizers:
+        aligner, optimizers["aligner"] = accelerator.prepare(aligner, optimizers["aligner"])
+    elif pretraining:
+        aligner, pretrain_optimizer = accelerator.prepare(
+            aligner, adamw(aligner, config.aligner_lr, config.weight_decay, config.weight_decay_on))
+    elif aligner is not None:
+        aligner = aligner.to(accelerator.device)
+    return student, aligner, optimizers, schedulers, pretrain_optimizer
+
+
+def _run_record(status: str, objective, config: DistillConfig, task: Task, variant: str | None, progress: dict,
+                processes: int, teacher, steps: list[int] | None = None,
+                warnings: list[str] | None = None) -> run_schema.RunRecord:
+    """run.json as the run stands: "running" when training starts, "finished" with each process's steps and the
+    warnings at the end."""
+    details = objective.record_details()
+    if "aligner_best_epoch" in progress:
+        details["aligner_best_epoch"] = progress["aligner_best_epoch"]
+    if config.aligner_pretrain_epochs:
+        details["aligner_pretraining"] = progress.get("aligner_pretraining", [])
+    return run_schema.RunRecord(
+        task=task.name, student=config.student, seed=config.seed, metric=objective.metric, status=status,
+        undistilled=config.undistilled, objective=objective.name, variant=variant,
+        best_epoch=progress["best_epoch"], best_dev=progress["best_dev"], epochs=config.epochs,
+        seconds=round(progress["seconds"], 3), processes=processes, cache=teacher.provenance if teacher else None,
+        versions=versions(), steps_per_process=steps, details=details,
+        warnings=None if warnings is None else tuple(warnings))
 
 
 def _improved(objective, key: str, dev: dict, best_epoch: int, best: float | None) -> bool:
