@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from armada.cache_schema.bucket import Bucket, BucketSource, is_url
 from armada.cache_schema.encoding import FormatError, decode_strings, nonfinite_rows, strings_payload
 from armada.cache_schema.layout import ROOT_KEY, Marker, Shard, SplitLayout, check_metadata
 from armada.cache_schema.manifest import Manifest
 from armada.cache_schema.shards import ChunkReader, ShardFault, name_rows, read_features, read_marker, read_strings
-from armada.cache_schema.sources import Source, open_source
+from armada.cache_schema.sources import DirectorySource, HttpSource, Source, ZipSource
 from armada.errors import ArmadaError
 
 CHUNK_CACHE_BYTES = 8 * 2**20               # the LRU of inner chunks when a split is read on demand
@@ -314,3 +318,24 @@ class Features:
             raise TypeError("index Features with a 1-d array of positions")
         positions = idx.astype(np.int64)
         return self._table.take(self._rows[positions], lambda j: self._ids[positions[j]])
+
+
+def open_source(location: str | os.PathLike) -> Source:
+    """The source a location names: an http(s) URL, an object-store URL (s3://, gs://, az://), a cache directory or a
+    packed one."""
+    text = str(location)
+    if text.startswith(("http://", "https://")):
+        return HttpSource(text)
+    if is_url(text):
+        return BucketSource(Bucket(text))
+    path = Path(location)
+    if path.is_dir():
+        return DirectorySource(path)
+    if path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise ArmadaError(f"{path} is neither a cache directory nor a packed cache (a zip from `armada cache pack`)")
+        try:
+            return ZipSource(path)
+        except zipfile.BadZipFile as e:
+            raise ArmadaError(f"packed cache {path} is not a readable zip: {e}") from None
+    raise ArmadaError(f"no cache at {path}: give a cache directory, a packed cache file, an http(s) URL or an s3:// URL")

@@ -232,24 +232,3 @@ class HttpSource(Source):
         status, body = got
         # A server without Range support answers 200 with the whole object.
         return body if status == 206 else body[offset: offset + length]
-
-
-def open_source(location: str | os.PathLike) -> Source:
-    from armada.cache_schema.bucket import Bucket, BucketSource, is_url
-
-    text = str(location)
-    if text.startswith(("http://", "https://")):
-        return HttpSource(text)
-    if is_url(text):
-        return BucketSource(Bucket(text))
-    path = Path(location)
-    if path.is_dir():
-        return DirectorySource(path)
-    if path.is_file():
-        if not zipfile.is_zipfile(path):
-            raise ArmadaError(f"{path} is neither a cache directory nor a packed cache (a zip from `armada cache pack`)")
-        try:
-            return ZipSource(path)
-        except zipfile.BadZipFile as e:
-            raise ArmadaError(f"packed cache {path} is not a readable zip: {e}") from None
-    raise ArmadaError(f"no cache at {path}: give a cache directory, a packed cache file, an http(s) URL or an s3:// URL")
