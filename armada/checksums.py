@@ -49,12 +49,18 @@ def folder_fault(folder: Path, recorded: Mapping[str, Mapping | int]) -> str | N
 
 
 def safetensors_bytes(tensors: dict, metadata: Mapping[str, str]) -> bytes:
-    """A safetensors file of `tensors` whose metadata also holds the SHA-256 of its tensor data."""
+    """A safetensors file of `tensors` whose metadata also holds the SHA-256 of its tensor data. The header is written
+    here with its keys sorted: safetensors keeps metadata in a hash map whose order changes from process to process,
+    so the same tensors would otherwise give other bytes in another process."""
     from safetensors.torch import save
 
-    plain = save(tensors, metadata=dict(metadata))
-    digest = hashlib.sha256(plain[8 + int.from_bytes(plain[:8], "little"):]).hexdigest()
-    return save(tensors, metadata={**metadata, TENSOR_DATA_KEY: digest})
+    plain = save(tensors)
+    length = int.from_bytes(plain[:8], "little")
+    header, data = json.loads(plain[8:8 + length]), plain[8 + length:]
+    header["__metadata__"] = {**metadata, TENSOR_DATA_KEY: hashlib.sha256(data).hexdigest()}
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)             # the format pads its header to 8 bytes with spaces
+    return len(text).to_bytes(8, "little") + text + data
 
 
 def safetensors_fault(path: Path) -> str | None:
