@@ -94,7 +94,7 @@ def test_run_records_are_strict_json_even_with_non_finite_numbers(tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.path.mkdir()
     folder.append_epoch(EpochRecord(1, {"loss_s": math.nan}, {"accuracy": math.inf}, None, 1.0))
-    folder.write_record(RunRecord("t", "s", 0, "accuracy", "running", best_dev=math.nan))
+    folder.write_record(RunRecord(task="t", student="s", seed=0, metric="accuracy", status="running", best_dev=math.nan))
 
     def strict(constant):
         raise AssertionError(f"bare {constant} in a JSON file")
@@ -194,8 +194,9 @@ def test_a_report_over_a_folder_whose_only_run_was_interrupted_says_so(tmp_path,
     (folder.path / "config.toml").write_text('[distill]\nmanifold = "euclid"\n')
     for epoch in range(1, epochs + 1):
         folder.append_epoch(EpochRecord(epoch, {"loss_s": 1.0}, {"accuracy": 0.5}, {"accuracy": 0.5}, 1.0))
-    folder.write_record(RunRecord("file:tiny-classification", "tiny", 0, "accuracy", "interrupted", undistilled=False,
-                                  variant="armada-euclid", best_epoch=epochs, epochs=3))
+    folder.write_record(RunRecord(task="file:tiny-classification", student="tiny", seed=0, metric="accuracy",
+                                  status="interrupted", undistilled=False, variant="armada-euclid", best_epoch=epochs,
+                                  epochs=3))
     files = write_report([tmp_path / "runs"], tmp_path / "report")
     text = files.markdown.read_text()
     assert "unfinished: status 'interrupted'" in text
