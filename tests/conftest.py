@@ -11,11 +11,17 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import signal  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
 TASK_FILES = Path(__file__).resolve().parent / "fixtures" / "data"
+
+# A shell starts a background job (`make test &`) with SIGINT ignored, and a child inherits an ignored signal:
+# the Ctrl-C tests' processes would never see theirs. Python's own handler is reset to the default in a child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
