@@ -24,11 +24,11 @@ import numpy as np
 
 from armada.cache_schema.bucket import Bucket, BucketSource
 from armada.cache_schema.claims import Claims
-from armada.cache_schema.layout import ROOT_KEY, Shard, SplitLayout, create_arrays
+from armada.cache_schema.layout import ROOT_KEY, SplitLayout, create_arrays
 from armada.cache_schema.manifest import Manifest, manifest_diff
 from armada.cache_schema.reader import read_manifest
 from armada.cache_schema.shards import ShardFault, read_features, read_marker
-from armada.cache_schema.writer import check_written, checked_shard, marker_for
+from armada.cache_schema.writer import ShardLookup, check_written, checked_shard, marker_for
 from armada.errors import ArmadaError
 
 def _encoded_cache(manifest: Manifest):
@@ -45,7 +45,7 @@ def _encoded_cache(manifest: Manifest):
     return arrays, objects
 
 
-class BucketWriter:
+class BucketWriter(ShardLookup):
     """One process's handle on a cache in object storage; any number of processes on any number of nodes
     may hold one on the same cache. Same interface as writer.CacheWriter, plus claim()."""
 
@@ -74,30 +74,6 @@ class BucketWriter:
             if key != ROOT_KEY and bucket.get(key) != blob:
                 bucket.put(key, blob)
         return cls(bucket, existing)
-
-    def _layout(self, split: str) -> SplitLayout:
-        if split not in self.manifest.dataset.splits:
-            raise ArmadaError(f"the cache at {self.path} has no split {split!r}; it has {list(self.manifest.dataset.splits)}")
-        return SplitLayout.of(self.manifest, split)
-
-    def _shard(self, layout: SplitLayout, index: int) -> Shard:
-        if not 0 <= index < len(layout.shards):
-            raise ArmadaError(f"{layout.split} has shards 0–{len(layout.shards) - 1}, not {index}")
-        return layout.shards[index]
-
-    def shards(self, split: str) -> list[Shard]:
-        return self._layout(split).shards
-
-    def is_done(self, split: str, shard_index: int) -> bool:
-        layout = self._layout(split)
-        try:
-            read_marker(self._source, layout, self._shard(layout, shard_index), self.manifest.config_hash)
-            return True
-        except ShardFault:
-            return False
-
-    def pending(self, split: str) -> list[Shard]:
-        return [s for s in self.shards(split) if not self.is_done(split, s.index)]
 
     def claim(self, split: str, shard_index: int) -> bool:
         """Claim a shard for this writer; False while another writer's claim on it is alive."""

@@ -25,7 +25,37 @@ from armada.files import partial_path, write_atomically
 
 
 
-class CacheWriter:
+class ShardLookup:
+    """What a cache writer knows of its shards, a folder's (CacheWriter) or a bucket's (BucketWriter): from its
+    `manifest`, its `path` and the `_source` its markers are read from."""
+
+    def _layout(self, split: str) -> SplitLayout:
+        if split not in self.manifest.dataset.splits:
+            raise ArmadaError(f"the cache at {self.path} has no split {split!r}; it has {list(self.manifest.dataset.splits)}")
+        return SplitLayout.of(self.manifest, split)
+
+    def _shard(self, layout: SplitLayout, index: int) -> Shard:
+        shards = layout.shards
+        if not 0 <= index < len(shards):
+            raise ArmadaError(f"{layout.split} has shards 0–{len(shards) - 1}, not {index}")
+        return shards[index]
+
+    def shards(self, split: str) -> list[Shard]:
+        return self._layout(split).shards
+
+    def is_done(self, split: str, shard_index: int) -> bool:
+        layout = self._layout(split)
+        try:
+            read_marker(self._source, layout, self._shard(layout, shard_index), self.manifest.config_hash)
+            return True
+        except ShardFault:
+            return False
+
+    def pending(self, split: str) -> list[Shard]:
+        return [s for s in self.shards(split) if not self.is_done(split, s.index)]
+
+
+class CacheWriter(ShardLookup):
     """One process's handle on a cache being written. Processes share a cache by writing disjoint shards.
 
     Example:
@@ -76,31 +106,6 @@ class CacheWriter:
             raise ArmadaError(f"the cache at {path} was made with other settings (existing → requested):\n  {lines}\n"
                               "use --overwrite to replace it, or choose another output path")
         return cls(path, existing)
-
-    def _layout(self, split: str) -> SplitLayout:
-        if split not in self.manifest.dataset.splits:
-            raise ArmadaError(f"the cache at {self.path} has no split {split!r}; it has {list(self.manifest.dataset.splits)}")
-        return SplitLayout.of(self.manifest, split)
-
-    def _shard(self, layout: SplitLayout, index: int) -> Shard:
-        shards = layout.shards
-        if not 0 <= index < len(shards):
-            raise ArmadaError(f"{layout.split} has shards 0–{len(shards) - 1}, not {index}")
-        return shards[index]
-
-    def shards(self, split: str) -> list[Shard]:
-        return self._layout(split).shards
-
-    def is_done(self, split: str, shard_index: int) -> bool:
-        layout = self._layout(split)
-        try:
-            read_marker(self._source, layout, self._shard(layout, shard_index), self.manifest.config_hash)
-            return True
-        except ShardFault:
-            return False
-
-    def pending(self, split: str) -> list[Shard]:
-        return [s for s in self.shards(split) if not self.is_done(split, s.index)]
 
     def write_shard(self, split: str, shard_index: int, features: np.ndarray,
                     example_ids: Sequence[str], text_hashes: Sequence[str]) -> bool:
