@@ -122,7 +122,8 @@ class TrainingLoop:
                 model.train(any(model is t for t in trained))
         fixed = self._fixed_aligner(phase)
         sums, counts = defaultdict(float), defaultdict(int)
-        bar = tqdm(total=len(batches), desc=label, disable=not accelerator.is_main_process, leave=False, dynamic_ncols=True)
+        quiet = {} if accelerator.is_main_process else {"disable": True}   # an explicit disable=False would override TQDM_DISABLE
+        bar = tqdm(total=len(batches), desc=label, leave=False, dynamic_ncols=True, **quiet)
         for start in range(0, len(batches), accumulate):
             for losses in self.step(batches[start:start + accumulate], phase, fixed, label, start, len(batches)):
                 for key, value in losses.items():
