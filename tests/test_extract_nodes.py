@@ -5,6 +5,10 @@ extraction of the same rows into a folder.
 torchrun, elastic (c10d rendezvous hosted by node 0's agent): node 1's agent is SIGKILLed in the middle of a
 shard and started again alone; node 0's agent, never restarted, runs its worker group again with it (whether
 its worker was still extracting or had already failed on the lost peer), and both end well.
+
+accelerate launch: two machines (--num_machines 2, --machine_rank 0 and 1) meet on 127.0.0.1 and share the shards.
+--multi_gpu is accelerate's torchrun launcher, on CPUs too; --cpu would start on each machine one process that is
+given no RANK or WORLD_SIZE (accelerate leaves multi-machine CPU runs to mpirun), alone in a world of one.
 """
 
 from __future__ import annotations
@@ -105,4 +109,35 @@ def test_a_node_killed_mid_shard_and_restarted_alone_rejoins_and_the_nodes_finis
     assert ranks[0][0] != calls_made(first / "calls.jsonl")[0]["pid"]      # node 0's agent started a new worker
     assert verify(url).clean
     local = run_extract(make_job(out="one.zarr"), show_progress=False)
+    assert_same_objects(url, local.path)
+
+
+def accelerate_node(folder: Path, machine_rank: int, port: int, log: Path, env: dict) -> launched.Started:
+    """README's accelerate command for two machines of one process each."""
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_machines", "2", "--machine_rank", str(machine_rank),
+               "--num_processes", "2", "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
+               "node.py", "job.json"]
+    return launched.Started(command, log, env, cwd=folder)
+
+
+def test_two_accelerate_machines_write_one_cache(s3, make_job, tmp_path):
+    url = s3.url(f"{tmp_path.name}/machines.zarr")
+    env = {**nodes_env(s3), "HF_HOME": str(tmp_path / "hf")}        # no accelerate config of this machine's
+    port = free_port()
+    folders = [node_folder(tmp_path, f"machine-{rank}", url, {}) for rank in (0, 1)]
+    machines = []
+    try:
+        for rank, folder in enumerate(folders):
+            machines.append(accelerate_node(folder, rank, port, tmp_path / f"machine-{rank}.log", env))
+        for machine in machines:
+            assert machine.wait(timeout=240) == 0, machine.output()[-4000:]
+    finally:
+        for machine in machines:
+            machine.kill()
+    ranks = summary_of(machines[0])
+    local = run_extract(make_job(out="one.zarr"), show_progress=False)
+    assert len(ranks) == 2                                                  # one group, not two lone processes
+    assert sum(written for _, written in ranks) == local.shards_written    # each shard written once
+    assert verify(url).clean
     assert_same_objects(url, local.path)
