@@ -17,7 +17,7 @@ AVX2_KERNELS := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INST
 AVX2_PASS ?= $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo yes)
 
 # The suite runs in one pytest process per core (pytest-xdist; at most 4: each loads torch and starts its own S3
-# server). On this project's 2-core machine that took the suite from 452 s to about 300 s.
+# server), each with its share of the cores as torch threads, the longest tests first (tests/conftest.py).
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n auto --maxprocesses 4
 ifeq ($(AVX2_PASS),yes)

@@ -18,6 +18,14 @@ import pytest  # noqa: E402
 
 TASK_FILES = Path(__file__).resolve().parent / "fixtures" / "data"
 
+# Under pytest-xdist (`make test` runs `-n auto`) the workers share the cores: each gets its share as torch threads,
+# as `armada run` gives its training processes, for OpenMP threads that outnumber the cores spin against each other.
+# Processes a test starts are not affected (they choose their own threads as a user's would).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    import torch  # noqa: E402
+
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 # A shell starts a background job (`make test &`) with SIGINT ignored, and a child inherits an ignored signal:
 # the Ctrl-C tests' processes would never see theirs. Python's own handler is reset to the default in a child.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
@@ -61,3 +69,9 @@ def s3(s3_server, monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
     return s3_server
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked `slow` (each over 10 s) go first: with `-n`, a long test that starts last keeps one worker busy
+    after the others have finished."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -277,6 +277,7 @@ def test_bad_inputs_are_refused_before_anything_is_written(tmp_path, lms, instru
         assert not out.exists()
 
 
+@pytest.mark.slow
 def test_the_offline_gguf_student_is_dequantised_once_and_saves_merged_and_as_an_adapter(tmp_path):
     """smollm2-135m is read offline from the GGUF file its package ships, dequantised once into a plain folder under
     ARMADA_CACHE (the folder holds the file's values and vocabulary), with a pad token set: both saves must load

@@ -162,6 +162,7 @@ def _epoch_in_progress(output: str, epoch: int, epochs: int) -> bool:
     return re.search(rf"epoch {epoch}/{epochs}(?: student)?: +\d+%\|[^|]*\| *[1-9]\d*/\d+", output) is not None
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_then_resumed_equals_an_uninterrupted_one(tmp_path, students):
     """`armada distill` killed with SIGKILL during epoch 2, then --resume: the final weights, optimizer states and
     metrics.jsonl (less its wall-clock seconds) are those of a run never interrupted, bit for bit."""
@@ -210,6 +211,7 @@ def test_a_run_killed_mid_epoch_then_resumed_equals_an_uninterrupted_one(tmp_pat
     assert json.loads((resumed / "run.json").read_text())["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_two_processes_train_what_one_process_trains_on_their_joint_batches(tmp_path):
     """torchrun, 2 processes × batch 4 against 1 process × batch 8: at each step the one process sees the
     8 examples the two see together (epoch_batches, process_share), and DDP averages the two halves'

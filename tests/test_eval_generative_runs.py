@@ -131,6 +131,7 @@ def test_the_report_shows_generative_columns_beside_nlu_ones(lm_runs, task_files
         assert f"{column} mean" in f.readline()
 
 
+@pytest.mark.slow
 def test_armada_run_scores_generative_runs_on_their_own_split_and_the_zero_shot_sets(tmp_path, task_files):
     student = lm_tiny.make_lm(tmp_path / "llama", "llama")
     name, tables = lm_tiny.instruction_task(tmp_path / "data")

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import launched
 from test_cache_bucket import assert_same_objects
 from test_extract_runner import TESTS, TRAIN, VALIDATION, calls_made, make_job, write_rows  # noqa: F401
@@ -81,6 +83,7 @@ def nodes_env(s3) -> dict:
     return {**s3.env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
 
 
+@pytest.mark.slow
 def test_a_node_killed_mid_shard_and_restarted_alone_rejoins_and_the_nodes_finish_one_cache(s3, make_job, tmp_path):
     url = s3.url(f"{tmp_path.name}/nodes.zarr")
     env = {**nodes_env(s3), "ARMADA_CLAIM_SECONDS": "2"}
@@ -121,6 +124,7 @@ def accelerate_node(folder: Path, machine_rank: int, port: int, log: Path, env: 
     return launched.Started(command, log, env, cwd=folder)
 
 
+@pytest.mark.slow
 def test_two_accelerate_machines_write_one_cache(s3, make_job, tmp_path):
     url = s3.url(f"{tmp_path.name}/machines.zarr")
     env = {**nodes_env(s3), "HF_HOME": str(tmp_path / "hf")}        # no accelerate config of this machine's

@@ -44,6 +44,7 @@ def test_plan_lays_runs_out_by_task_variant_and_seed():
     assert runs[2].out == Path("runs/debug/bbc-news/armada-cosine/seed-0")
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_without_redoing_finished_runs_then_reports(tmp_path):
     one_seed = "run.seeds=[0]"                  # two runs: undistilled, then armada-cosine
     cfg = config.load(ROOT / "configs" / "debug.toml", [one_seed])
@@ -132,6 +133,7 @@ def test_runs_another_process_is_training_are_left_to_it(tmp_path):
     assert _status(busy) == "finished"
 
 
+@pytest.mark.slow
 def test_runs_train_in_several_processes_each_run_once_and_a_failure_names_its_process(tmp_path, capfd):
     name, tables = tiny.file_task(tmp_path / "data")
     spec = tables[name]

@@ -315,6 +315,7 @@ print(json.dumps({"provenance": mj.provenance(), "row": mj.encode(["a cat on a m
 """
 
 
+@pytest.mark.slow
 def test_hub_ids_load_from_the_hugging_face_cache_and_record_the_commit(sd_folder, lora_path, tmp_path):
     # The hub-id path end to end, offline: a cache laid out as huggingface_hub writes it, in a fresh
     # process because the cache location is read when huggingface_hub is imported.
