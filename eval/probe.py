@@ -12,7 +12,8 @@ A probe is a standardised logistic regression (classification, multiple choice: 
 example's one teacher vector) or ridge regression (regression), its strength chosen by the
 cross-validation from a short grid, so its cross-validated score is slightly optimistic; the
 validation score is not. Scores are ×100 (accuracy, or Pearson r for regression). Intervals are
-95 %: a t-interval over the folds, and a percentile bootstrap over the validation rows.
+95 %: a t-interval over the folds (cut to the score's range: a few folds near 100 would reach past it), and a
+percentile bootstrap over the validation rows.
 
 A probe is at chance when its validation interval reaches the chance level: the accuracy of always
 answering the training split's most frequent label, or r = 0.
@@ -150,7 +151,8 @@ def probe_scores(name: str, train_x: np.ndarray, train_y: np.ndarray, dev_x: np.
         predictions = _fit(train_x, train_y, regression, strength, seed).predict(dev_x)
         dev = _score(predictions, dev_y, regression)
         dev_low, dev_high = _bootstrap(predictions, dev_y, regression, seed)
-    return ProbeScore(name, mean, mean - half, mean + half, dev, dev_low, dev_high, strength)
+    bottom = -100.0 if regression else 0.0
+    return ProbeScore(name, mean, max(bottom, mean - half), min(100.0, mean + half), dev, dev_low, dev_high, strength)
 
 
 def chance_level(train_y: np.ndarray, dev_y: np.ndarray | None, regression: bool) -> float:

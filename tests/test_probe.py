@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from armada.cli import app
 from armada.errors import ArmadaError
-from armada.eval.probe import ProbeResult, probe_cache
+from armada.eval.probe import ProbeResult, probe_cache, probe_scores
 from armada.tasks import get_task
 from distill_tiny import file_task, label_vectors, make_encoder, write_cache
 
@@ -85,3 +85,13 @@ def test_a_cache_of_another_task_or_too_few_rows_per_label_is_refused(tiny, tmp_
         probe_cache(str(caches["labels"]), "glue/rte", student="")
     with pytest.raises(ArmadaError, match="fewer than the 50 folds"):
         probe_cache(str(caches["labels"]), name, student="", folds=50, file_tasks=tasks)
+
+
+def test_a_cross_validated_interval_stays_within_the_scores_range():
+    """Folds of 100, 100, 100, 100 and 75 would give a t-interval of [81, 109]: accuracy has no 109."""
+    labels = np.array([0, 1] * 10)
+    features = labels[:, None].astype(np.float32) + np.random.default_rng(0).normal(0, 0.01, size=(20, 2))
+    noisy = labels.copy()
+    noisy[0] = 1                                # one mislabelled row: its fold scores 75, the others 100
+    score = probe_scores("teacher", features, noisy, None, None, regression=False, folds=5, seed=0)
+    assert 90 <= score.cv < 100 and score.cv_high == 100.0 and score.cv_low < score.cv
