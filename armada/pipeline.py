@@ -143,6 +143,11 @@ def train_and_score(cfg: PipelineConfig, runs: list[PlannedRun], i: int, caches:
     evaluate(run, cfg, say)
 
 
+def threads_each(processes: int) -> int:
+    """Torch threads for each of `processes` processes that share this process's cores."""
+    return max(1, len(os.sched_getaffinity(0)) // processes)
+
+
 def train_in_processes(cfg: PipelineConfig, runs: list[PlannedRun], caches: dict[tuple[str, str], str], say) -> None:
     """`[run] processes` processes train the runs at once, each taking the next run from a queue, with its share of
     the cores as torch threads: the runs are independent, and small runs use a core each better than they share
@@ -151,7 +156,7 @@ def train_in_processes(cfg: PipelineConfig, runs: list[PlannedRun], caches: dict
     import multiprocessing
 
     count = min(cfg.run.processes, len(runs))
-    threads = max(1, len(os.sched_getaffinity(0)) // count)
+    threads = threads_each(count)
     context = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pools in whatever state they are
     queue = context.Queue()
     for item in [*range(len(runs)), *[None] * count]:

@@ -24,7 +24,9 @@ TASK_FILES = Path(__file__).resolve().parent / "fixtures" / "data"
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     import torch  # noqa: E402
 
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    from armada.pipeline import threads_each  # noqa: E402
+
+    torch.set_num_threads(threads_each(int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 # A shell starts a background job (`make test &`) with SIGINT ignored, and a child inherits an ignored signal:
 # the Ctrl-C tests' processes would never see theirs. Python's own handler is reset to the default in a child.
