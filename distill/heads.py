@@ -40,7 +40,10 @@ step on a CPU), or "matrix_exp", what torch's defaults give the authors' square 
 it starts from a random rotation. A P_ts that is not square (a 384-d teacher onto the 1024-d
 manifold) is given the same map, which torch computes on the square matrix it embeds it in; torch's
 own default there, Householder, is not what the authors' P_ts is (and costs more still:
-bench/orthogonal_maps.py). The projections are computed only where a loss needs them: not for predictions,
+bench/orthogonal_maps.py). The matrix-exponential map is torch's own, the same initialisation and the
+same forward bit for bit, with one change: its gradient is the exact derivative computed through an
+eigendecomposition (`_SkewExp`), not through torch's exponential of a 2n × 2n block matrix, which
+made nine tenths of an aligner step (bench/orthogonal_maps.py measures both). The projections are computed only where a loss needs them: not for predictions,
 not for the undistilled baseline. Saved files hold the materialised matrices
 (`plain_state_dict`), so inference needs no parametrisation and no ARMADA code.
 """
@@ -52,7 +55,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import orthogonal
+from torch.nn.utils.parametrizations import _Orthogonal, _OrthMaps, orthogonal
 
 SHAPES = ("paper", "authors")
 
@@ -82,9 +85,54 @@ def _projection(inputs: int, outputs: int, trained: bool, orthogonal_map: str = 
     if not trained:
         return linear
     if orthogonal_map == "matrix_exp":
-        return orthogonal(linear, orthogonal_map="matrix_exp")      # with torch's default trivialisation base
+        # What orthogonal(linear, orthogonal_map="matrix_exp") registers (torch's default trivialisation base, drawn
+        # by the same random calls), with the faster exact gradient.
+        parametrize.register_parametrization(linear, "weight", _ExpOrthogonal(linear.weight, _OrthMaps.matrix_exp),
+                                             unsafe=True)
+        return linear
     # No trivialisation base: it would add an n×n product to every step, and no one re-bases it.
     return orthogonal(linear, orthogonal_map="cayley", use_trivialization=False)
+
+
+class _SkewExp(torch.autograd.Function):
+    """exp(A) for a real skew-symmetric A (Aᵀ = −A): torch.matrix_exp forward; backward, the gradient of ⟨G, exp(A)⟩,
+    which is the Fréchet derivative of exp at Aᵀ in the direction G, computed through the eigendecomposition of the
+    Hermitian iA = V diag(w) Vᴴ. Then Aᵀ = V diag(iw) Vᴴ and the derivative is V (Φ ∘ VᴴGV) Vᴴ with
+    Φ_jk = (e^{iw_j} − e^{iw_k}) / (i(w_j − w_k)) = e^{i(w_j + w_k)/2} · sin((w_j − w_k)/2) / ((w_j − w_k)/2),
+    the second form exact for equal eigenvalues too. On a 1024 × 1024 float32 matrix this is about 1 s against the
+    2.8 s of torch's 2n × 2n exponential, and nearer the float64 gradient (2e-6 of its largest entry against 3e-4)."""
+
+    @staticmethod
+    def forward(ctx, A: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(A)
+        return torch.matrix_exp(A)
+
+    @staticmethod
+    def backward(ctx, G: torch.Tensor) -> torch.Tensor:
+        (A,) = ctx.saved_tensors
+        complex_dtype = torch.complex128 if A.dtype == torch.float64 else torch.complex64
+        w, V = torch.linalg.eigh(1j * A.to(complex_dtype))
+        half_sum = (w[..., :, None] + w[..., None, :]) / 2
+        half_difference = (w[..., :, None] - w[..., None, :]) / 2
+        phi = torch.polar(torch.ones_like(half_sum), half_sum) * torch.sinc(half_difference / torch.pi)
+        Vh = V.mH
+        return (V @ ((Vh @ G.to(complex_dtype) @ V) * phi) @ Vh).real.to(A.dtype)
+
+
+class _ExpOrthogonal(_Orthogonal):
+    """torch's orthogonal parametrisation by the matrix exponential with a trivialisation base: its forward for that
+    map, step for step, with exp taken by `_SkewExp`."""
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        n, k = X.size(-2), X.size(-1)
+        transposed = n < k
+        if transposed:
+            X, n, k = X.mT, k, n
+        X = X.tril()
+        if n != k:                                          # embedded in a square matrix
+            X = torch.cat([X, X.new_zeros(n, n - k).expand(*X.shape[:-2], -1, -1)], dim=-1)
+        Q = self.base @ _SkewExp.apply(X - X.mH)[..., :k]
+        return Q.mT if transposed else Q
 
 
 def _authors_init(*layers: nn.Linear) -> None:

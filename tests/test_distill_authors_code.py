@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import orthogonal
 
 import distill_tiny as tiny
 from armada.config import RECIPES, FileTask
@@ -97,6 +98,42 @@ def test_p_ts_is_built_as_the_authors_build_it():
     assert cayley.weight.diagonal().mean().item() > 0.5                 # Cayley without a base: near the identity
     authors = TSAligner(64, 24, 2, 64, HeadShape("authors", orthogonal_map="matrix_exp")).P_ts
     assert authors.parametrizations.weight[0].orthogonal_map.name == "matrix_exp"
+
+
+@pytest.mark.parametrize("inputs, outputs", [(24, 24), (10, 24), (24, 10)])
+def test_p_ts_by_matrix_exp_is_torchs_forward_bit_for_bit_and_its_exact_gradient(inputs, outputs):
+    # Square, and embedded in a square matrix either way (piper-whisper's 384 → 1024 is the tall case).
+    torch.manual_seed(3)
+    theirs = orthogonal(nn.Linear(inputs, outputs, bias=False), orthogonal_map="matrix_exp")
+    torch.manual_seed(3)
+    ours = _projection(inputs, outputs, True, "matrix_exp")
+    with torch.no_grad():                       # a point away from the base, where the gradient is not trivial
+        ours.parametrizations.weight.original.normal_(0, 0.3)
+        theirs.parametrizations.weight.original.copy_(ours.parametrizations.weight.original)
+    x = torch.randn(5, inputs)
+    assert torch.equal(ours(x), theirs(x))
+    # The gradient against float64, where torch's block-matrix exponential is exact to rounding.
+    exact = orthogonal(nn.Linear(inputs, outputs, bias=False), orthogonal_map="matrix_exp").double()
+    with torch.no_grad():
+        exact.parametrizations.weight.original.copy_(ours.parametrizations.weight.original)
+        exact.parametrizations.weight[0].base.copy_(ours.parametrizations.weight[0].base)
+    for layer, inputs_ in ((ours, x), (theirs, x), (exact, x.double())):
+        layer(inputs_).sin().sum().backward()
+    grad = lambda layer: layer.parametrizations.weight.original.grad.double()
+    assert torch.allclose(grad(ours), grad(exact), rtol=0, atol=1e-5 * grad(exact).abs().max().item())
+    assert torch.allclose(grad(ours), grad(theirs), rtol=0, atol=1e-4 * grad(exact).abs().max().item())
+
+
+def test_the_matrix_exponentials_gradient_is_exact_where_eigenvalues_repeat():
+    # exp of a skew-symmetric A with repeated eigenvalues (±i twice, and 0): Φ's equal-eigenvalue entries by sinc(0).
+    from armada.distill.heads import _SkewExp
+    block = torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
+    A = torch.block_diag(block, block, torch.zeros(1, 1, dtype=torch.float64))
+    G = torch.randn(5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ours, reference = A.clone().requires_grad_(), A.clone().requires_grad_()
+    (_SkewExp.apply(ours) * G).sum().backward()
+    (torch.matrix_exp(reference) * G).sum().backward()
+    assert torch.allclose(ours.grad, reference.grad, atol=1e-12)
 
 
 def test_each_phase_draws_its_own_order_and_the_same_one_again_on_resume():
