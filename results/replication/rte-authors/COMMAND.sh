@@ -1,0 +1,12 @@
+# RTE at the paper's 10 epochs as the authors' code reads it (issue 26): SuperGLUE's RTE (their processors handle
+# SuperGLUE alone; its 2,490 + 277 rows are GLUE's, with 70 + 6 rows' quotation marks as the jsonl has them), every
+# correction of their recipe (recipe = "authors": weight decay on all, their selection, the aligner at its own best
+# epoch, matrix-exp P_ts, a reshuffle per phase, lowercasing, segment id 1), group_by_length = false, 3 seeds, the
+# variants undistilled, authors-cosine and authors-euclid. pipeline.toml is copa-authors' resolved file with the task,
+# 10 epochs, batch 32 and aligner lr 3e-3 (the replication's RTE settings) and its folders in /work/rep26r.
+# Run on 2026-12-07 from a worktree frozen at the commit that made the matrix-exp gradient exact and faster (7a80149),
+# so that every training process, spawned as the runs start, imports the same code; in the background at the lowest
+# priority (autogroup nice 19, /work/bg.sh) beside the session's other work, one thread a process:
+git worktree add --detach /work/runtree 7a80149 && cd /work/runtree && make setup
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/armada run /work/main/results/replication/rte-authors/pipeline.toml
+# The same command resumes: a finished run is kept, an interrupted one resumes from its newest epoch checkpoint.
