@@ -121,7 +121,7 @@ class _SkewExp(torch.autograd.Function):
 
 class _ExpOrthogonal(_Orthogonal):
     """torch's orthogonal parametrisation by the matrix exponential with a trivialisation base: its forward for that
-    map, step for step, with exp taken by `_SkewExp`."""
+    map, step for step, with exp taken by `_SkewExp` on a CPU."""
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         n, k = X.size(-2), X.size(-1)
@@ -131,7 +131,10 @@ class _ExpOrthogonal(_Orthogonal):
         X = X.tril()
         if n != k:                                          # embedded in a square matrix
             X = torch.cat([X, X.new_zeros(n, n - k).expand(*X.shape[:-2], -1, -1)], dim=-1)
-        Q = self.base @ _SkewExp.apply(X - X.mH)[..., :k]
+        A = X - X.mH
+        # On a GPU torch's block exponential is a few fast matrix products and an eigendecomposition is not: only the
+        # CPU, where it was measured, takes the other gradient.
+        Q = self.base @ (_SkewExp.apply(A) if A.device.type == "cpu" else torch.matrix_exp(A))[..., :k]
         return Q.mT if transposed else Q
 
 
