@@ -10,3 +10,12 @@
 git worktree add --detach /work/runtree 7a80149 && cd /work/runtree && make setup
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/armada run /work/main/results/replication/rte-authors/pipeline.toml
 # The same command resumes: a finished run is kept, an interrupted one resumes from its newest epoch checkpoint.
+
+# A session's machine keeps nothing, so what finished is kept here: cache/ (the piper-whisper cache, 2.6 MB; armada
+# cache verify: 12 shards, no faults) and runs/ (each finished and scored run's run.json, config.toml, metrics.jsonl
+# and eval/, copied by keep.sh; not its student, aligner or checkpoints, ~350 MB a run). To go on in a new session:
+mkdir -p /work/rep26r && cp -a results/replication/rte-authors/cache results/replication/rte-authors/runs /work/rep26r/
+find /work/rep26r/runs -path '*/eval/*' -exec touch {} +     # scores newer than run.json: scored, nothing to redo
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/armada run results/replication/rte-authors/pipeline.toml
+# (checked on 2026-12-07 with the two undistilled runs: both found finished, the report written in 5 s). An unfinished
+# run starts again from its first epoch: its checkpoints were not kept.
