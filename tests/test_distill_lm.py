@@ -333,8 +333,9 @@ def test_the_offline_gguf_student_is_dequantised_once_and_saves_merged_and_as_an
     assert info.base_gguf_file == location.gguf_file and "quantization_config" not in merged.config.to_dict()
     assert [p.name for p in (cache_home() / "gguf").iterdir()] == [folder.name]     # dequantised once, nothing half-written
     # Merging rounds W + BA once where the adapter rounds Wx + B(Ax) at every call: on these logits (up to 25) the two
-    # differed by 3.5e-5 alone and by 1.45e-4 in a clean clone's whole suite (another draw of B), against 0.75 for the adapter's own
-    # effect on them (B drawn as above against B = 0). 1e-3 tells a lost or mis-scaled adapter from rounding.
+    # differed by 3.5e-5 alone and by 1.45e-4 in a clean clone's whole suite (another draw of B), against 0.75 for
+    # the adapter's own effect on them (B drawn as above against B = 0). 1e-3 tells a lost or mis-scaled adapter
+    # from rounding.
     with torch.no_grad():
         torch.testing.assert_close(merged(**ids).logits, expected, rtol=0, atol=1e-3)
         torch.testing.assert_close(adapter(**ids).logits, expected, rtol=0, atol=1e-3)
