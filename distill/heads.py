@@ -44,8 +44,9 @@ bench/orthogonal_maps.py). The matrix-exponential map is torch's own, the same i
 same forward bit for bit, with one change: its gradient is the exact derivative computed through an
 eigendecomposition (`_SkewExp`) on a CPU, not through torch's exponential of a 2n × 2n block matrix,
 which made nine tenths of an aligner step (bench/orthogonal_maps.py measures both). The projections
-are computed only where a loss needs them: not for predictions, not for the undistilled baseline. Saved files hold the materialised matrices
-(`plain_state_dict`), so inference needs no parametrisation and no ARMADA code.
+are computed only where a loss needs them: not for predictions, not for the undistilled baseline.
+Saved files hold the materialised matrices (`plain_state_dict`), so inference needs no
+parametrisation and no ARMADA code.
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ def _projection(inputs: int, outputs: int, trained: bool, orthogonal_map: str = 
 class _SkewExp(torch.autograd.Function):
     """exp(A) for a real skew-symmetric A (Aᵀ = −A): torch.matrix_exp forward; backward, the gradient of
     ⟨G, exp(A)⟩, which is the Fréchet derivative of exp at Aᵀ in the direction G, computed through the
-    eigendecomposition of the Hermitian iA = V diag(w) Vᴴ. Then Aᵀ = V diag(iw) Vᴴ and the derivative is V (Φ ∘ VᴴGV) Vᴴ with
-    Φ_jk = (e^{iw_j} − e^{iw_k}) / (i(w_j − w_k)) = e^{i(w_j + w_k)/2} · sin((w_j − w_k)/2) / ((w_j − w_k)/2),
+    eigendecomposition of the Hermitian iA = V diag(w) Vᴴ. Then Aᵀ = V diag(iw) Vᴴ and the derivative is
+    V (Φ ∘ VᴴGV) Vᴴ with
+        Φ_jk = (e^{iw_j} − e^{iw_k}) / (i(w_j − w_k)) = e^{i(w_j + w_k)/2} · sin((w_j − w_k)/2) / ((w_j − w_k)/2),
     the second form exact for equal eigenvalues too. On a 1024 × 1024 float32 matrix this is about 1 s against the
     2.8 s of torch's 2n × 2n exponential, and nearer the float64 gradient (2e-6 of its largest entry against 3e-4)."""
 
