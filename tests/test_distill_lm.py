@@ -335,10 +335,10 @@ def test_the_offline_gguf_student_is_dequantised_once_and_saves_merged_and_as_an
     # Merging rounds W + BA once where the adapter rounds Wx + B(Ax) at every call: on these logits (up to 25) the two
     # differed by 3.5e-5 alone and by 1.45e-4 in a clean clone's whole suite (another draw of B), against 0.75 for
     # the adapter's own effect on them (B drawn as above against B = 0). 1e-3 tells a lost or mis-scaled adapter
-    # from rounding.
+    # from rounding. The adapter reloaded computes as the one saved did, so it keeps the tighter bound.
     with torch.no_grad():
         torch.testing.assert_close(merged(**ids).logits, expected, rtol=0, atol=1e-3)
-        torch.testing.assert_close(adapter(**ids).logits, expected, rtol=0, atol=1e-3)
+        torch.testing.assert_close(adapter(**ids).logits, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_a_dequantised_copy_already_in_place_wins_and_the_late_copy_is_removed(tmp_path):
