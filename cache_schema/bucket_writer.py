@@ -27,7 +27,6 @@ from armada.cache_schema.claims import Claims
 from armada.cache_schema.layout import ROOT_KEY, SplitLayout, create_arrays
 from armada.cache_schema.manifest import Manifest, manifest_diff
 from armada.cache_schema.reader import read_manifest
-from armada.cache_schema.shards import ShardFault, read_features, read_marker
 from armada.cache_schema.writer import ShardLookup, check_written, checked_shard, marker_for
 from armada.errors import ArmadaError
 
@@ -112,23 +111,6 @@ class BucketWriter(ShardLookup):
         self.bucket.put(layout.marker_key(shard), marker.to_json())
         self._claims.release(layout, shard)
         return True
-
-    def read_rows(self, split: str, rows: np.ndarray) -> np.ndarray:
-        """float32 [len(rows), dim]: rows (split row numbers) of shards that are already done."""
-        layout = self._layout(split)
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        out = np.empty((rows.size, layout.dim), dtype=np.float32)
-        for index in np.unique(rows // layout.shard_rows):
-            shard = layout.shards[index]
-            try:
-                marker = read_marker(self._source, layout, shard, self.manifest.config_hash)
-                data = np.empty((shard.rows, layout.dim), dtype=layout.dtype)
-                read_features(self._source, layout, shard, marker, data)
-            except ShardFault as e:
-                raise ArmadaError(f"cache {self.path}: cannot read back {e}") from None
-            wanted = np.flatnonzero(rows // layout.shard_rows == index)
-            out[wanted] = data[rows[wanted] - shard.start]
-        return out
 
     def consolidate(self) -> bool:
         """Once every shard is done, remove the claims; True if the cache is finished."""

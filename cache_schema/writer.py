@@ -54,6 +54,27 @@ class ShardLookup:
     def pending(self, split: str) -> list[Shard]:
         return [s for s in self.shards(split) if not self.is_done(split, s.index)]
 
+    def read_rows(self, split: str, rows: np.ndarray) -> np.ndarray:
+        """float32 [len(rows), dim]: rows (split row numbers) of shards that are already done."""
+        layout = self._layout(split)
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= layout.rows):
+            raise ArmadaError(f"the cache at {self.path}: {split} has rows 0–{layout.rows - 1}; "
+                              f"asked for {rows.min()}–{rows.max()}")
+        out = np.empty((rows.size, layout.dim), dtype=np.float32)
+        shards = layout.shards
+        for index in np.unique(rows // layout.shard_rows):
+            shard = shards[index]
+            try:
+                marker = read_marker(self._source, layout, shard, self.manifest.config_hash)
+                data = np.empty((shard.rows, layout.dim), dtype=layout.dtype)
+                read_features(self._source, layout, shard, marker, data)
+            except ShardFault as e:
+                raise ArmadaError(f"cache {self.path}: cannot read back {e}") from None
+            wanted = np.flatnonzero(rows // layout.shard_rows == index)
+            out[wanted] = data[rows[wanted] - shard.start]
+        return out
+
 
 class CacheWriter(ShardLookup):
     """One process's handle on a cache being written. Processes share a cache by writing disjoint shards.
@@ -159,26 +180,6 @@ class CacheWriter(ShardLookup):
 
     def close(self) -> None:
         """Nothing to release: the arrays hold no open files."""
-
-    def read_rows(self, split: str, rows: np.ndarray) -> np.ndarray:
-        """float32 [len(rows), dim]: rows (split row numbers) of shards that are already done."""
-        layout = self._layout(split)
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        if rows.size and (rows.min() < 0 or rows.max() >= layout.rows):
-            raise ArmadaError(f"{split} has rows 0–{layout.rows - 1}; asked for {rows.min()}–{rows.max()}")
-        out = np.empty((rows.size, layout.dim), dtype=np.float32)
-        shards = layout.shards
-        for index in np.unique(rows // layout.shard_rows):
-            shard = shards[index]
-            try:
-                marker = read_marker(self._source, layout, shard, self.manifest.config_hash)
-                data = np.empty((shard.rows, layout.dim), dtype=layout.dtype)
-                read_features(self._source, layout, shard, marker, data)
-            except ShardFault as e:
-                raise ArmadaError(f"cache {self.path}: cannot read back {e}") from None
-            wanted = np.flatnonzero(rows // layout.shard_rows == index)
-            out[wanted] = data[rows[wanted] - shard.start]
-        return out
 
 
 def checked_shard(layout: SplitLayout, shard: Shard, features: np.ndarray, example_ids: Sequence[str],

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from armada.cache_schema import CacheReader
+from armada.cache_schema import CacheReader, open_writer
 from armada.cache_schema.bucket import Bucket
 from armada.cache_schema.layout import ROOT_KEY, SplitLayout, all_keys
 from armada.cache_schema.share import export_hdf5, import_hdf5, pack
@@ -30,6 +30,7 @@ from armada.extract.runner import run_extract
 import s3_server
 from test_extract_runner import TRAIN, VALIDATION, load_split, make_job  # noqa: F401  (make_job: a fixture)
 from extract_fake_teacher import vector
+from test_cache_fixtures import manifest_for, rows_for
 
 
 def to(url: str, job):
@@ -208,6 +209,22 @@ def test_the_server_going_away_mid_shard_is_named_and_a_rerun_resumes(make_job, 
         assert_same_objects(url, local.path)
     finally:
         again.stop()
+
+
+def test_rows_are_read_back_from_a_bucket_as_from_a_folder_and_rows_outside_the_split_are_refused(s3):
+    """What reuse_from copies from a cache being written: done shards' rows only, rows of the split only."""
+    r = rows_for(10, 4)
+    url = s3.url("read-rows/c.zarr")
+    writer = open_writer(url, manifest_for({"train": r}, 4))
+    assert writer.claim("train", 0)
+    writer.write_shard("train", 0, r.features[:4], r.ids[:4], r.hashes[:4])
+    rows = np.array([3, 0, 3])
+    np.testing.assert_array_equal(writer.read_rows("train", rows), r.features[rows].astype(np.float16).astype(np.float32))
+    with pytest.raises(ArmadaError, match=r"shard 1 \(rows 4–7\)"):
+        writer.read_rows("train", np.array([1, 5]))
+    for outside in ([-1, 0], [2, 10]):
+        with pytest.raises(ArmadaError, match=rf"{url}: train has rows 0–9; asked for"):
+            writer.read_rows("train", np.array(outside))
 
 
 def test_a_url_where_only_a_path_makes_sense_is_refused(s3):
