@@ -27,9 +27,3 @@ def rouge_l(prediction: str, references: Sequence[str]) -> float:
     if not references:
         raise ValueError("RougeL needs at least one reference")
     return max(_scorer().score(target=reference, prediction=prediction)["rougeL"].fmeasure for reference in references)
-
-
-def mean_rouge_l(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    if len(predictions) != len(references) or not predictions:
-        raise ValueError(f"{len(predictions)} predictions for {len(references)} reference lists; both must be equal and non-empty")
-    return sum(rouge_l(p, r) for p, r in zip(predictions, references)) / len(predictions)

@@ -9,7 +9,6 @@ is a task made of local files.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -83,7 +82,3 @@ def load_teacher(name: str, tables: Mapping[str, Mapping[str, Any]] | None = Non
     """Build teacher `name` (importing its family's module only now: the heavy libraries load here)."""
     kind, settings = resolve(name, tables)
     return FAMILIES[kind].teacher_class()(name, settings)
-
-
-def settings_dict(settings) -> dict[str, Any]:
-    return dataclasses.asdict(settings)
