@@ -18,4 +18,5 @@ mkdir -p /work/rep26r && cp -a results/replication/rte-authors/cache results/rep
 find /work/rep26r/runs -path '*/eval/*' -exec touch {} +     # scores newer than run.json: scored, nothing to redo
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/armada run results/replication/rte-authors/pipeline.toml
 # (checked on 2026-12-07 with the two undistilled runs: both found finished, the report written in 5 s). An unfinished
-# run starts again from its first epoch: its checkpoints were not kept.
+# run starts again from its first epoch: its checkpoints were not kept. Where /work/rep26r is still on the machine (it
+# was at the start of the third session), the same command alone resumes every run from its newest epoch checkpoint.
