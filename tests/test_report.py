@@ -20,7 +20,7 @@ METRICS = {"glue/cola": "mcc", "glue/rte": "accuracy", "glue/stsb": "pearson"}
 
 def write_run(root: Path, task: str, variant: str, seed: int, curve: list[float], *, status: str = "finished",
               student: str = "minilm-l6", name: str | None = None, with_variant: bool = True, manifold: str = "euclid",
-              aligner: list[float] | None = None) -> Path:
+              aligner: list[float] | None = None, aligner_best_epoch: int | None = None) -> Path:
     """A run folder as armada distill writes it; `curve` is the primary dev score per epoch."""
     path = root / (name or f"{task.replace('/', '-')}-{variant}-s{seed}")
     path.mkdir(parents=True)
@@ -35,6 +35,8 @@ def write_run(root: Path, task: str, variant: str, seed: int, curve: list[float]
     }
     if with_variant:
         info["variant"] = variant
+    if aligner_best_epoch is not None:
+        info["aligner_best_epoch"] = aligner_best_epoch
     (path / "run.json").write_text(json.dumps(info))
     lines = [json.dumps({"epoch": e, "train": {"task": 0.5}, "dev": {metric: score},
                          "aligner_dev": {metric: aligner[e - 1]} if aligner else None, "seconds": 12.5})
@@ -255,6 +257,22 @@ def test_the_aligner_alone_is_reported_at_each_runs_best_student_epoch(tmp_path)
     section = text.split("### TS Aligner alone (the paper's Table 6)")[1].split("###")[0]
     assert "| armada-euclid | 35.0 ± 7.1 (n=2) |" in section        # epoch 2 of each: 0.30 and 0.40
     assert "undistilled" not in section
+    assert section.split("\n")[2].startswith("The aligner saved with each run's best student,")
+
+
+def test_an_aligner_kept_at_its_own_best_epoch_is_reported_there_and_the_report_says_so(tmp_path):
+    """The authors' recipe (aligner_kept = "own-best"): Table 6 reads the aligner's own best epoch, not the student's."""
+    for seed, aligner in enumerate(([0.10, 0.30, 0.20], [0.20, 0.40, 0.90])):
+        write_run(tmp_path / "runs", "glue/rte", "undistilled", seed, [0.5, 0.6, 0.55])
+        write_run(tmp_path / "runs", "glue/rte", "armada-euclid", seed, [0.5, 0.7, 0.6], aligner=aligner,
+                  aligner_best_epoch=1 + int(np.argmax(aligner)))
+    text = write_report([tmp_path / "runs"], tmp_path / "report").markdown.read_text()
+    section = text.split("### TS Aligner alone (the paper's Table 6)")[1].split("###")[0]
+    assert "| armada-euclid | 60.0 ± 42.4 (n=2) |" in section       # 0.30 (epoch 2) and 0.90 (epoch 3)
+    assert 'The aligner of its own best dev epoch (aligner_kept = "own-best"' in section
+    write_run(tmp_path / "runs", "glue/rte", "armada-cosine", 0, [0.5, 0.7, 0.6], aligner=[0.1, 0.2, 0.3])
+    section = write_report([tmp_path / "runs"], tmp_path / "report").markdown.read_text().split("Table 6)")[1]
+    assert "own best dev epoch in 2 of the 3 runs" in section and "| armada-cosine | 20.0 (n=1) |" in section
 
 
 def test_a_plan_makes_coverage_exact(tmp_path):
