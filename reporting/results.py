@@ -187,12 +187,14 @@ def _render_maxima(table: Table) -> list[str]:
 
 def _render_aligner(table: Table) -> list[str]:
     """The TS Aligner alone on the dev split (the paper's Table 6), at the epoch each run kept it from."""
-    rows = []
+    rows, scored = [], []
     for variant in table.variants:
         cells = []
         for task in table.tasks:
-            scores = [s for s in (r.aligner_score() for r in table.cells[(variant, task)].runs)
-                      if s is not None and not math.isnan(s)]
+            kept = [(r, s) for r in table.cells[(variant, task)].runs
+                    if (s := r.aligner_score()) is not None and not math.isnan(s)]
+            scored += [r for r, _ in kept]
+            scores = [s for _, s in kept]
             summary = summarize(scores) if scores else None
             cells.append(f"{_score(summary.mean, summary.sd)} (n={summary.n})" if summary else "–")
         if any(c != "–" for c in cells):
@@ -200,14 +202,13 @@ def _render_aligner(table: Table) -> list[str]:
     if not rows:
         return []
     header = ["variant"] + [_column(task, table.metrics[task]) for task in table.tasks]
-    return ["### TS Aligner alone (the paper's Table 6)", "", f"{_aligner_kept(table)}, scored on the dev split from "
+    return ["### TS Aligner alone (the paper's Table 6)", "", f"{_aligner_kept(scored)}, scored on the dev split from "
             "the teacher's vectors alone.", "",
             _md_row(header), _md_row(["---"] * len(header)), *rows, ""]
 
 
-def _aligner_kept(table: Table) -> str:
-    """Which aligner each run kept: the student's best epoch's, or its own best one's (aligner_kept = "own-best")."""
-    runs = [r for cell in table.cells.values() for r in cell.runs if r.aligner_score() is not None]
+def _aligner_kept(runs: list[Run]) -> str:
+    """Which aligner the scored runs kept: the student's best epoch's, or its own (aligner_kept = "own-best")."""
     own = sum(r.aligner_best_epoch is not None for r in runs)
     if own == 0:
         return "The aligner saved with each run's best student"

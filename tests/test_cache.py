@@ -212,7 +212,7 @@ def test_read_rows_reads_back_done_shards_only(tmp_path):
     np.testing.assert_array_equal(writer.read_rows("train", rows), r.features[rows].astype(np.float16).astype(np.float32))
     with pytest.raises(ArmadaError, match=r"shard 1 \(rows 4–7\)"):
         writer.read_rows("train", np.array([1, 5]))
-    for outside in ([-1, 0], [2, 10]):   # -1 would otherwise read the last shard's last row
+    for outside in ([-1, 0], [2, 10]):   # -1 would otherwise read a row of the last shard
         with pytest.raises(ArmadaError, match=r"c\.zarr: train has rows 0–9; asked for"):
             writer.read_rows("train", np.array(outside))
 
