@@ -24,4 +24,4 @@ OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/armada run results/replication/rte
 # The control (added to pipeline.toml after the 9 runs had finished, as few-labels added its own): random-aligner,
 # euclid through an aligner that is never trained (aligner = "frozen-random"), so that a gain that does not need the
 # teacher's knowledge shows itself. The same command runs its 3 seeds; the 9 finished runs are kept as they are.
-# Started on 2026-12-07 at 19:42, two at a time.
+# Started on 2026-12-07 at ~19:37, two at a time.
