@@ -13,7 +13,9 @@ OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/armada run /work/main/results/repl
 
 # A session's machine keeps nothing, so what finished is kept here: cache/ (the piper-whisper cache, 2.6 MB; armada
 # cache verify: 12 shards, no faults) and runs/ (each finished and scored run's run.json, config.toml, metrics.jsonl
-# and eval/, copied by keep.sh; not its student, aligner or checkpoints, ~350 MB a run). To go on in a new session:
+# and eval/, and the cache's probe; not its student, aligner or checkpoints, ~350 MB a run), copied by
+bash results/keep.sh /work/rep26r/runs/replicate-rte-authors results/replication/rte-authors/runs/replicate-rte-authors
+# To go on in a new session:
 mkdir -p /work/rep26r && cp -a results/replication/rte-authors/cache results/replication/rte-authors/runs /work/rep26r/
 find /work/rep26r/runs -path '*/eval/*' -exec touch {} +     # scores newer than run.json: scored, nothing to redo
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/armada run results/replication/rte-authors/pipeline.toml
