@@ -34,8 +34,9 @@ from armada.tasks import OUTPUT_KINDS
 from armada.tasks.metrics import compute, primary
 from armada.reporting.paper_measures import (SCENARIO_DISTILLED_WINS, SCENARIO_UNDISTILLED_WINS, centroid_distances,
                                         centroid_separation, distance_reduction, loss_t_test, scenarios, task_losses)
-from armada.reporting.sweeps import anova_section, distill_settings, sensitivity_section
+from armada.reporting.sweeps import anova_section, sensitivity_section
 from armada.reporting.tables import Table
+from armada.reporting.teachers import frozen_counterparts
 from armada.tasks import get_task
 
 CLASS_KINDS = ("classification", "multiple_choice")     # scenarios and centroids need right/wrong and classes
@@ -270,7 +271,7 @@ def _loss_section(tables, kinds, predictions: DevPredictions, out: Path) -> tupl
         for task in table.tasks:
             if kinds.get(task) not in OUTPUT_KINDS:
                 continue
-            for trained, frozen in _frozen_counterparts(table, task):
+            for trained, frozen in frozen_counterparts(table, task):
                 seeds = sorted({r.seed for r in table.cells[(trained, task)].runs}
                                & {r.seed for r in table.cells[(frozen, task)].runs})
                 if not seeds:
@@ -308,18 +309,6 @@ def _loss_row(student: str, task: str, with_variant: str, without_variant: str, 
     kind = with_.task.kind
     test = loss_t_test(task_losses(kind, without.logits, labels), task_losses(kind, with_.logits, labels))
     return [student, task, with_variant, without_variant, seed, test]
-
-
-def _frozen_counterparts(table: Table, task: str) -> list[tuple[str, str]]:
-    """(trained variant, frozen-random variant) whose settings differ in the aligner alone: Figure 9's ablation."""
-    settings = {}
-    for variant, run in first_runs(table, task).items():
-        found = distill_settings(run)
-        if found and not found.get("undistilled"):
-            settings[variant] = found
-    rest = {v: {k: x for k, x in s.items() if k not in ("aligner", "seed")} for v, s in settings.items()}
-    return [(trained, frozen) for frozen, s in settings.items() if s.get("aligner") == "frozen-random"
-            for trained, t in settings.items() if t.get("aligner", "trained") == "trained" and rest[trained] == rest[frozen]]
 
 
 # --- formatting ----------------------------------------------------------------------------------

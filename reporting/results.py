@@ -118,7 +118,7 @@ def _render_document(tables: list[Table], runs: list[Run], broken: list[BrokenRu
 
 
 def _render_table(table: Table, figures: list[Path], probes) -> str:
-    from armada.reporting.teachers import render_teachers
+    from armada.reporting.teachers import render_comparisons, render_teachers
 
     lines = [f"## Student: {table.student}", ""]
     lines += [f"Note: {note}." for note in table.notes]
@@ -149,6 +149,7 @@ def _render_table(table: Table, figures: list[Path], probes) -> str:
     lines += _render_maxima(table)
     lines += _render_aligner(table)
     lines += render_teachers(table, probes)
+    lines += render_comparisons(table)
     lines += _render_balance(table)
     lines += _render_warnings(table)
     coverage = _coverage(table)

@@ -56,8 +56,10 @@ class PairedTest:
     reason: str = ""    # why t and p are undefined, for the report
 
 
-def paired_t_test(variant: Mapping[Hashable, float], baseline: Mapping[Hashable, float]) -> PairedTest:
-    """One-sided paired t-test of H1 "variant > baseline" over the keys both have, e.g. (task, seed)."""
+def paired_t_test(variant: Mapping[Hashable, float], baseline: Mapping[Hashable, float],
+                  alternative: str = "greater") -> PairedTest:
+    """Paired t-test over the keys both have, e.g. (task, seed): one-sided, H1 "variant > baseline", by default;
+    `alternative="two-sided"` where neither side is the one expected to win (two teachers, say)."""
     keys = sorted(set(variant) & set(baseline), key=repr)
     a = np.array([variant[k] for k in keys], dtype=float)
     b = np.array([baseline[k] for k in keys], dtype=float)
@@ -67,5 +69,5 @@ def paired_t_test(variant: Mapping[Hashable, float], baseline: Mapping[Hashable,
     differences = a - b
     if np.all(differences == differences[0]):
         return PairedTest(len(keys), float(differences[0]), math.nan, math.nan, "every paired difference is the same: no variance to test")
-    result = scipy_stats.ttest_rel(a, b, alternative="greater")
+    result = scipy_stats.ttest_rel(a, b, alternative=alternative)
     return PairedTest(len(keys), float(np.mean(differences)), float(result.statistic), float(result.pvalue))

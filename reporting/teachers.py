@@ -1,6 +1,8 @@
-"""The report's teachers section: per task and teacher, the linear probes (armada.eval.probe), and each of that
+"""The report's teachers sections: per task and teacher, the linear probes (armada.eval.probe), and each of that
 teacher's distilled variants' TS Aligner alone and Δ against undistilled, as the paper's Table 2 puts its
-teachers side by side.
+teachers side by side; then, seed by seed, what Δ against undistilled cannot say: one teacher against another
+for the same variant, and a trained aligner against its control, the same settings with an aligner never trained
+(`aligner = "frozen-random"`), which gives the student the losses without anything the teacher knows.
 
 A run's teacher is the @TEACHER of its variant name (a pipeline of several teachers names its runs
 VARIANT@TEACHER); with one teacher, the variant names none and the task's only probe says which it was.
@@ -12,7 +14,9 @@ import math
 from pathlib import Path
 
 from armada.eval.probe import PROBE_FILE_PREFIX, ProbeResult
-from armada.reporting.stats import paired_t_test, summarize
+from armada.reporting.runs import SELECTIONS
+from armada.reporting.stats import delta, paired_t_test, summarize
+from armada.reporting.sweeps import distill_settings
 from armada.reporting.tables import Table
 
 PROBE_HEADINGS = ("teacher", "student", "shuffled")
@@ -64,6 +68,65 @@ def render_teachers(table: Table, probes: dict[tuple[str, str], ProbeResult]) ->
             "where the interval reaches chance. Aligner alone and Δ (against undistilled, best epoch) are over seeds "
             "as above; p is the one-sided paired t-test on this cell's seeds.", "",
             _row(header), _row(["---"] * len(header)), *rows, ""]
+
+
+def frozen_counterparts(table: Table, task: str) -> list[tuple[str, str]]:
+    """(trained variant, frozen-random variant) whose settings differ in the aligner alone (each read from its lowest
+    finished seed): Figure 9's ablation, and a teacher's control."""
+    settings = {}
+    for variant in table.variants:
+        runs = sorted(table.cells[(variant, task)].runs, key=lambda r: r.seed)
+        found = distill_settings(runs[0]) if runs else None
+        if found and not found.get("undistilled"):
+            settings[variant] = found
+    rest = {v: {k: x for k, x in s.items() if k not in ("aligner", "seed")} for v, s in settings.items()}
+    return [(trained, frozen) for frozen, s in settings.items() if s.get("aligner") == "frozen-random"
+            for trained, t in settings.items()
+            if t.get("aligner", "trained") == "trained" and rest[trained] == rest[frozen]]
+
+
+def teacher_pairs(table: Table) -> list[tuple[str, str]]:
+    """(VARIANT@B, VARIANT@A) for each variant run with several teachers: each later teacher against the first."""
+    by_variant: dict[str, list[str]] = {}
+    for name in table.variants:
+        variant, teacher = split_variant(name)
+        if teacher:
+            by_variant.setdefault(variant, []).append(name)
+    return [(other, names[0]) for names in by_variant.values() for other in names[1:]]
+
+
+def render_comparisons(table: Table) -> list[str]:
+    """Each teacher against the first for the same variant, and each trained aligner against its control, seed by
+    seed per task; no lines where the table has neither."""
+    header = ["task", "first − second", "seeds", "best epoch: difference", "p", "last epoch: difference", "p"]
+    rows = []
+    for task in table.tasks:
+        for first, second in teacher_pairs(table) + frozen_counterparts(table, task):
+            cells = [table.cells[(first, task)], table.cells[(second, task)]]
+            common = set(cells[0].seeds) & set(cells[1].seeds)
+            if not common:
+                continue
+            row = [task, f"{first} − {second}", str(len(common))]
+            for selection in SELECTIONS:
+                mine, theirs = (cell.scores.get(selection, {}) for cell in cells)
+                if not set(mine) & set(theirs):       # every paired score undefined (a constant prediction's Pearson)
+                    row += ["–", "–"]
+                    continue
+                difference = delta(mine, theirs)
+                test = paired_t_test(mine, theirs, alternative="two-sided")
+                row += [f"{100 * difference.mean:+.1f}" + ("" if math.isnan(difference.sd) else
+                                                            f" ± {100 * difference.sd:.1f}"),
+                        "–" if math.isnan(test.p) else f"{test.p:.3f}"]
+            rows.append(_row(row))
+    if not rows:
+        return []
+    return ["### Teachers and controls against each other, seed by seed", "",
+            "Each row pairs two variants' runs of the same seed (the same data order and head initialisation) on a "
+            "task: the difference ×100, the first named minus the second, mean ± sd over the seeds both finished, and "
+            "a two-sided paired t-test (H1: they differ). Teachers: the same variant distilled from each teacher, "
+            "against the first. Controls: a variant against the same settings with an aligner never trained "
+            "(`aligner = \"frozen-random\"`), which gives the student the losses without anything the teacher knows.",
+            "", _row(header), _row(["---"] * len(header)), *rows, ""]
 
 
 def _probe_cells(result: ProbeResult | None) -> list[str]:

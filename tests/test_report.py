@@ -20,7 +20,8 @@ METRICS = {"glue/cola": "mcc", "glue/rte": "accuracy", "glue/stsb": "pearson"}
 
 def write_run(root: Path, task: str, variant: str, seed: int, curve: list[float], *, status: str = "finished",
               student: str = "minilm-l6", name: str | None = None, with_variant: bool = True, manifold: str = "euclid",
-              aligner: list[float] | None = None, aligner_best_epoch: int | None = None) -> Path:
+              aligner: list[float] | None = None, aligner_best_epoch: int | None = None,
+              frozen_aligner: bool = False) -> Path:
     """A run folder as armada distill writes it; `curve` is the primary dev score per epoch."""
     path = root / (name or f"{task.replace('/', '-')}-{variant}-s{seed}")
     path.mkdir(parents=True)
@@ -42,7 +43,8 @@ def write_run(root: Path, task: str, variant: str, seed: int, curve: list[float]
                          "aligner_dev": {metric: aligner[e - 1]} if aligner else None, "seconds": 12.5})
              for e, score in enumerate(curve, 1)]
     (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    (path / "config.toml").write_text(f'[distill]\nundistilled = {str(undistilled).lower()}\nmanifold = "{manifold}"\n')
+    (path / "config.toml").write_text(f'[distill]\nundistilled = {str(undistilled).lower()}\nmanifold = "{manifold}"\n'
+                                      + ('aligner = "frozen-random"\n' if frozen_aligner else ""))
     return path
 
 

@@ -87,6 +87,36 @@ def test_the_report_puts_each_teachers_probe_aligner_and_delta_side_by_side(tmp_
         "| armada-euclid | 60.0 ± 0.0 | -2.0 ± 0.0 | – |"]
 
 
+def test_the_report_sets_teachers_and_the_control_against_each_other_seed_by_seed(tmp_path):
+    """Best and last epoch ×100 per seed: tiny 62 63 64 / 60 61 62, base 63 65 64 / 62 64 63, the control (the same
+    settings, aligner never trained) 61 63 62. base − tiny: +1 +2 0 at the best epoch, t = 1/(1/√3) = √3 on 2 df, two-
+    sided p = 1 − √3/√5 = 0.225 (df 2: P(T > t) = (1 − t/√(t² + 2))/2); at the last +2 +3 +1, t = 2√3, p = 1 − √12/√14
+    = 0.074. tiny − control: +1 0 +2 at both epochs, p 0.225. base − control: +2 at each seed (+3 at the last), no
+    variance, p undefined. Cosine has one teacher and another manifold: nothing to pair it with."""
+    runs = tmp_path / "runs"
+    for seed, (tiny, base, control) in enumerate([(0.62, 0.63, 0.61), (0.63, 0.65, 0.63), (0.64, 0.64, 0.62)]):
+        write_run(runs, "glue/rte", "undistilled", seed, [0.5, 0.6])
+        write_run(runs, "glue/rte", "euclid@piper-whisper", seed, [0.5, tiny, tiny - 0.02])
+        write_run(runs, "glue/rte", "euclid@piper-whisper-base", seed, [0.5, base, base - 0.01])
+        write_run(runs, "glue/rte", "cosine@piper-whisper", seed, [0.5, tiny], manifold="cosine")
+        write_run(runs, "glue/rte", "random-aligner@piper-whisper", seed, [0.5, control, control - 0.02],
+                  frozen_aligner=True)
+    text = write_report([runs], tmp_path / "report").markdown.read_text()
+    section = text.split("### Teachers and controls against each other, seed by seed")[1].split("\n### ")[0]
+    rows = {line.split(" | ")[1]: line.split(" | ")[2:]
+            for line in section.splitlines() if line.startswith("| glue/rte")}
+    assert rows == {
+        "euclid@piper-whisper-base − euclid@piper-whisper": ["3", "+1.0 ± 1.0", "0.225", "+2.0 ± 1.0", "0.074 |"],
+        "euclid@piper-whisper − random-aligner@piper-whisper": ["3", "+1.0 ± 1.0", "0.225", "+1.0 ± 1.0", "0.225 |"],
+        "euclid@piper-whisper-base − random-aligner@piper-whisper": ["3", "+2.0 ± 0.0", "–", "+3.0 ± 0.0", "– |"]}
+
+
+def test_a_report_with_one_teacher_and_no_control_sets_nothing_against_each_other(tmp_path):
+    write_run(tmp_path / "runs", "glue/rte", "undistilled", 0, [0.5, 0.6])
+    write_run(tmp_path / "runs", "glue/rte", "armada-euclid", 0, [0.5, 0.7])
+    assert "against each other" not in write_report([tmp_path / "runs"], tmp_path / "report").markdown.read_text()
+
+
 def test_a_report_without_probes_or_teachers_has_no_teachers_section(tmp_path):
     write_run(tmp_path / "runs", "glue/rte", "undistilled", 0, [0.5, 0.6])
     write_run(tmp_path / "runs", "glue/rte", "armada-euclid", 0, [0.5, 0.7])
