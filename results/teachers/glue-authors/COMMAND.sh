@@ -6,3 +6,8 @@ cd /work/runtree
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/armada run /work/main/results/teachers/glue-authors/pipeline.toml
 # Then keep what it made (finished runs, probes; the caches are copied by hand, below):
 bash /work/main/results/keep.sh /work/t24g/runs/teachers-glue-authors /work/main/results/teachers/glue-authors/runs/teachers-glue-authors
+# Run on 2026-12-07 with MRPC alone first (its results sooner; the same command without --set goes on to STS-B):
+#   ... armada run /work/main/results/teachers/glue-authors/pipeline.toml --set 'run.tasks=["glue/mrpc"]'
+# tiny.en's MRPC cache: 3,408 rows in 3,415 s (beside the RTE control's last run); kept in cache/ (armada cache
+# verify: 14 shards, no faults). To go on in a session whose machine lost /work/t24g, restore the caches first:
+mkdir -p /work/t24g/cache && cp -a /work/main/results/teachers/glue-authors/cache/* /work/t24g/cache/
