@@ -1,7 +1,7 @@
 """Paired comparison of two caches' teacher probes on the same rows: the dev-accuracy difference with a paired
 bootstrap interval (the same resampled dev rows for both), and the McNemar-style count of rows each gets alone.
 
-    .venv/bin/python results/teachers/paired.py CACHE_A CACHE_B [TASK]
+    .venv/bin/python results/teachers/paired.py CACHE_A CACHE_B [TASK [DATA_DIR]]
 """
 
 import sys
@@ -13,18 +13,19 @@ from armada.eval.probe import _fit, probe_scores
 from armada.tasks import get_task
 
 
-def arrays(cache, task):
+def arrays(cache, task, data_dir):
     reader = open_cache(cache)
     out = {}
     for name in ("train", "validation"):
         limit, template = split_settings(reader, name)
-        split = task.load(name, limit=limit, template=template)
+        split = task.load(name, data_dir=data_dir, limit=limit, template=template)
         out[name] = (reader.load(name, split.ids, split.teacher_hashes)[np.arange(len(split))], np.asarray(split.labels))
     return out
 
 
 task = get_task(sys.argv[3] if len(sys.argv) > 3 else "bbc-news")
-a, b = arrays(sys.argv[1], task), arrays(sys.argv[2], task)
+data_dir = sys.argv[4] if len(sys.argv) > 4 else ""
+a, b = arrays(sys.argv[1], task, data_dir), arrays(sys.argv[2], task, data_dir)
 assert (a["validation"][1] == b["validation"][1]).all() and (a["train"][1] == b["train"][1]).all()
 right = []
 for data in (a, b):

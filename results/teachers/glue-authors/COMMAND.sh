@@ -11,3 +11,4 @@ bash /work/main/results/keep.sh /work/t24g/runs/teachers-glue-authors /work/main
 # tiny.en's MRPC cache: 3,408 rows in 3,415 s (beside the RTE control's last run); kept in cache/ (armada cache
 # verify: 14 shards, no faults). To go on in a session whose machine lost /work/t24g, restore the caches first:
 mkdir -p /work/t24g/cache && cp -a /work/main/results/teachers/glue-authors/cache/* /work/t24g/cache/
+# base's MRPC cache: 3,408 rows in 3,337 s, kept beside tiny.en's (verified); both probes at chance on dev.
