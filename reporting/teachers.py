@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 from armada.eval.probe import PROBE_FILE_PREFIX, ProbeResult
+from armada.reporting.dev_predictions import first_runs
 from armada.reporting.runs import SELECTIONS
 from armada.reporting.stats import delta, paired_t_test, summarize
 from armada.reporting.sweeps import distill_settings
@@ -74,9 +75,8 @@ def frozen_counterparts(table: Table, task: str) -> list[tuple[str, str]]:
     """(trained variant, frozen-random variant) whose settings differ in the aligner alone (each read from its lowest
     finished seed): Figure 9's ablation, and a teacher's control."""
     settings = {}
-    for variant in table.variants:
-        runs = sorted(table.cells[(variant, task)].runs, key=lambda r: r.seed)
-        found = distill_settings(runs[0]) if runs else None
+    for variant, run in first_runs(table, task).items():
+        found = distill_settings(run)
         if found and not found.get("undistilled"):
             settings[variant] = found
     rest = {v: {k: x for k, x in s.items() if k not in ("aligner", "seed")} for v, s in settings.items()}
