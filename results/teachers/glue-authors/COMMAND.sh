@@ -12,3 +12,6 @@ bash /work/main/results/keep.sh /work/t24g/runs/teachers-glue-authors /work/main
 # verify: 14 shards, no faults). To go on in a session whose machine lost /work/t24g, restore the caches first:
 mkdir -p /work/t24g/cache && cp -a /work/main/results/teachers/glue-authors/cache/* /work/t24g/cache/
 # base's MRPC cache: 3,408 rows in 3,337 s, kept beside tiny.en's (verified); both probes at chance on dev.
+# On 2026-12-08 the control (random-aligner) was moved before authors-cosine in pipeline.toml, and the command
+# restarted, so that its seeds train before cosine's: euclid − control is the comparison the other tasks read.
+# A run's settings do not depend on the order; the two runs in flight resumed from their last epoch checkpoint.
